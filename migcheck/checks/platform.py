@@ -1,0 +1,183 @@
+"""Platform checks: same host, versions, machine type, emulator, arch, domain state, name collisions, flags."""
+
+from __future__ import annotations
+
+from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
+from migcheck.flags import rejected_combinations
+from migcheck.report.model import Severity
+
+# libvirt.VIR_DOMAIN_* states
+_STATE_NAMES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutting down",
+                5: "shut off", 6: "crashed", 7: "pm-suspended"}
+VIR_DOMAIN_PAUSED = 3
+VIR_DOMAIN_PAUSED_IOERROR = 5
+
+
+@check("flags.rejected-combination", Severity.BLOCK, "libvirt rejects this combination of migration flags")
+def rejected_flag_combination(ctx: CheckContext):
+    return [Hit(message=f"libvirt refuses these flags: {why}", evidence=[" ".join(ctx.flags.as_args()) or "(no flags)"],
+                fix="change the virsh migrate flags") for why in rejected_combinations(ctx.flags)]
+
+
+@check("platform.same-host", Severity.BLOCK, "source and target are the same host (equal host UUIDs)")
+def same_host(ctx: CheckContext):
+    """libvirt refuses 'Attempt to migrate guest to the same host <uuid>'."""
+    src = ctx.need(ctx.source.caps, "capabilities", ctx.source)
+    dst = ctx.need(ctx.target.caps, "capabilities", ctx.target)
+    if not src.uuid or src.uuid != dst.uuid:
+        return []
+    return [Hit(
+        message=f"source and target have the same host UUID {src.uuid}: libvirt will refuse "
+                "'Attempt to migrate guest to the same host'",
+        evidence=[f"{ctx.source.spec}: host uuid {src.uuid}", f"{ctx.target.spec}: host uuid {dst.uuid}"],
+        fix="if these are different machines, give each a unique host_uuid in /etc/libvirt/libvirtd.conf "
+            "(cloned images often share the SMBIOS UUID) and restart libvirtd",
+    )]
+
+
+@check("platform.target-hostname-localhost", Severity.BLOCK,
+       "the target's hostname resolves to localhost")
+def target_hostname_localhost(ctx: CheckContext):
+    """Without --migrateuri libvirt builds the incoming URI from the target's hostname."""
+    if ctx.flags.migrateuri or ctx.flags.offline:
+        raise NotApplicable
+    name = ctx.need(ctx.target.hostname, "hostname", ctx.target)
+    if name.split(".")[0] not in ("localhost", "localhost4", "localhost6") and not name.startswith("localhost."):
+        return []
+    return [Hit(
+        message=f"the target's hostname is '{name}': libvirt fails with 'hostname on destination resolved to "
+                "localhost, but migration requires an FQDN'",
+        evidence=[f"{ctx.target.spec}: virConnectGetHostname = {name}"],
+        fix="give the target a real hostname that the source resolves, or pass --migrateuri tcp://ADDRESS",
+    )]
+
+
+@check("platform.guest-not-running", Severity.BLOCK, "a live migration of a guest that is not running")
+def guest_not_running(ctx: CheckContext):
+    g = ctx.guest
+    if ctx.flags.offline or g.running:
+        return []
+    state = _STATE_NAMES.get(g.state, str(g.state))
+    return [Hit(
+        message=f"the guest is {state}: only a running guest can be migrated live "
+                "(libvirt: 'domain is not running')",
+        evidence=[f"{ctx.source.spec}: {g.name} state {state}"],
+        fix="start the guest first, or move its definition with: virsh migrate --offline --persistent",
+    )]
+
+
+@check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error")
+def paused_on_io_error(ctx: CheckContext):
+    g = ctx.guest
+    if g.state != VIR_DOMAIN_PAUSED or g.state_reason != VIR_DOMAIN_PAUSED_IOERROR or ctx.flags.offline:
+        return []
+    return [Hit(message="the guest is paused on an I/O error: libvirt refuses 'cannot migrate domain with I/O error'",
+                evidence=[f"{ctx.source.spec}: state paused, reason ioerror"],
+                fix="fix the storage error (virsh domblkerror), resume the guest, then migrate")]
+
+
+def _target_emulator_guest(ctx: CheckContext):
+    dom = ctx.domain
+    caps = ctx.need(ctx.target.caps, "capabilities", ctx.target)
+    arch_guests = [g for g in caps.guests if g.arch == dom.arch and g.os_type == dom.os_type]
+    return dom, caps, arch_guests
+
+
+@check("platform.arch-or-virt-type-unsupported", Severity.BLOCK,
+       "the target cannot run the guest's architecture or virt type")
+def arch_or_virt_type(ctx: CheckContext):
+    dom, caps, arch_guests = _target_emulator_guest(ctx)
+    if not arch_guests:
+        return [Hit(message=f"the target offers no {dom.os_type} guests of arch {dom.arch}",
+                    evidence=[f"{ctx.target.spec}: guest arches " + ", ".join(sorted({g.arch for g in caps.guests}))],
+                    fix=f"install the QEMU system emulator for {dom.arch} on the target")]
+    types = sorted({t for g in arch_guests for t in g.domain_types})
+    if dom.virt_type not in types:
+        return [Hit(message=f"the target cannot run domain type '{dom.virt_type}' for {dom.arch} (offers: "
+                            f"{', '.join(types) or 'none'})",
+                    evidence=[f"{ctx.target.spec}: capabilities guest {dom.arch} domain types {types}"],
+                    fix="enable KVM on the target (is /dev/kvm there and usable by QEMU?)" if dom.virt_type == "kvm"
+                    else "change the guest's domain type")]
+    return []
+
+
+@check("platform.emulator-missing", Severity.BLOCK, "the guest's <emulator> binary is missing on the target")
+def emulator_missing(ctx: CheckContext):
+    dom, caps, arch_guests = _target_emulator_guest(ctx)
+    if not dom.emulator:
+        raise NotApplicable
+    stat = ctx.target.raw.paths.get(dom.emulator)
+    emulators = sorted({g.emulator for g in arch_guests if g.emulator})
+    if stat is not None:
+        if stat.exists:
+            return []
+    elif dom.emulator in emulators:
+        return []
+    elif not arch_guests:
+        raise NotApplicable  # reported by platform.arch-or-virt-type-unsupported
+    else:
+        return [Hit(message=f"could not tell whether {dom.emulator} exists on the target",
+                    evidence=[f"target capabilities list {emulators}"], fix="allow SSH access to the target",
+                    severity=Severity.UNKNOWN)]
+    return [Hit(message=f"the emulator {dom.emulator} does not exist on the target",
+                evidence=[f"{ctx.target.spec}: {dom.emulator} not found",
+                          f"target capabilities list {', '.join(emulators) or 'no emulator'}"],
+                fix=f"install QEMU at {dom.emulator} on the target, or change <emulator> (virsh edit) to one of "
+                    f"{', '.join(emulators) or 'the target emulators'}")]
+
+
+@check("platform.machine-type-unknown", Severity.BLOCK, "the target's QEMU does not know the guest's machine type")
+def machine_type_unknown(ctx: CheckContext):
+    """Typical after upgrading the source first: pc-q35-10.0 cannot run on QEMU 7.2."""
+    dom, caps, arch_guests = _target_emulator_guest(ctx)
+    if not dom.machine or not arch_guests:
+        raise NotApplicable
+    machines = {m for g in arch_guests for m in g.machines}
+    if dom.machine in machines:
+        return []
+    similar = sorted(m for m in machines if m.split("-")[:2] == dom.machine.split("-")[:2])[-3:]
+    return [Hit(
+        message=f"the target's QEMU does not support machine type '{dom.machine}': libvirt fails with "
+                f"\"Emulator '{dom.emulator}' does not support machine type '{dom.machine}'\"",
+        evidence=[f"{ctx.target.spec}: QEMU {ctx.target.qemu_version.text if ctx.target.qemu_version else '?'} "
+                  f"knows {len(machines)} machine types" + (f", newest alike: {', '.join(similar)}" if similar else "")],
+        fix="upgrade QEMU on the target, or migrate to a host whose QEMU is at least as new as the source's; "
+            "a guest's machine type can only change with a cold boot",
+    )]
+
+
+@check("platform.target-older", Severity.WARN, "the target's libvirt or QEMU is older than the source's")
+def target_older(ctx: CheckContext):
+    """Older targets are the classic source of machine-type and CPU-feature failures; not a failure by itself."""
+    out = []
+    for what, s, t in (("libvirt", ctx.source.libvirt_version, ctx.target.libvirt_version),
+                       ("QEMU", ctx.source.qemu_version, ctx.target.qemu_version)):
+        if s is None or t is None:
+            continue
+        if t.number < s.number:
+            out.append(f"{what} {t.text} on the target, {s.text} on the source")
+    if not out:
+        return []
+    return [Hit(message="the target runs older software than the source: " + "; ".join(out),
+                evidence=out, fix="upgrade the target first (migrate from old to new, not new to old)")]
+
+
+@check("platform.name-collision", Severity.BLOCK, "a domain of the same name or UUID exists on the target")
+def name_collision(ctx: CheckContext):
+    g = ctx.guest
+    name = ctx.flags.dname or g.name
+    if "peers" in ctx.target.errors:
+        raise FactMissing(f"domain list of {ctx.target.spec}: {ctx.target.errors['peers']}")
+    out = []
+    for peer in ctx.target.raw.peers:
+        if peer.active and (peer.name == name or peer.uuid == g.uuid):
+            out.append(Hit(message=f"a domain '{peer.name}' ({peer.uuid}) is already running on the target",
+                           evidence=[f"{ctx.target.spec}: {peer.name} active, uuid {peer.uuid}"],
+                           fix="stop or rename the target's domain, or migrate with --dname NEWNAME"))
+        elif peer.name == name and peer.uuid and g.uuid and peer.uuid != g.uuid:
+            out.append(Hit(message=f"a different domain named '{peer.name}' is defined on the target "
+                                   f"(uuid {peer.uuid}, the guest's is {g.uuid})",
+                           evidence=[f"{ctx.target.spec}: {peer.name} defined, inactive, uuid {peer.uuid}"],
+                           fix="undefine or rename the target's domain, or migrate with --dname NEWNAME"))
+    return out
+

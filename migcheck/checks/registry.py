@@ -1,0 +1,141 @@
+"""The check registry and the engine that runs checks over a pair of hosts.
+
+A check is a pure function of facts: ``fn(ctx) -> iterable of Hit``.  It never
+does I/O.  When a fact it needs is missing it calls ``ctx.need(...)``, which
+raises :class:`FactMissing`; the engine turns that (and any other exception)
+into an "unknown" finding for that check, never into a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Callable, Iterable, TypeVar
+
+from migcheck.facts.host import GuestFacts, HostFacts
+from migcheck.facts.models import Domain
+from migcheck.flags import MigrationFlags
+from migcheck.report.model import Finding, Severity
+
+T = TypeVar("T")
+
+
+class FactMissing(Exception):
+    """A fact the check needs was not gathered (or could not be parsed)."""
+
+
+class NotApplicable(Exception):
+    """The check does not apply to this guest/flags: a silent pass."""
+
+
+@dataclass
+class Hit:
+    """One problem a check found; the engine adds the rule ID and default severity."""
+
+    message: str
+    evidence: list[str] = field(default_factory=list)
+    fix: str | None = None
+    severity: Severity | None = None  # overrides the check's default severity
+
+
+@dataclass
+class CheckContext:
+    source: HostFacts
+    target: HostFacts
+    flags: MigrationFlags
+
+    def need(self, value: T | None, fact: str, host: HostFacts | None = None) -> T:
+        """Return value, or raise FactMissing naming the fact and why it is missing."""
+        if value is None:
+            why = ""
+            if host is not None:
+                why = next((f": {v}" for k, v in host.errors.items() if k.startswith(fact.split(":")[0])), "")
+                raise FactMissing(f"{fact} of {host.spec} not available{why}")
+            raise FactMissing(f"{fact} not available")
+        return value
+
+    @property
+    def guest(self) -> GuestFacts:
+        return self.need(self.source.guest, "guest", self.source)
+
+    @property
+    def domain(self) -> Domain:
+        """The guest's live definition (its inactive one when it is shut off)."""
+        g = self.guest
+        dom = g.live or g.inactive
+        return self.need(dom, "domain_xml", self.source)
+
+
+CheckFn = Callable[[CheckContext], Iterable[Hit]]
+
+
+@dataclass
+class Check:
+    id: str
+    severity: Severity
+    title: str
+    fn: CheckFn
+    family: str
+    proven_by_lab: bool = False
+
+    @property
+    def doc(self) -> str:
+        """The check's documentation page (checks/docs/ID.md), or its docstring."""
+        try:
+            return resources.files("migcheck.checks").joinpath("docs", f"{self.id}.md").read_text()
+        except (FileNotFoundError, OSError):
+            return (self.fn.__doc__ or self.title).strip()
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def check(id: str, severity: Severity, title: str, proven_by_lab: bool = False) -> Callable[[CheckFn], CheckFn]:
+    """Register a check function under a stable ID."""
+
+    def deco(fn: CheckFn) -> CheckFn:
+        if id in REGISTRY:
+            raise ValueError(f"duplicate check id {id}")
+        family = fn.__module__.rsplit(".", 1)[-1]
+        REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by_lab=proven_by_lab)
+        return fn
+
+    return deco
+
+
+def all_checks() -> list[Check]:
+    from migcheck import checks  # noqa: F401  (imports every family, filling REGISTRY)
+
+    checks.load_all()
+    return sorted(REGISTRY.values(), key=lambda c: c.id)
+
+
+def run_checks(ctx: CheckContext, only: Iterable[str] | None = None) -> tuple[list[Finding], int]:
+    selected = [c for c in all_checks() if only is None or c.id in set(only)]
+    findings: list[Finding] = []
+    for chk in selected:
+        try:
+            for hit in chk.fn(ctx) or ():
+                findings.append(
+                    Finding(
+                        rule=chk.id,
+                        severity=hit.severity or chk.severity,
+                        message=hit.message,
+                        evidence=hit.evidence,
+                        fix=hit.fix,
+                    )
+                )
+        except NotApplicable:
+            continue
+        except FactMissing as exc:
+            findings.append(
+                Finding(rule=chk.id, severity=Severity.UNKNOWN, message=f"could not check: {exc}",
+                        fix="make the missing fact available (see -v) and run migcheck again")
+            )
+        except Exception as exc:  # a crashing check is "unknown", never a pass
+            findings.append(
+                Finding(rule=chk.id, severity=Severity.UNKNOWN,
+                        message=f"check failed internally: {type(exc).__name__}: {exc}",
+                        fix="report this as a migcheck bug, with the saved probe (--save)")
+            )
+    return findings, len(selected)

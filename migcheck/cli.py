@@ -1,0 +1,230 @@
+"""The ``migcheck`` command line.
+
+``migcheck SRC DST VM [virsh migrate flags]`` is short for ``migcheck check ...``.
+Exit codes: 0 ok, 1 blocked, 2 usage error, 3 could not check, 4 risky.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from migcheck.report.model import ExitCode
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Will this libvirt/QEMU migration work? If not, exactly why and how to fix it.\n\n"
+    "migcheck SRC DST VM [virsh migrate flags] is short for 'migcheck check SRC DST VM ...'.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+SUBCOMMANDS = {"check", "probe", "rules", "explain", "version"}
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _fail(message: str, code: ExitCode) -> "typer.Exit":
+    typer.echo(f"migcheck: {message}", err=True)
+    return typer.Exit(int(code))
+
+
+def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str]):
+    from migcheck.probe.gather import ProbeOptions
+
+    return ProbeOptions(timeout=timeout, connect_timeout=min(timeout, 10.0), use_ssh=not no_ssh,
+                        ssh_config=ssh_config)
+
+
+def _emit(report, fmt: Format, verbose: bool) -> None:
+    from migcheck.report.render import render_json, render_table
+
+    typer.echo(render_json(report) if fmt == Format.json else render_table(report, verbose), nl=fmt == Format.json)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def check(
+    ctx: typer.Context,
+    source: Optional[str] = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI"),
+    target: Optional[str] = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI"),
+    vm: Optional[str] = typer.Argument(None, help="the guest (domain) name on the source"),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show the evidence of each finding"),
+    timeout: float = typer.Option(30.0, "--timeout", help="seconds allowed for probing each host"),
+    no_ssh: bool = typer.Option(False, "--no-ssh", help="use libvirt only (checks needing the QEMU command line say unknown)"),
+    ssh_config: Optional[str] = typer.Option(None, "--ssh-config", help="SSH config file (default ~/.ssh/config)"),
+    save: Optional[Path] = typer.Option(None, "--save", help="also save the probe of both hosts to this directory"),
+    from_snapshot: Optional[list[Path]] = typer.Option(
+        None, "--from-snapshot", help="replay offline: a pair snapshot (from --save), or a source and a target "
+        "probe (from 'migcheck probe --save'); give the option once or twice"),
+) -> None:
+    """Check whether VM can migrate from SOURCE to TARGET. Extra arguments are virsh migrate flags (--live, ...)."""
+    from migcheck.connectors.hostspec import HostSpecError, parse_host
+    from migcheck.engine import evaluate, unknown_report
+    from migcheck.flags import FlagError, parse_flags
+
+    extra = list(ctx.args)
+    try:
+        if from_snapshot:
+            # positional arguments are flags here, except the domain name of two single-host probes
+            flags = parse_flags([a for a in [source, target, vm] if a] + extra)
+        else:
+            flags = parse_flags(extra)
+    except FlagError as exc:
+        raise _fail(f"{exc} (flags are spelled as for virsh migrate)", ExitCode.USAGE)
+    if from_snapshot:
+        report = _replay(from_snapshot, flags)
+        _emit(report, fmt, verbose)
+        raise typer.Exit(report.exit_code)
+    if not (source and target and vm):
+        raise _fail("usage: migcheck SRC DST VM [virsh migrate flags]  (see migcheck --help)", ExitCode.USAGE)
+    try:
+        src, dst = parse_host(source), parse_host(target)
+    except HostSpecError as exc:
+        raise _fail(str(exc), ExitCode.USAGE)
+    from migcheck.probe.gather import ProbeError, probe_pair
+
+    try:
+        pair = probe_pair(src, dst, vm, _options(timeout, no_ssh, ssh_config))
+    except ProbeError as exc:
+        typer.echo(f"migcheck: {exc}", err=True)
+        report = unknown_report(src.spec, dst.spec, vm, flags, str(exc))
+        if fmt == Format.json:
+            _emit(report, fmt, verbose)
+        raise typer.Exit(int(ExitCode.UNKNOWN))
+    if save:
+        from migcheck.probe.snapshot import save_pair
+
+        save_pair(pair.source, pair.target, vm, flags.as_args(), save)
+    report = evaluate(pair.source, pair.target, vm, flags)
+    _emit(report, fmt, verbose)
+    raise typer.Exit(report.exit_code)
+
+
+def _replay(dirs: list[Path], flags):
+    from migcheck.engine import evaluate
+    from migcheck.flags import parse_flags
+    from migcheck.probe.snapshot import SnapshotError, load_host, load_meta, load_side
+
+    try:
+        if len(dirs) == 1:
+            meta = load_meta(dirs[0])
+            if meta.get("kind") != "pair":
+                raise _fail(f"{dirs[0]} holds one host; give --from-snapshot twice (source, then target)",
+                            ExitCode.USAGE)
+            source, target = load_host(dirs[0] / "source"), load_host(dirs[0] / "target")
+            if not flags.as_args():
+                flags = parse_flags(meta.get("flags") or [])
+            domain = meta.get("domain") or "?"
+        elif len(dirs) == 2:
+            source, target = load_side(dirs[0]), load_side(dirs[1])
+            if source.domain is None:
+                raise _fail(f"{dirs[0]}: the source probe has no guest; probe it with: migcheck probe HOST VM --save DIR",
+                            ExitCode.USAGE)
+            domain = source.domain.name
+        else:
+            raise _fail("--from-snapshot takes one pair snapshot or two host probes", ExitCode.USAGE)
+    except SnapshotError as exc:
+        raise _fail(str(exc), ExitCode.USAGE)
+    return evaluate(source, target, domain, flags)
+
+
+@app.command()
+def probe(
+    host: str = typer.Argument(..., help="NAME, USER@NAME or a libvirt URI"),
+    vm: Optional[str] = typer.Argument(None, help="also gather this guest's facts"),
+    save: Optional[Path] = typer.Option(None, "--save", help="write the probe to this directory"),
+    timeout: float = typer.Option(30.0, "--timeout"),
+    no_ssh: bool = typer.Option(False, "--no-ssh"),
+    ssh_config: Optional[str] = typer.Option(None, "--ssh-config"),
+) -> None:
+    """Gather one host's facts (and a guest's); print them as JSON or save them for offline replay."""
+    import json
+
+    from migcheck.connectors.hostspec import HostSpecError, parse_host
+    from migcheck.facts.host import build_host_facts
+    from migcheck.probe.gather import ProbeError, probe_host
+
+    try:
+        target = parse_host(host)
+    except HostSpecError as exc:
+        raise _fail(str(exc), ExitCode.USAGE)
+    try:
+        raw = probe_host(target, vm, _options(timeout, no_ssh, ssh_config))
+    except ProbeError as exc:
+        raise _fail(str(exc), ExitCode.UNKNOWN)
+    if save:
+        from migcheck.probe.snapshot import save_single
+
+        save_single(raw, save)
+        typer.echo(f"saved to {save}/", err=True)
+    else:
+        typer.echo(json.dumps(build_host_facts(raw).model_dump(mode="json", exclude={"raw"}), indent=2))
+    if raw.errors:
+        for fact, why in sorted(raw.errors.items()):
+            typer.echo(f"migcheck: {target.spec}: could not gather {fact}: {why}", err=True)
+
+
+@app.command()
+def rules(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
+    """List every check: ID, severity, and what it finds."""
+    from migcheck.checks.registry import all_checks
+
+    checks = all_checks()
+    if fmt == Format.json:
+        import json
+
+        typer.echo(json.dumps([{"id": c.id, "severity": c.severity.value, "title": c.title, "family": c.family,
+                                "proven_by_lab": c.proven_by_lab} for c in checks], indent=2))
+        return
+    from tabulate import tabulate
+
+    typer.echo(tabulate([[c.id, c.severity.value, c.title] for c in checks], headers=["check", "severity", "finds"]))
+
+
+@app.command()
+def explain(rule: str = typer.Argument(..., help="a check ID, as 'migcheck rules' lists them")) -> None:
+    """Show a check's documentation."""
+    from migcheck.checks.registry import all_checks
+
+    by_id = {c.id: c for c in all_checks()}
+    chk = by_id.get(rule)
+    if chk is None:
+        near = [i for i in by_id if rule.split(".")[-1] in i]
+        raise _fail(f"no check '{rule}'" + (f"; did you mean {', '.join(near[:3])}?" if near else
+                                            "; 'migcheck rules' lists them"), ExitCode.USAGE)
+    typer.echo(f"{chk.id} ({chk.severity.value}): {chk.title}\n")
+    typer.echo(chk.doc)
+
+
+@app.command()
+def version() -> None:
+    """Print migcheck's version."""
+    from migcheck import __version__
+
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and not args[0].startswith("-") and args[0] not in SUBCOMMANDS:
+        args.insert(0, "check")
+    try:
+        app(args=args, prog_name="migcheck", standalone_mode=True)
+    except KeyboardInterrupt:
+        typer.echo("migcheck: interrupted", err=True)
+        os._exit(int(ExitCode.UNKNOWN))
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

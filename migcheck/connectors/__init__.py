@@ -1,0 +1,1 @@
+"""Connectors: how migcheck reaches a host (libvirt RPC, SSH/SFTP, local files)."""

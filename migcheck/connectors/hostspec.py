@@ -1,0 +1,99 @@
+"""Turn a host argument (``h``, ``user@h`` or a libvirt URI) into where to connect.
+
+Names are validated here, once, so that nothing later can be tricked into
+treating a host name as an option (``-oProxyCommand=...``) or a shell word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_HOSTNAME = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
+# URI query parameters that may carry secrets or local paths: never shown.
+_SECRET_PARAMS = {"password", "passphrase", "keyfile", "pkipath", "known_hosts", "command", "proxy", "netcat"}
+
+
+class HostSpecError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    spec: str  # a display form, with secrets removed
+    uri: str  # the libvirt URI to open
+    ssh: SshTarget | None  # where the SSH connector goes; None: a local URI, read local files
+
+    @property
+    def local(self) -> bool:
+        return self.ssh is None
+
+
+def _check_host(host: str, spec: str) -> str:
+    if not host or not _HOSTNAME.match(host):
+        raise HostSpecError(f"'{redact(spec)}': not a valid host name or address")
+    return host
+
+
+def redact(spec: str) -> str:
+    """The host argument without passwords or URI parameters that could hold secrets."""
+    if "://" not in spec:
+        return spec
+    parts = urlsplit(spec)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{hostport}"
+    query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query)], safe="*/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def parse_host(spec: str, default_user: str = "root") -> HostTarget:
+    spec = spec.strip()
+    if not spec:
+        raise HostSpecError("empty host argument")
+    if "\n" in spec or "\0" in spec:
+        raise HostSpecError("host argument contains a newline or NUL")
+    if "://" not in spec:
+        user, at, host = spec.rpartition("@")
+        user = user if at else default_user
+        if not _USER.match(user):
+            raise HostSpecError(f"'{spec}': not a valid user name")
+        host = _check_host(host, spec)
+        uri = f"qemu+ssh://{user}@{host}/system?no_tty=1"
+        return HostTarget(spec=spec, uri=uri, ssh=SshTarget(host=host, user=user))
+    parts = urlsplit(spec)
+    scheme = parts.scheme
+    driver, _, transport = scheme.partition("+")
+    if not driver:
+        raise HostSpecError(f"'{redact(spec)}': not a libvirt URI")
+    host = parts.hostname
+    if not host:  # qemu:///system, qemu+unix:///system: this machine
+        if transport not in ("", "unix"):
+            raise HostSpecError(f"'{redact(spec)}': transport {transport} needs a host name")
+        return HostTarget(spec=redact(spec), uri=spec, ssh=None)
+    _check_host(host if ":" not in host else f"[{host}]", spec)
+    user = parts.username
+    if user is not None and not _USER.match(user):
+        raise HostSpecError(f"'{redact(spec)}': not a valid user name")
+    uri = spec
+    if transport in ("ssh", "libssh", "libssh2"):
+        params = dict(parse_qsl(parts.query))
+        if "no_tty" not in params and transport == "ssh":
+            # never let ssh prompt for a password on a terminal: fail fast instead
+            uri = urlunsplit((parts.scheme, parts.netloc, parts.path or "/system",
+                              parts.query + ("&" if parts.query else "") + "no_tty=1", ""))
+        ssh = SshTarget(host=host, user=user or default_user, port=parts.port)
+    else:  # tls, tcp: reach the same host over SSH for the facts libvirt does not expose
+        ssh = SshTarget(host=host, user=default_user)
+    return HostTarget(spec=redact(spec), uri=uri, ssh=ssh)

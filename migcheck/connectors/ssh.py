@@ -1,0 +1,152 @@
+"""SSH to a hypervisor with paramiko, as strictly as OpenSSH would.
+
+Honours ``~/.ssh/config`` (Host, HostName, User, Port, IdentityFile,
+IdentitiesOnly, UserKnownHostsFile, ConnectTimeout, and Include, which
+paramiko's own parser ignores), the SSH agent, and known_hosts.  Unknown and
+changed host keys are refused.  Every step has a timeout.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+from dataclasses import dataclass
+
+import paramiko
+
+from migcheck.connectors.files import SftpFiles
+from migcheck.connectors.hostspec import SshTarget
+
+
+class SshError(Exception):
+    """Could not reach the host over SSH; the message says why and what to do."""
+
+
+def _expand_includes(path: str, depth: int = 0) -> str:
+    """The config text with ``Include`` lines replaced by the files they name."""
+    if depth > 8:
+        return ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return ""
+    out = []
+    base = os.path.expanduser("~/.ssh")
+    for line in lines:
+        words = line.strip().split()
+        if words and words[0].lower() == "include":
+            for pattern in words[1:]:
+                if pattern.startswith("#"):
+                    break
+                pattern = os.path.expanduser(pattern)
+                if not os.path.isabs(pattern):
+                    pattern = os.path.join(base, pattern)
+                for inc in sorted(glob.glob(pattern)):
+                    out.append(_expand_includes(inc, depth + 1))
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def load_ssh_config(path: str | None = None) -> paramiko.SSHConfig:
+    path = path or os.path.expanduser("~/.ssh/config")
+    return paramiko.SSHConfig.from_text(_expand_includes(path))
+
+
+@dataclass
+class SshOptions:
+    timeout: float = 10.0
+    config_path: str | None = None
+
+
+def _known_hosts_files(hc: dict) -> list[str]:
+    files = []
+    for entry in hc.get("userknownhostsfile", "").split() or ["~/.ssh/known_hosts"]:
+        files.append(os.path.expanduser(entry))
+    files.append("/etc/ssh/ssh_known_hosts")
+    return [f for f in files if os.path.exists(f)]
+
+
+class SshConnection:
+    """One authenticated SSH connection to a host, reused for every file read."""
+
+    def __init__(self, target: SshTarget, options: SshOptions):
+        self.target = target
+        self.options = options
+        self.client: paramiko.SSHClient | None = None
+        self._files: SftpFiles | None = None
+
+    def connect(self) -> "SshConnection":
+        t = self.target
+        hc = load_ssh_config(self.options.config_path).lookup(t.host)
+        hostname = hc.get("hostname", t.host)
+        port = t.port or int(hc.get("port", 22))
+        user = t.user or hc.get("user") or "root"
+        timeout = min(float(hc.get("connecttimeout", self.options.timeout)), self.options.timeout)
+        client = paramiko.SSHClient()
+        for known in _known_hosts_files(hc):
+            try:
+                client.load_system_host_keys(known)
+            except (OSError, paramiko.SSHException):
+                continue
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        keys = [os.path.expanduser(k) for k in hc.get("identityfile", [])]
+        keys = [k for k in keys if os.path.exists(k)]
+        identities_only = hc.get("identitiesonly", "no").lower() == "yes"
+        where = f"{user}@{t.host}" + (f" ({hostname}:{port})" if hostname != t.host or port != 22 else "")
+        try:
+            client.connect(
+                hostname, port=port, username=user, key_filename=keys or None,
+                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
+                allow_agent=not identities_only, look_for_keys=not (identities_only and keys),
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise SshError(f"{where}: the host key has CHANGED (expected {exc.expected_key.get_name()} "
+                           f"{exc.expected_key.get_base64()[:16]}...): refusing to connect, as OpenSSH does; "
+                           "if the change is legitimate, remove the old key with ssh-keygen -R") from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise SshError(f"{where}: authentication refused; load a key into the agent or set IdentityFile "
+                           "in ~/.ssh/config") from None
+        except paramiko.SSHException as exc:
+            client.close()
+            text = str(exc)
+            if "not found in known_hosts" in text:
+                raise SshError(f"{where}: unknown host key, refusing to connect; verify the host and add its key "
+                               f"with: ssh {user}@{t.host} (or ssh-keyscan into known_hosts)") from None
+            raise SshError(f"{where}: SSH failed: {text or type(exc).__name__} (timeout {timeout:g}s)") from None
+        except socket.timeout:
+            client.close()
+            raise SshError(f"{where}: no answer within {timeout:g}s") from None
+        except OSError as exc:
+            client.close()
+            raise SshError(f"{where}: cannot connect: {exc.strerror or exc}") from None
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(max(1, int(timeout)))
+        self.client = client
+        return self
+
+    @property
+    def files(self) -> SftpFiles:
+        if self._files is None:
+            if self.client is None:
+                raise SshError(f"{self.target.host}: not connected")
+            try:
+                self._files = SftpFiles(self.client.open_sftp(), self.options.timeout)
+            except (paramiko.SSHException, OSError) as exc:
+                raise SshError(f"{self.target.host}: the SFTP subsystem is not available ({exc}); "
+                               "enable 'Subsystem sftp' in sshd_config") from None
+        return self._files
+
+    def close(self) -> None:
+        try:
+            if self._files is not None:
+                self._files.close()
+        except Exception:
+            pass
+        if self.client is not None:
+            self.client.close()

@@ -1,0 +1,34 @@
+"""Facts of a source and a target -> a report with a verdict."""
+
+from __future__ import annotations
+
+from migcheck.checks.registry import CheckContext, run_checks
+from migcheck.facts.host import build_host_facts
+from migcheck.flags import MigrationFlags
+from migcheck.probe.raw import RawHost
+from migcheck.report.model import SEVERITY_ORDER, Finding, Report, Severity, verdict_of
+
+
+def evaluate(source: RawHost, target: RawHost, domain: str, flags: MigrationFlags,
+             only: list[str] | None = None) -> Report:
+    src = build_host_facts(source)
+    dst = build_host_facts(target)
+    findings, count = run_checks(CheckContext(source=src, target=dst, flags=flags), only)
+    findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.rule))
+    return Report(
+        verdict=verdict_of(findings),
+        source=source.spec,
+        target=target.spec,
+        domain=domain,
+        flags=flags.as_args(),
+        findings=findings,
+        checks_run=count,
+    )
+
+
+def unknown_report(source: str, target: str, domain: str, flags: MigrationFlags, error: str) -> Report:
+    """The host could not be probed: the verdict is unknown, with the one-line reason."""
+    finding = Finding(rule="probe.failed", severity=Severity.UNKNOWN, message=error,
+                      fix="fix the access problem named above and run migcheck again")
+    return Report(verdict=verdict_of([finding]), source=source, target=target, domain=domain,
+                  flags=flags.as_args(), findings=[finding], errors=[error])

@@ -1,0 +1,118 @@
+"""Host capabilities and domain capabilities XML -> facts."""
+
+from __future__ import annotations
+
+from migcheck.facts.domain_xml import parse_cpu
+from migcheck.facts.models import (
+    CpuModelSupport,
+    DomainCapabilities,
+    GuestSupport,
+    HostCapabilities,
+    HostCpu,
+)
+from migcheck.xmlsafe import parse_xml
+
+
+def _parse_cpuset_ids(cell) -> list[int]:
+    ids = []
+    for cpu in cell.findall("cpus/cpu"):
+        try:
+            ids.append(int(cpu.get("id", "")))
+        except ValueError:
+            continue
+    return ids
+
+
+def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
+    root = parse_xml(text, "capabilities XML")
+    if root.tag != "capabilities":
+        raise ValueError(f"expected <capabilities>, got <{root.tag}>")
+    host = root.find("host")
+    cpu = HostCpu()
+    uuid = None
+    cells: dict[int, list[int]] = {}
+    transports: list[str] = []
+    if host is not None:
+        uuid = (host.findtext("uuid") or "").strip() or None
+        hc = host.find("cpu")
+        if hc is not None:
+            counter = next((c for c in hc.findall("counter") if c.get("name") == "tsc"), None)
+            freq = counter.get("frequency") if counter is not None else None
+            cpu = HostCpu(
+                arch=(hc.findtext("arch") or "").strip() or None,
+                model=(hc.findtext("model") or "").strip() or None,
+                vendor=(hc.findtext("vendor") or "").strip() or None,
+                features=[f.get("name") for f in hc.findall("feature") if f.get("name")],
+                tsc_frequency=int(freq) if freq and freq.isdigit() else None,
+                tsc_scaling=(counter.get("scaling") == "yes") if counter is not None and counter.get("scaling") else None,
+            )
+        for cell in host.findall("topology/cells/cell"):
+            try:
+                cells[int(cell.get("id", ""))] = _parse_cpuset_ids(cell)
+            except ValueError:
+                continue
+        transports = [(t.text or "").strip() for t in host.findall("migration_features/uri_transports/uri_transport")]
+    guests = []
+    for guest in root.findall("guest"):
+        arch = guest.find("arch")
+        if arch is None:
+            continue
+        machines: list[str] = []
+        for m in arch.findall("machine"):
+            if m.text:
+                machines.append(m.text.strip())
+            if m.get("canonical"):
+                machines.append(m.get("canonical"))
+        domain_types = []
+        for dom in arch.findall("domain"):
+            if dom.get("type"):
+                domain_types.append(dom.get("type"))
+            for m in dom.findall("machine"):
+                if m.text:
+                    machines.append(m.text.strip())
+        guests.append(
+            GuestSupport(
+                os_type=(guest.findtext("os_type") or "hvm").strip(),
+                arch=arch.get("name", ""),
+                emulator=(arch.findtext("emulator") or "").strip() or None,
+                machines=sorted(set(machines)),
+                domain_types=domain_types,
+            )
+        )
+    return HostCapabilities(uuid=uuid, cpu=cpu, guests=guests, numa_cells=cells, migration_transports=transports)
+
+
+def parse_domain_capabilities_xml(text: str | bytes) -> DomainCapabilities:
+    root = parse_xml(text, "domain capabilities XML")
+    if root.tag != "domainCapabilities":
+        raise ValueError(f"expected <domainCapabilities>, got <{root.tag}>")
+    caps = DomainCapabilities(
+        path=(root.findtext("path") or "").strip() or None,
+        domain_type=(root.findtext("domain") or "").strip() or None,
+        machine=(root.findtext("machine") or "").strip() or None,
+        arch=(root.findtext("arch") or "").strip() or None,
+    )
+    vcpu = root.find("vcpu")
+    if vcpu is not None and (vcpu.get("max") or "").isdigit():
+        caps.max_vcpus = int(vcpu.get("max"))
+    for mode in root.findall("cpu/mode"):
+        supported = mode.get("supported") == "yes"
+        name = mode.get("name")
+        if name == "host-passthrough":
+            caps.host_passthrough = supported
+            values = [v.text for v in mode.findall("enum[@name='hostPassthroughMigratable']/value")]
+            caps.host_passthrough_migratable = "on" in values
+        elif name == "host-model" and supported:
+            hm = parse_cpu(mode)
+            caps.host_model = hm.model_copy(update={"mode": "host-model"})
+        elif name == "custom" and supported:
+            blockers = {
+                b.get("model"): [f.get("name") for f in b.findall("feature") if f.get("name")]
+                for b in mode.findall("blockers")
+            }
+            for model in mode.findall("model"):
+                name_ = (model.text or "").strip()
+                caps.custom_models.append(
+                    CpuModelSupport(name=name_, usable=model.get("usable", "unknown"), blockers=blockers.get(name_, []))
+                )
+    return caps

@@ -1,0 +1,128 @@
+"""Raw probe answers -> typed facts of one host (and the guest on it).
+
+Every parse is guarded: a fact whose raw form is missing or malformed is
+recorded in ``errors`` and left as ``None``, so the checks that need it report
+"unknown" instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, TypeVar
+
+from pydantic import BaseModel, Field
+
+from migcheck.facts.capabilities_xml import parse_capabilities_xml, parse_domain_capabilities_xml
+from migcheck.facts.domain_xml import parse_domain_xml
+from migcheck.facts.models import Domain, DomainCapabilities, HostCapabilities, QemuCommandLine, Version
+from migcheck.facts.qemu_cmdline import parse_qemu_argv
+from migcheck.probe.raw import RawHost, domcaps_key
+
+T = TypeVar("T")
+
+_LOG_VERSIONS = re.compile(r"libvirt version: ([0-9.]+).*?qemu version: ([0-9.]+)", re.S)
+
+
+class GuestFacts(BaseModel):
+    name: str
+    uuid: str | None = None
+    state: int | None = None
+    state_reason: int | None = None
+    persistent: bool | None = None
+    live: Domain | None = None
+    inactive: Domain | None = None
+    status: Domain | None = None
+    cmdline: QemuCommandLine | None = None
+    exe_link: str | None = None
+    started_libvirt: Version | None = None  # from the QEMU log header
+    started_qemu: Version | None = None
+    job_type: int | None = None
+    block_jobs: list[str] = Field(default_factory=list)
+    snapshot_count: int | None = None
+
+    @property
+    def running(self) -> bool:
+        """A QEMU process exists: running, blocked, paused, shutting down or pm-suspended."""
+        return self.state in (1, 2, 3, 4, 7)
+
+
+class HostFacts(BaseModel):
+    spec: str
+    uri: str
+    hostname: str | None = None
+    libvirt_version: Version | None = None
+    qemu_version: Version | None = None
+    caps: HostCapabilities | None = None
+    domcaps: dict[str, DomainCapabilities] = Field(default_factory=dict)
+    guest: GuestFacts | None = None
+    raw: RawHost
+    errors: dict[str, str] = Field(default_factory=dict)
+
+    def domcaps_for(self, dom: Domain) -> DomainCapabilities | None:
+        return self.domcaps.get(domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type))
+
+
+def _guard(errors: dict[str, str], fact: str, fn: Callable[[], T]) -> T | None:
+    try:
+        return fn()
+    except Exception as exc:  # a malformed answer is an unknown fact, never a crash
+        errors[fact] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
+def build_host_facts(raw: RawHost) -> HostFacts:
+    errors = dict(raw.errors)
+    facts = HostFacts(
+        spec=raw.spec,
+        uri=raw.uri,
+        hostname=raw.hostname,
+        libvirt_version=Version(number=raw.libvirt_version) if raw.libvirt_version else None,
+        qemu_version=Version(number=raw.qemu_version) if raw.qemu_version else None,
+        raw=raw,
+    )
+    if raw.capabilities_xml is not None:
+        facts.caps = _guard(errors, "capabilities", lambda: parse_capabilities_xml(raw.capabilities_xml))
+    for key, text in raw.domcaps_xml.items():
+        parsed = _guard(errors, f"domcaps:{key}", lambda: parse_domain_capabilities_xml(text))
+        if parsed is not None:
+            facts.domcaps[key] = parsed
+    if raw.domain is not None:
+        rd = raw.domain
+        g = GuestFacts(
+            name=rd.name,
+            uuid=rd.uuid,
+            state=rd.state,
+            state_reason=rd.state_reason,
+            persistent=rd.persistent,
+            exe_link=rd.exe_link,
+            job_type=rd.job_type,
+            block_jobs=rd.block_jobs,
+            snapshot_count=rd.snapshot_count,
+        )
+        if rd.live_xml is not None:
+            g.live = _guard(errors, "domain_xml", lambda: parse_domain_xml(rd.live_xml))
+        if rd.inactive_xml is not None:
+            g.inactive = _guard(errors, "domain_inactive_xml", lambda: parse_domain_xml(rd.inactive_xml))
+        if rd.status_xml is not None:
+            g.status = _guard(errors, "status_xml", lambda: _parse_status_xml(rd.status_xml))
+        if rd.cmdline is not None:
+            g.cmdline = _guard(errors, "cmdline", lambda: parse_qemu_argv(rd.cmdline))
+        if rd.log_head:
+            m = _LOG_VERSIONS.search(rd.log_head)
+            if m:
+                g.started_libvirt = Version.parse(m.group(1))
+                g.started_qemu = Version.parse(m.group(2))
+        facts.guest = g
+    facts.errors = errors
+    return facts
+
+
+def _parse_status_xml(text: str) -> Domain:
+    """The live status XML wraps the domain in ``<domstatus>``."""
+    from migcheck.xmlsafe import parse_xml, to_text
+
+    root = parse_xml(text, "status XML")
+    dom = root if root.tag == "domain" else root.find("domain")
+    if dom is None:
+        raise ValueError("status XML has no <domain>")
+    return parse_domain_xml(to_text(dom))

@@ -1,0 +1,242 @@
+"""Typed facts about hosts and guests, parsed from what the probe gathered.
+
+Facts are plain data: parsers build them from raw XML / command lines
+(``migcheck.facts.parse_*``), checks read them. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Version(BaseModel):
+    """A libvirt-style version number (major * 1_000_000 + minor * 1000 + micro)."""
+
+    number: int
+
+    @property
+    def text(self) -> str:
+        n = self.number
+        return f"{n // 1_000_000}.{(n // 1000) % 1000}.{n % 1000}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Version":
+        parts = [int(p) for p in text.strip().split(".")[:3] if p.isdigit()]
+        parts += [0] * (3 - len(parts))
+        return cls(number=parts[0] * 1_000_000 + parts[1] * 1000 + parts[2])
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return self.text
+
+
+# --------------------------------------------------------------------------- CPU
+
+
+class GuestCpu(BaseModel):
+    """The guest's ``<cpu>`` element."""
+
+    mode: str = "custom"  # host-passthrough | host-model | custom | maximum
+    migratable: bool | None = None  # None: attribute absent
+    match: str | None = None
+    check: str | None = None
+    model: str | None = None
+    fallback: str | None = None
+    vendor: str | None = None
+    features: dict[str, str] = Field(default_factory=dict)  # name -> policy
+    xml: str = ""  # the <cpu> element as text, for compareHypervisorCPU
+
+    def exposes(self, feature: str) -> bool:
+        return self.features.get(feature) in ("require", "force")
+
+
+class TscTimer(BaseModel):
+    frequency: int | None = None
+    mode: str | None = None
+
+
+class QemuCpuArg(BaseModel):
+    """The ``-cpu`` option of a QEMU command line, split into model and properties."""
+
+    model: str
+    props: dict[str, str] = Field(default_factory=dict)  # name -> "on"/"off"/value
+
+    def flag(self, name: str) -> bool | None:
+        """True/False for ``name=on|off`` or ``+name``/``-name``; None when absent."""
+        value = self.props.get(name)
+        if value is None:
+            return None
+        return value.lower() in ("on", "true", "yes", "")
+
+    @property
+    def migratable(self) -> bool | None:
+        return self.flag("migratable")
+
+    @property
+    def tsc_frequency(self) -> int | None:
+        value = self.props.get("tsc-frequency") or self.props.get("tsc_freq")
+        return int(value) if value and value.isdigit() else None
+
+
+class QemuCommandLine(BaseModel):
+    """What the running (or generated) QEMU command line says."""
+
+    argv: list[str] = Field(default_factory=list)
+    binary: str | None = None
+    cpu: QemuCpuArg | None = None
+    machine: str | None = None  # the machine type (first field of -machine)
+    accel: str | None = None  # kvm | tcg | ...
+
+    def invtsc_exposed(self) -> bool:
+        """invtsc reaches the guest: ``host,migratable=off`` or an explicit +invtsc."""
+        if self.cpu is None:
+            return False
+        explicit = self.cpu.flag("invtsc")
+        if explicit is not None:
+            return explicit
+        return self.cpu.model in ("host", "max") and self.cpu.migratable is False
+
+
+# ------------------------------------------------------------------------ domain
+
+
+class Disk(BaseModel):
+    device: str = "disk"  # disk | cdrom | floppy | lun
+    type: str = "file"  # file | block | network | volume | dir | nvme | vhostuser
+    target: str = ""
+    bus: str | None = None
+    source: str | None = None  # path, or "protocol:name" for network disks
+    protocol: str | None = None
+    pool: str | None = None
+    volume: str | None = None
+    driver_type: str | None = None  # raw | qcow2 | ...
+    cache: str | None = None
+    readonly: bool = False
+    shareable: bool = False
+    transient: bool = False
+    secret_uuid: str | None = None
+    secret_usage: str | None = None
+
+
+class Interface(BaseModel):
+    type: str  # bridge | network | direct | hostdev | vdpa | vhostuser | user | ...
+    mac: str | None = None
+    bridge: str | None = None
+    network: str | None = None
+    portgroup: str | None = None
+    dev: str | None = None  # direct: source dev
+    socket: str | None = None  # vhostuser socket path
+    filterref: str | None = None
+    model: str | None = None
+    target_dev: str | None = None
+
+
+class HostDev(BaseModel):
+    mode: str = "subsystem"
+    type: str = "pci"  # pci | usb | scsi | scsi_host | mdev
+    summary: str = ""
+
+
+class CharDev(BaseModel):
+    kind: str  # serial | console | channel | parallel
+    type: str  # pty | file | unix | tcp | ...
+    path: str | None = None
+
+
+class Graphics(BaseModel):
+    type: str
+    listen: str | None = None
+    socket: str | None = None
+
+
+class MemoryDevice(BaseModel):
+    model: str
+    slot: str | None = None
+    base: str | None = None
+
+
+class Domain(BaseModel):
+    """A guest, parsed from its domain XML."""
+
+    name: str
+    uuid: str | None = None
+    id: int | None = None  # set in live XML only
+    virt_type: str = "kvm"  # kvm | qemu | ...
+    arch: str | None = None
+    machine: str | None = None
+    os_type: str = "hvm"
+    emulator: str | None = None
+    memory_kib: int = 0
+    current_memory_kib: int = 0
+    vcpus: int = 1
+    vcpu_cpuset: str | None = None
+    cpu: GuestCpu = Field(default_factory=GuestCpu)
+    tsc: TscTimer | None = None
+    hugepages: list[int] = Field(default_factory=list)  # page sizes in KiB (0: default)
+    memory_backing_source: str | None = None
+    vcpupin_cpusets: list[str] = Field(default_factory=list)
+    emulatorpin_cpuset: str | None = None
+    numatune_nodeset: str | None = None
+    numatune_mode: str | None = None
+    disks: list[Disk] = Field(default_factory=list)
+    interfaces: list[Interface] = Field(default_factory=list)
+    hostdevs: list[HostDev] = Field(default_factory=list)
+    chardevs: list[CharDev] = Field(default_factory=list)
+    graphics: list[Graphics] = Field(default_factory=list)
+    memory_devices: list[MemoryDevice] = Field(default_factory=list)
+    shmems: list[dict[str, str]] = Field(default_factory=list)  # name, role, model
+    filesystems: list[dict[str, str]] = Field(default_factory=list)  # driver, source, target
+    tpms: list[str] = Field(default_factory=list)  # backend types
+    kernel: str | None = None
+    initrd: str | None = None
+    loader: str | None = None
+    nvram: str | None = None
+    features: list[str] = Field(default_factory=list)  # <features> children names
+    hyperv_passthrough: bool = False
+
+
+# -------------------------------------------------------------------------- host
+
+
+class HostCpu(BaseModel):
+    arch: str | None = None
+    model: str | None = None
+    vendor: str | None = None
+    features: list[str] = Field(default_factory=list)
+    tsc_frequency: int | None = None
+    tsc_scaling: bool | None = None
+
+
+class GuestSupport(BaseModel):
+    """One ``<guest>`` of the host capabilities: an arch and what can run it."""
+
+    os_type: str = "hvm"
+    arch: str
+    emulator: str | None = None
+    machines: list[str] = Field(default_factory=list)  # names and canonical aliases
+    domain_types: list[str] = Field(default_factory=list)
+
+
+class HostCapabilities(BaseModel):
+    uuid: str | None = None
+    cpu: HostCpu = Field(default_factory=HostCpu)
+    guests: list[GuestSupport] = Field(default_factory=list)
+    numa_cells: dict[int, list[int]] = Field(default_factory=dict)  # cell -> cpu ids
+    migration_transports: list[str] = Field(default_factory=list)
+
+
+class CpuModelSupport(BaseModel):
+    name: str
+    usable: str = "unknown"  # yes | no | unknown
+    blockers: list[str] = Field(default_factory=list)
+
+
+class DomainCapabilities(BaseModel):
+    path: str | None = None  # emulator
+    domain_type: str | None = None
+    machine: str | None = None
+    arch: str | None = None
+    host_passthrough: bool = False
+    host_passthrough_migratable: bool = False
+    host_model: GuestCpu | None = None
+    custom_models: list[CpuModelSupport] = Field(default_factory=list)
+    max_vcpus: int | None = None

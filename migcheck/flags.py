@@ -1,0 +1,129 @@
+"""``virsh migrate`` flags, spelled as virsh spells them, and the combinations libvirt rejects."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class MigrationFlags(BaseModel):
+    live: bool = False
+    offline: bool = False
+    persistent: bool = False
+    undefinesource: bool = False
+    copy_storage_all: bool = False
+    copy_storage_inc: bool = False
+    unsafe: bool = False
+    p2p: bool = False
+    tunnelled: bool = False
+    postcopy: bool = False
+    tls: bool = False
+    parallel: bool = False
+    parallel_connections: int | None = None
+    compressed: bool = False
+    auto_converge: bool = False
+    migrateuri: str | None = None
+    listen_address: str | None = None
+    dname: str | None = None
+    suspend: bool = False
+
+    @property
+    def copy_storage(self) -> bool:
+        return self.copy_storage_all or self.copy_storage_inc
+
+    @property
+    def is_live(self) -> bool:
+        """virsh migrates live only with --live; without it the guest is paused during transfer,
+        but it still has to be running (only --offline moves a shut-off guest)."""
+        return not self.offline
+
+    def as_args(self) -> list[str]:
+        out = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            opt = "--" + name.replace("_", "-")
+            if name == "parallel_connections" and value is not None:
+                out += ["--parallel-connections", str(value)]
+            elif field.annotation is bool or field.annotation == "bool":
+                if value:
+                    out.append(opt)
+            elif value is not None:
+                out += [opt, str(value)]
+        return out
+
+
+_BOOL = {
+    "--live": "live", "--offline": "offline", "--persistent": "persistent",
+    "--undefinesource": "undefinesource", "--copy-storage-all": "copy_storage_all",
+    "--copy-storage-inc": "copy_storage_inc", "--unsafe": "unsafe", "--p2p": "p2p",
+    "--tunnelled": "tunnelled", "--tunneled": "tunnelled", "--postcopy": "postcopy", "--tls": "tls",
+    "--parallel": "parallel", "--compressed": "compressed", "--auto-converge": "auto_converge",
+    "--suspend": "suspend",
+}
+_VALUE = {"--migrateuri": "migrateuri", "--listen-address": "listen_address", "--dname": "dname",
+          "--parallel-connections": "parallel_connections"}
+# Flags virsh accepts that do not change what migcheck checks.
+_IGNORED_BOOL = {"--verbose", "--abort-on-error", "--change-protection", "--direct",
+                 "--postcopy-after-precopy", "--rdma-pin-all", "--zerocopy", "--auto-converge"}
+_IGNORED_VALUE = {"--timeout", "--timeout-suspend", "--timeout-postcopy", "--graphicsuri", "--xml",
+                  "--persistent-xml", "--disks-port", "--disks-uri", "--migrate-disks", "--bandwidth",
+                  "--comp-methods", "--comp-mt-level", "--comp-mt-threads", "--comp-mt-dthreads",
+                  "--comp-xbzrle-cache", "--comp-zlib-level", "--comp-zstd-level", "--tls-destination",
+                  "--postcopy-bandwidth", "--auto-converge-initial", "--auto-converge-increment"}
+
+
+class FlagError(ValueError):
+    pass
+
+
+def parse_flags(args: list[str]) -> MigrationFlags:
+    values: dict[str, object] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        key, eq, inline = arg.partition("=")
+        if key in _BOOL and not eq:
+            values[_BOOL[key]] = True
+        elif key in _VALUE or key in _IGNORED_VALUE:
+            if eq:
+                val = inline
+            elif i + 1 < len(args):
+                i += 1
+                val = args[i]
+            else:
+                raise FlagError(f"{key} needs a value")
+            if key in _VALUE:
+                values[_VALUE[key]] = int(val) if key == "--parallel-connections" else val
+        elif key in _IGNORED_BOOL and not eq:
+            pass
+        else:
+            raise FlagError(f"unknown virsh migrate flag {arg!r}")
+        i += 1
+    if "parallel_connections" in values:
+        values["parallel"] = True
+    return MigrationFlags(**values)
+
+
+def rejected_combinations(f: MigrationFlags) -> list[str]:
+    """Combinations libvirt refuses before doing anything (qemuMigrationSrcBegin / virsh)."""
+    out = []
+    if f.live and f.offline:
+        out.append("--live and --offline are mutually exclusive")
+    if f.offline and f.copy_storage:
+        out.append("offline migration cannot copy disk storage (--offline with --copy-storage-*)")
+    if f.offline and not f.persistent:
+        out.append("offline migration requires --persistent")
+    if f.postcopy and f.offline:
+        out.append("post-copy migration is not supported with non-live or paused migration (--postcopy with --offline)")
+    if f.postcopy and f.tunnelled:
+        out.append("post-copy is not supported with tunnelled migration")
+    if f.tunnelled and not f.p2p:
+        out.append("--tunnelled requires --p2p")
+    if f.tunnelled and f.copy_storage:
+        out.append("migration of non-shared storage is not supported with tunnelled migration")
+    if f.tunnelled and f.parallel:
+        out.append("parallel migration is not supported with tunnelled migration")
+    if f.copy_storage_all and f.copy_storage_inc:
+        out.append("--copy-storage-all and --copy-storage-inc are mutually exclusive")
+    if f.tls and f.tunnelled:
+        out.append("TLS is not supported with tunnelled migration")
+    return out

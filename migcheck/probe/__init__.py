@@ -1,0 +1,1 @@
+"""Probe: gather raw facts from hosts (online) or from a saved snapshot (offline)."""

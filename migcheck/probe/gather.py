@@ -1,0 +1,387 @@
+"""Gather raw facts from live hosts, source and target in parallel, each once.
+
+One libvirt connection (read-only) and one SSH connection per host are opened
+in parallel and reused for every fact.  A fact that cannot be gathered is
+recorded in ``RawHost.errors`` (and the checks that need it say "unknown"); a
+host that cannot be reached at all raises :class:`ProbeError` with one line
+naming the host and what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import libvirt
+
+from migcheck.connectors.files import HostFiles, LocalFiles
+from migcheck.connectors.hostspec import HostTarget
+from migcheck.connectors.libvirt_conn import LibvirtError, error_text, open_readonly
+from migcheck.connectors.ssh import SshConnection, SshError, SshOptions
+from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
+from migcheck.facts.domain_xml import parse_domain_xml
+from migcheck.facts.models import Domain
+from migcheck.facts.qemu_cmdline import decode_proc_cmdline
+from migcheck.probe.raw import CpuCompareAnswer, PeerDomain, RawDomain, RawHost, cpu_key, domcaps_key
+
+LOG_TAIL_BYTES = 256 * 1024
+_LOG_START = re.compile(rb"^.*starting up libvirt version", re.M)
+
+
+class ProbeError(Exception):
+    """The host could not be probed at all (unreachable, VM not found, timeout)."""
+
+    def __init__(self, host: str, message: str):
+        super().__init__(f"{host}: {message}")
+        self.host = host
+
+
+@dataclass
+class ProbeOptions:
+    timeout: float = 30.0  # the whole probe of one host
+    connect_timeout: float = 10.0
+    use_ssh: bool = True
+    ssh_config: str | None = None
+
+
+@dataclass
+class HostSession:
+    """The open connections to one host."""
+
+    target: HostTarget
+    options: ProbeOptions
+    conn: libvirt.virConnect | None = None
+    ssh: SshConnection | None = None
+    ssh_error: str | None = None
+    _local_files: LocalFiles = field(default_factory=LocalFiles)
+
+    def open(self) -> "HostSession":
+        """Open libvirt and SSH in parallel: the two handshakes overlap."""
+        ssh_thread = None
+        if self.options.use_ssh and self.target.ssh is not None:
+            ssh_thread = threading.Thread(target=self._open_ssh, daemon=True)
+            ssh_thread.start()
+        elif self.options.use_ssh is False:
+            self.ssh_error = "SSH disabled (--no-ssh)"
+        try:
+            self.conn = open_readonly(self.target.uri)
+        except LibvirtError as exc:
+            raise ProbeError(self.target.spec, str(exc)) from None
+        if ssh_thread is not None:
+            ssh_thread.join(self.options.connect_timeout + 2)
+            if ssh_thread.is_alive():
+                self.ssh_error = f"SSH: no answer within {self.options.connect_timeout:g}s"
+        return self
+
+    def _open_ssh(self) -> None:
+        try:
+            self.ssh = SshConnection(self.target.ssh, SshOptions(self.options.connect_timeout,
+                                                                 self.options.ssh_config)).connect()
+        except SshError as exc:
+            self.ssh_error = str(exc)
+        except Exception as exc:  # paramiko can raise odd things on garbage servers
+            self.ssh_error = f"SSH failed: {type(exc).__name__}: {exc}"
+
+    @property
+    def files(self) -> HostFiles | None:
+        if self.target.local:
+            return self._local_files
+        if self.ssh is None:
+            return None
+        try:
+            return self.ssh.files
+        except SshError as exc:
+            self.ssh_error = str(exc)
+            self.ssh = None
+            return None
+
+    def close(self) -> None:
+        if self.ssh is not None:
+            self.ssh.close()
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except libvirt.libvirtError:
+                pass
+
+
+def _fact(raw: RawHost, name: str, fn: Callable[[], object]) -> object | None:
+    """Run one fact-gathering call; on failure record why under ``name``."""
+    try:
+        return fn()
+    except libvirt.libvirtError as exc:
+        raw.errors[name] = error_text(exc)
+    except (OSError, ValueError, SshError) as exc:
+        raw.errors[name] = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - an unexpected answer is an unknown fact
+        raw.errors[name] = f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def gather_host(session: HostSession, raw: RawHost) -> None:
+    conn = session.conn
+    raw.hostname = _fact(raw, "hostname", conn.getHostname)
+    raw.libvirt_version = _fact(raw, "libvirt_version", conn.getLibVersion)
+    raw.qemu_version = _fact(raw, "qemu_version", conn.getVersion)
+    raw.capabilities_xml = _fact(raw, "capabilities", conn.getCapabilities)
+    if session.ssh_error:
+        raw.errors["ssh"] = session.ssh_error
+
+
+def _tail_from_last_start(data: bytes) -> bytes:
+    starts = list(_LOG_START.finditer(data))
+    return data[starts[-1].start():][:16384] if starts else data[-16384:]
+
+
+def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
+    conn = session.conn
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise ProbeError(session.target.spec, f"no domain named '{name}' (check the name with: virsh list --all)") from None
+        raise ProbeError(session.target.spec, f"looking up '{name}': {error_text(exc)}") from None
+    rd = RawDomain(name=name)
+    raw.domain = rd
+    rd.uuid = _fact(raw, "uuid", dom.UUIDString)
+    state = _fact(raw, "state", dom.state)
+    if state:
+        rd.state, rd.state_reason = state[0], state[1]
+    rd.persistent = _fact(raw, "persistent", lambda: bool(dom.isPersistent()))
+    rd.live_xml = _fact(raw, "domain_xml", lambda: dom.XMLDesc(0))
+    if rd.persistent:
+        rd.inactive_xml = _fact(raw, "domain_inactive_xml", lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if rd.state in (1, 2, 3, 4, 7):
+        info = _fact(raw, "job", dom.jobInfo)
+        rd.job_type = info[0] if info else None
+    rd.snapshot_count = _fact(raw, "snapshots", lambda: dom.snapshotNum(0))
+    if rd.live_xml is None:
+        raise ProbeError(session.target.spec, f"could not read the XML of '{name}': {raw.errors.get('domain_xml')}")
+    if rd.state in (1, 2, 3, 4, 7):
+        _gather_running_qemu(session, raw, rd)
+
+
+def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> None:
+    files = session.files
+    if files is None:
+        why = session.ssh_error or "no SSH access to the host"
+        for fact in ("cmdline", "status_xml", "qemu_log"):
+            raw.errors[fact] = why
+        return
+    if "/" in rd.name or "\0" in rd.name:
+        raw.errors["cmdline"] = "the domain name contains '/': not reading files named after it"
+        return
+    run_dir = "/run/libvirt/qemu"
+
+    def pid() -> int:
+        text = files.read(f"{run_dir}/{rd.name}.pid", 64).decode("ascii", "replace").strip()
+        if not text.isdigit():
+            raise ValueError(f"pid file holds {text[:20]!r}, not a process id")
+        return int(text)
+
+    qemu_pid = _fact(raw, "cmdline", pid)
+    if qemu_pid is not None:
+        rd.cmdline = _fact(raw, "cmdline", lambda: decode_proc_cmdline(files.read(f"/proc/{qemu_pid}/cmdline")))
+        rd.exe_link = _fact(raw, "qemu_exe", lambda: files.readlink(f"/proc/{qemu_pid}/exe"))
+    rd.status_xml = _fact(raw, "status_xml", lambda: files.read(f"{run_dir}/{rd.name}.xml").decode("utf-8"))
+
+    def log_tail() -> str:
+        path = f"/var/log/libvirt/qemu/{rd.name}.log"
+        size = files.stat(path).size or 0
+        data = files.read(path, limit=LOG_TAIL_BYTES, offset=max(0, size - LOG_TAIL_BYTES))
+        return _tail_from_last_start(data).decode("utf-8", "replace")
+
+    rd.log_head = _fact(raw, "qemu_log", log_tail)
+
+
+def gather_domcaps(session: HostSession, raw: RawHost, dom: Domain) -> None:
+    """Domain capabilities for the guest's emulator/arch/machine/virt type (falls back to the defaults)."""
+    key = domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type)
+    conn = session.conn
+    try:
+        raw.domcaps_xml[key] = conn.getDomainCapabilities(dom.emulator, dom.arch, dom.machine, dom.virt_type, 0)
+        return
+    except libvirt.libvirtError as exc:
+        first = error_text(exc)
+    try:  # e.g. the machine type or emulator does not exist here: the defaults still tell the CPU
+        raw.domcaps_xml[key] = conn.getDomainCapabilities(None, dom.arch, None, dom.virt_type, 0)
+        raw.errors["domcaps_exact"] = first
+    except libvirt.libvirtError as exc:
+        raw.errors[f"domcaps:{key}"] = f"{first}; with defaults: {error_text(exc)}"
+
+
+def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str) -> None:
+    """The target's own verdict on a CPU definition (what Nova asks)."""
+    try:
+        result = session.conn.compareHypervisorCPU(
+            None, dom.arch, None, dom.virt_type, cpu_xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE
+        )
+        answer = CpuCompareAnswer(result=result)
+    except libvirt.libvirtError as exc:
+        code = exc.get_error_code()
+        answer = CpuCompareAnswer(result=0 if code == libvirt.VIR_ERR_CPU_INCOMPATIBLE else -1, message=error_text(exc))
+    raw.cpu_compare[cpu_key(cpu_xml)] = answer
+
+
+def gather_peers(session: HostSession, raw: RawHost) -> None:
+    def peers() -> list[PeerDomain]:
+        out = []
+        for flag, active in ((libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE, True),
+                             (libvirt.VIR_CONNECT_LIST_DOMAINS_INACTIVE, False)):
+            for d in session.conn.listAllDomains(flag):
+                out.append(PeerDomain(name=d.name(), uuid=d.UUIDString(), active=active, persistent=not active))
+        return out
+
+    raw.peers = _fact(raw, "peers", peers) or []
+
+
+def gather_paths(session: HostSession, raw: RawHost, paths: list[str]) -> None:
+    files = session.files
+    if files is None:
+        raw.errors["paths"] = session.ssh_error or "no SSH access"
+        return
+    for path in paths:
+        st = _fact(raw, f"path:{path}", lambda p=path: files.stat(p))
+        if st is not None:
+            raw.paths[path] = st
+
+
+# ----------------------------------------------------------------- orchestration
+
+
+@dataclass
+class PairProbe:
+    source: RawHost
+    target: RawHost
+    domain: str
+
+
+class _HostWorker(threading.Thread):
+    """Runs one host's probe in a daemon thread, so a hung host cannot hang migcheck."""
+
+    def __init__(self, fn: Callable[[], RawHost]):
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.result: RawHost | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            self.error = exc
+
+
+def _deadline_join(workers: list[tuple[_HostWorker, HostTarget]], timeout: float) -> None:
+    end = time.monotonic() + timeout
+    for worker, target in workers:
+        worker.join(max(0.0, end - time.monotonic()))
+        if worker.is_alive():
+            worker.error = ProbeError(target.spec, f"no complete answer within {timeout:g}s (use --timeout to allow more)")
+
+
+def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions) -> PairProbe:
+    src_raw = RawHost(spec=source.spec, uri=source.uri)
+    dst_raw = RawHost(spec=target.spec, uri=target.uri)
+    source_done = threading.Event()
+    src_domain: list[Domain] = []
+    sessions: list[HostSession] = []
+
+    def work_source() -> RawHost:
+        try:
+            s = HostSession(source, options)
+            sessions.append(s)
+            s.open()
+            gather_host(s, src_raw)
+            gather_guest(s, src_raw, vm)
+            dom = parse_domain_xml(src_raw.domain.live_xml)
+            src_domain.append(dom)
+            gather_domcaps(s, src_raw, dom)
+            return src_raw
+        finally:
+            source_done.set()
+
+    def work_target() -> RawHost:
+        s = HostSession(target, options)
+        sessions.append(s)
+        s.open()
+        gather_host(s, dst_raw)
+        gather_peers(s, dst_raw)
+        source_done.wait(options.timeout)
+        if not src_domain:
+            return dst_raw  # the source failed; its error is reported
+        dom = src_domain[0]
+        gather_domcaps(s, dst_raw, dom)
+        for cpu_xml in cpu_definitions_to_compare(src_raw, dom):
+            compare_cpu(s, dst_raw, dom, cpu_xml)
+        gather_paths(s, dst_raw, target_paths_of(dom))
+        return dst_raw
+
+    workers = [(_HostWorker(work_source), source), (_HostWorker(work_target), target)]
+    for w, _ in workers:
+        w.start()
+    _deadline_join(workers, options.timeout)
+    for s in sessions:
+        threading.Thread(target=s.close, daemon=True).start()
+    for w, t in workers:
+        if w.error is not None:
+            if isinstance(w.error, ProbeError):
+                raise w.error
+            raise ProbeError(t.spec, f"probe failed: {type(w.error).__name__}: {w.error}")
+    return PairProbe(source=src_raw, target=dst_raw, domain=vm)
+
+
+def cpu_definitions_to_compare(src_raw: RawHost, dom: Domain) -> list[str]:
+    """CPU definitions the target must judge: the guest's own, or the source CPU for host-passthrough."""
+    from migcheck.checks.cpu import hypervisor_cpu_xml
+
+    out = []
+    if dom.cpu.mode in ("host-passthrough", "maximum"):
+        key = domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type)
+        text = src_raw.domcaps_xml.get(key)
+        if text:
+            hm = parse_domain_capabilities_xml(text).host_model
+            if hm is not None and hm.model:
+                out.append(hypervisor_cpu_xml(hm))
+                out.append(hypervisor_cpu_xml(hm, {"invtsc"}))
+    elif dom.cpu.model and dom.cpu.xml:
+        out.append(dom.cpu.xml)
+    return out
+
+
+def target_paths_of(dom: Domain) -> list[str]:
+    """Paths on the target whose existence the checks need."""
+    paths = []
+    if dom.emulator:
+        paths.append(dom.emulator)
+    return paths
+
+
+def probe_host(target: HostTarget, vm: str | None, options: ProbeOptions) -> RawHost:
+    """Probe one host (``migcheck probe``): host facts, and the guest's if a VM is named."""
+    raw = RawHost(spec=target.spec, uri=target.uri)
+
+    def work() -> RawHost:
+        s = HostSession(target, options)
+        try:
+            s.open()
+            gather_host(s, raw)
+            gather_peers(s, raw)
+            if vm:
+                gather_guest(s, raw, vm)
+                gather_domcaps(s, raw, parse_domain_xml(raw.domain.live_xml))
+            return raw
+        finally:
+            s.close()
+
+    worker = _HostWorker(work)
+    worker.start()
+    _deadline_join([(worker, target)], options.timeout)
+    if worker.error is not None:
+        if isinstance(worker.error, ProbeError):
+            raise worker.error
+        raise ProbeError(target.spec, f"probe failed: {type(worker.error).__name__}: {worker.error}")
+    return raw

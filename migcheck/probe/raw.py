@@ -1,0 +1,78 @@
+"""What a probe brings back from one host, kept raw.
+
+Raw answers (XML text, command lines, file contents) are what a snapshot
+stores; :mod:`migcheck.facts.host` parses them into typed facts.  Keeping the
+raw form means a saved probe can be replayed by a newer migcheck.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class CpuCompareAnswer(BaseModel):
+    """The target's own answer to virConnectCompareHypervisorCPU."""
+
+    result: int  # libvirt.VIR_CPU_COMPARE_*: -1 error, 0 incompatible, 1 identical, 2 superset
+    message: str = ""  # the error text libvirt gave when incompatible (lists the features)
+
+
+class PathStat(BaseModel):
+    path: str
+    exists: bool
+    is_dir: bool = False
+    size: int | None = None
+    mtime: float | None = None
+    fs_type: str | None = None
+
+
+class RawDomain(BaseModel):
+    name: str
+    uuid: str | None = None
+    state: int | None = None  # libvirt.VIR_DOMAIN_* state
+    state_reason: int | None = None
+    persistent: bool | None = None
+    live_xml: str | None = None
+    inactive_xml: str | None = None
+    status_xml: str | None = None  # /run/libvirt/qemu/NAME.xml
+    cmdline: list[str] | None = None  # /proc/PID/cmdline
+    exe_link: str | None = None  # readlink /proc/PID/exe
+    log_head: str | None = None  # first lines of /var/log/libvirt/qemu/NAME.log
+    job_type: int | None = None
+    block_jobs: list[str] = Field(default_factory=list)
+    snapshot_count: int | None = None
+
+
+class PeerDomain(BaseModel):
+    """A domain of the same name or UUID found on the target."""
+
+    name: str
+    uuid: str | None = None
+    active: bool = False
+    persistent: bool = False
+
+
+class RawHost(BaseModel):
+    spec: str  # the host argument as the user gave it
+    uri: str
+    hostname: str | None = None
+    libvirt_version: int | None = None  # of the daemon
+    qemu_version: int | None = None  # of the hypervisor (virConnectGetVersion)
+    capabilities_xml: str | None = None
+    domcaps_xml: dict[str, str] = Field(default_factory=dict)  # key: emulator|arch|machine|virttype
+    cpu_compare: dict[str, CpuCompareAnswer] = Field(default_factory=dict)  # key: sha256 of CPU XML
+    domain: RawDomain | None = None  # the guest, on the source
+    peers: list[PeerDomain] = Field(default_factory=list)  # same name/uuid, on the target
+    paths: dict[str, PathStat] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)  # small host files (meminfo, ...)
+    errors: dict[str, str] = Field(default_factory=dict)  # fact -> why it could not be gathered
+
+
+def domcaps_key(emulator: str | None, arch: str | None, machine: str | None, virttype: str | None) -> str:
+    return "|".join(x or "" for x in (emulator, arch, machine, virttype))
+
+
+def cpu_key(cpu_xml: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(cpu_xml.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""The neutral report object and its renderers (table, JSON)."""
