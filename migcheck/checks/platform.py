@@ -107,7 +107,7 @@ def emulator_missing(ctx: CheckContext):
     if not dom.emulator:
         raise NotApplicable
     stat = ctx.target.raw.paths.get(dom.emulator)
-    emulators = sorted({g.emulator for g in arch_guests if g.emulator})
+    emulators = sorted({e for g in arch_guests for e in g.emulators})
     if stat is not None:
         if stat.exists:
             return []

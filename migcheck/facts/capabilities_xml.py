@@ -64,9 +64,14 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
             if m.get("canonical"):
                 machines.append(m.get("canonical"))
         domain_types = []
+        emulator = (arch.findtext("emulator") or "").strip() or None
+        emulators = [emulator] if emulator else []
         for dom in arch.findall("domain"):
             if dom.get("type"):
                 domain_types.append(dom.get("type"))
+            dom_emulator = (dom.findtext("emulator") or "").strip()
+            if dom_emulator and dom_emulator not in emulators:
+                emulators.append(dom_emulator)
             for m in dom.findall("machine"):
                 if m.text:
                     machines.append(m.text.strip())
@@ -74,7 +79,8 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
             GuestSupport(
                 os_type=(guest.findtext("os_type") or "hvm").strip(),
                 arch=arch.get("name", ""),
-                emulator=(arch.findtext("emulator") or "").strip() or None,
+                emulator=emulator,
+                emulators=emulators,
                 machines=sorted(set(machines)),
                 domain_types=domain_types,
             )

@@ -212,6 +212,7 @@ class GuestSupport(BaseModel):
     os_type: str = "hvm"
     arch: str
     emulator: str | None = None
+    emulators: list[str] = Field(default_factory=list)  # the arch's and any per-domain-type emulator
     machines: list[str] = Field(default_factory=list)  # names and canonical aliases
     domain_types: list[str] = Field(default_factory=list)
 
