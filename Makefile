@@ -1,0 +1,47 @@
+# migcheck: every target installs what it needs, so each works alone on a fresh
+# Debian machine as root.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config \
+	qemu-system-x86 qemu-utils openssh-server openssh-client iproute2 \
+	python3-venv python3-dev gcc procps util-linux
+PYTEST_ARGS ?=
+
+.PHONY: install apt venv test demo lab-up lab-down fuzz clean
+
+install: apt venv
+
+# apt-get only when a package is missing: keeps repeated runs fast.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: install
+	$(PY) -m tests.lab.demo
+
+lab-up: install
+	$(PY) -m tests.lab up
+
+lab-down:
+	$(PY) -m tests.lab down
+
+clean:
+	-$(PY) -m tests.lab down
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,83 @@
+"""Build raw probes for check tests from real corpus data plus small, explicit edits."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from migcheck.engine import evaluate
+from migcheck.flags import parse_flags
+from migcheck.probe.raw import RawDomain, RawHost
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "libvirt"
+if not CORPUS.exists():  # CI lays shared/ beside the clone
+    CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "libvirt"
+
+# A real host: Intel Haswell-noTSX with invtsc, TSC 2596991000 Hz, no scaling.
+HOST_CAPS = (CORPUS / "capabilityschemadata" / "caps-qemu-kvm.xml").read_text()
+DOMCAPS_72 = (CORPUS / "domaincapsdata" / "qemu_7.2.0-q35.x86_64.xml").read_text()
+
+GUEST = """<domain type='{virt}'>
+  <name>{name}</name>
+  <uuid>6d1c3a5e-0000-4000-8000-00000000000{n}</uuid>
+  <memory unit='KiB'>65536</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os><type arch='x86_64' machine='{machine}'>hvm</type></os>
+  {cpu}
+  {clock}
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{devices}</devices>
+</domain>"""
+
+
+def guest_xml(name="vm1", cpu="", clock="<clock offset='utc'/>", machine="pc", virt="kvm",
+              devices="", n=1) -> str:
+    return GUEST.format(name=name, cpu=cpu, clock=clock, machine=machine, virt=virt, devices=devices, n=n)
+
+
+def caps(uuid: str | None = None, tsc: str | None = None, features_drop=(), model: str | None = None) -> str:
+    """The real host capabilities with a different host UUID / TSC counter / features."""
+    text = HOST_CAPS
+    if uuid:
+        text = re.sub(r"<uuid>[^<]*</uuid>", f"<uuid>{uuid}</uuid>", text, count=1)
+    if tsc is not None:
+        text = re.sub(r"<counter name='tsc'[^>]*/>", tsc, text, count=1)
+    for feat in features_drop:
+        text = text.replace(f"<feature name='{feat}'/>", "")
+    if model:
+        text = re.sub(r"(<host>.*?<model>)[^<]*(</model>)", rf"\g<1>{model}\2", text, count=1, flags=re.S)
+    return text
+
+
+def argv(cpu: str = "host,migratable=on", machine: str = "pc-q35-7.2", accel: str = "kvm") -> list[str]:
+    return ["/usr/bin/qemu-system-x86_64", "-name", "guest=vm1", "-machine", f"{machine},usb=off",
+            "-accel", accel, "-cpu", cpu, "-m", "64"]
+
+
+def source(xml: str, cmdline: list[str] | None = None, state: int = 1, reason: int = 1, host_caps: str | None = None,
+           libvirt: int = 9_000_000, qemu: int = 7_002_000, domcaps: dict | None = None, **dom) -> RawHost:
+    from migcheck.facts.domain_xml import parse_domain_xml
+    from migcheck.probe.raw import domcaps_key
+
+    d = parse_domain_xml(xml)
+    raw = RawHost(spec="src", uri="qemu+ssh://root@src/system", hostname="src.example",
+                  libvirt_version=libvirt, qemu_version=qemu,
+                  capabilities_xml=host_caps or caps(uuid="11111111-1111-1111-1111-111111111111"),
+                  domcaps_xml=domcaps if domcaps is not None else
+                  {domcaps_key(d.emulator, d.arch, d.machine, d.virt_type): DOMCAPS_72})
+    raw.domain = RawDomain(name=d.name, uuid=d.uuid, state=state, state_reason=reason, persistent=True,
+                           live_xml=xml, inactive_xml=xml, cmdline=cmdline, **dom)
+    return raw
+
+
+def target(host_caps: str | None = None, libvirt: int = 9_000_000, qemu: int = 7_002_000, **kw) -> RawHost:
+    return RawHost(spec="dst", uri="qemu+ssh://root@dst/system", hostname="dst.example",
+                   libvirt_version=libvirt, qemu_version=qemu,
+                   capabilities_xml=host_caps or caps(uuid="22222222-2222-2222-2222-222222222222"), **kw)
+
+
+def run(src: RawHost, dst: RawHost, flags: str = "--live"):
+    return evaluate(src, dst, src.domain.name, parse_flags(flags.split()))
+
+
+def rules_of(report, severity=None) -> set[str]:
+    return {f.rule for f in report.findings if severity is None or f.severity.value == severity}

@@ -1,0 +1,134 @@
+"""Pass and fail fixtures for the platform checks, and the engine's handling of failures."""
+
+import pytest
+
+from migcheck.checks.registry import REGISTRY, all_checks, check
+from migcheck.probe.raw import PathStat, PeerDomain
+from migcheck.report.model import Severity, Verdict
+from tests.unit.factories import argv, caps, guest_xml, rules_of, run, source, target
+
+UUID = "6d1c3a5e-0000-4000-8000-000000000001"
+
+
+def clean_source(**kw):
+    return source(guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>"), argv("host,migratable=on"), **kw)
+
+
+def test_clean_pair_is_ok():
+    r = run(clean_source(), target())
+    assert r.verdict == Verdict.OK, r.findings
+    assert r.exit_code == 0
+
+
+def test_same_host_uuid_blocks():
+    same = caps(uuid="11111111-1111-1111-1111-111111111111")
+    assert "platform.same-host" in rules_of(run(clean_source(), target(host_caps=same)), "block")
+
+
+def test_target_hostname_localhost_blocks_unless_migrateuri():
+    dst = target()
+    dst.hostname = "localhost.localdomain"
+    assert "platform.target-hostname-localhost" in rules_of(run(clean_source(), dst), "block")
+    assert "platform.target-hostname-localhost" not in rules_of(
+        run(clean_source(), dst, "--live --migrateuri tcp://10.0.0.2"))
+
+
+def test_shut_off_guest_blocks_live_but_not_offline():
+    src = source(guest_xml(), None, state=5)
+    r = run(src, target())
+    f = next(f for f in r.findings if f.rule == "platform.guest-not-running")
+    assert "--offline --persistent" in f.fix
+    assert "platform.guest-not-running" not in rules_of(run(src, target(), "--offline --persistent"))
+
+
+def test_paused_on_io_error_blocks():
+    assert "platform.paused-on-io-error" in rules_of(run(clean_source(state=3, reason=5), target()), "block")
+    assert "platform.paused-on-io-error" not in rules_of(run(clean_source(state=3, reason=1), target()))
+
+
+def test_machine_type_unknown_on_target_blocks():
+    src = source(guest_xml(machine="pc-q35-10.0", cpu="<cpu mode='host-passthrough'/>"), argv("host", "pc-q35-10.0"))
+    f = next(f for f in run(src, target()).findings if f.rule == "platform.machine-type-unknown")
+    assert "pc-q35-10.0" in f.message and f.severity == Severity.BLOCK
+
+
+def test_machine_alias_known_on_target_passes():
+    assert "platform.machine-type-unknown" not in rules_of(run(clean_source(), target()))
+
+
+def test_emulator_missing_on_target_blocks():
+    dst = target(paths={"/usr/bin/qemu-system-x86_64": PathStat(path="/usr/bin/qemu-system-x86_64", exists=False)})
+    assert "platform.emulator-missing" in rules_of(run(clean_source(), dst), "block")
+
+
+def test_virt_type_unsupported_blocks():
+    no_kvm = caps(uuid="22222222-2222-2222-2222-222222222222").replace("<domain type='kvm'>", "<domain type='xen'>")
+    assert "platform.arch-or-virt-type-unsupported" in rules_of(run(clean_source(), target(host_caps=no_kvm)), "block")
+
+
+def test_older_target_is_a_warning_only():
+    r = run(clean_source(libvirt=11_003_000, qemu=10_000_000), target())
+    assert "platform.target-older" in rules_of(r, "warn")
+    assert r.verdict == Verdict.OK
+
+
+def test_active_domain_of_same_name_on_target_blocks():
+    dst = target(peers=[PeerDomain(name="vm1", uuid="99999999-0000-4000-8000-000000000001", active=True)])
+    assert "platform.name-collision" in rules_of(run(clean_source(), dst), "block")
+
+
+def test_inactive_domain_with_same_uuid_on_target_passes():
+    dst = target(peers=[PeerDomain(name="vm1", uuid=UUID, active=False, persistent=True)])
+    assert "platform.name-collision" not in rules_of(run(clean_source(), dst))
+
+
+def test_defined_domain_of_same_name_other_uuid_blocks_and_dname_avoids_it():
+    dst = target(peers=[PeerDomain(name="vm1", uuid="99999999-0000-4000-8000-000000000001", persistent=True)])
+    assert "platform.name-collision" in rules_of(run(clean_source(), dst), "block")
+    assert "platform.name-collision" not in rules_of(run(clean_source(), dst, "--live --dname vm1-new"))
+
+
+@pytest.mark.parametrize("flags", ["--offline", "--live --offline --persistent", "--postcopy --offline --persistent",
+                                   "--tunnelled", "--p2p --tunnelled --copy-storage-all"])
+def test_rejected_flag_combinations_block(flags):
+    assert "flags.rejected-combination" in rules_of(run(clean_source(state=5), target(), flags), "block")
+
+
+def test_missing_capabilities_make_checks_unknown_not_ok():
+    dst = target()
+    dst.capabilities_xml = None
+    dst.errors["capabilities"] = "connection reset"
+    r = run(clean_source(), dst)
+    assert r.verdict == Verdict.UNKNOWN
+    assert "platform.same-host" in rules_of(r, "unknown")
+    assert r.exit_code == 3
+
+
+def test_garbage_capabilities_are_unknown_not_ok():
+    dst = target()
+    dst.capabilities_xml = "<capabilities><host>"
+    r = run(clean_source(), dst)
+    assert r.verdict == Verdict.UNKNOWN
+
+
+def test_a_crashing_check_is_unknown_never_a_pass():
+    @check("test.crash", Severity.BLOCK, "always crashes")
+    def crash(ctx):
+        raise RuntimeError("boom")
+
+    try:
+        r = run(clean_source(), target())
+        f = next(f for f in r.findings if f.rule == "test.crash")
+        assert f.severity == Severity.UNKNOWN and "boom" in f.message
+        assert r.verdict == Verdict.UNKNOWN
+    finally:
+        del REGISTRY["test.crash"]
+
+
+def test_every_check_has_valid_id_severity_and_documentation():
+    checks = all_checks()
+    assert len({c.id for c in checks}) == len(checks)
+    for c in checks:
+        assert c.id == c.id.lower() and "." in c.id and " " not in c.id
+        assert c.severity in Severity and c.severity != Severity.UNKNOWN
+        assert c.title and c.doc.strip()
