@@ -291,6 +291,10 @@ class Lab:
         """
         return find_leftovers(self.prefix, self.state_dir, netns_inodes)
 
+    def include_present(self) -> bool:
+        """Whether root's ~/.ssh/config has this lab's Include line."""
+        return sshconf.include_present(self.state_dir)
+
     def netns_inodes(self) -> list[int]:
         out = []
         for h in self.hosts:

@@ -1,0 +1,1 @@
+from tests.lab.fixtures import lab2  # noqa: F401
