@@ -64,7 +64,7 @@ def run(
         )
     except subprocess.TimeoutExpired as exc:
         proc = subprocess.CompletedProcess(
-            argv, 124, _text(exc.stdout), _text(exc.stderr) + f"\n(timed out after {timeout}s)"
+            argv, 124, _text(exc.stdout), _text(exc.stderr) + f"\n(timed out after {timeout:.1f}s)"
         )
     except FileNotFoundError as exc:
         proc = subprocess.CompletedProcess(argv, 127, "", str(exc))

@@ -101,8 +101,8 @@ class LabHost:
         out = []
         for rel in ("holder.log", "log/libvirtd.log", "log/virtlogd.log", "sshd.log", "daemons.log"):
             p = self.dir / rel
-            if p.exists():
-                tail = p.read_text(errors="replace").splitlines()[-lines:]
+            tail = p.read_text(errors="replace").splitlines()[-lines:] if p.exists() else []
+            if any(line.strip() for line in tail):
                 out.append(f"--- {self.name}: {rel} ---\n" + "\n".join(tail))
         return "\n".join(out) or f"({self.name}: no logs)"
 
@@ -175,7 +175,7 @@ class LabHost:
         if self.spec.start_sshd:
             self._daemon(["/usr/sbin/sshd", "-f", str(sshd_config), "-E", str(self.dir / "sshd.log")])
 
-    def readiness_problem(self, registered: bool) -> str | None:
+    def readiness_problem(self, registered: bool, timeout: float = 20) -> str | None:
         """None when the host is ready, else what is still missing.
 
         Ready means: from the root namespace `virsh -c qemu+ssh://root@NAME/system
@@ -186,18 +186,18 @@ class LabHost:
             return "namespace holder is gone"
         s = self.spec
         if s.start_libvirtd and s.start_sshd and registered:
-            p = run(["virsh", "-c", self.uri, "version"], check=False, timeout=20, where="root-ns")
+            p = run(["virsh", "-c", self.uri, "version"], check=False, timeout=timeout, where="root-ns")
             return None if p.returncode == 0 else (p.stderr.strip() or p.stdout.strip())
         if s.start_libvirtd:
-            p = self.virsh("version", check=False, timeout=20)
+            p = self.virsh("version", check=False, timeout=timeout)
             if p.returncode != 0:
                 return p.stderr.strip() or "virsh version failed"
         if s.start_sshd:
             if registered:
-                p = run(["ssh", self.name, "true"], check=False, timeout=20)
+                p = run(["ssh", self.name, "true"], check=False, timeout=timeout)
                 if p.returncode != 0:
                     return p.stderr.strip() or "ssh failed"
-            elif not _ssh_banner(self.ip):
+            elif not _ssh_banner(self.ip, min(timeout, 3)):
                 return f"sshd not answering on {self.ip}:22"
         return None
 

@@ -191,6 +191,7 @@ class Lab:
                 h.mount_hugetlbfs()
             h.start_daemons(h.dir / "sshd_config")
         self._wait_ready()
+        self._save_caps_cache()
         for h in self.hosts:
             for argv in h.spec.setup:
                 p = h.run(argv, check=False, timeout=120)
@@ -199,7 +200,6 @@ class Lab:
                                    f"{(p.stderr or p.stdout).strip()}")
         if self.kvm and not self._libvirt_has_kvm():
             self.kvm = False
-        self._save_caps_cache()
 
     def down(self) -> None:
         """Tear this lab down (idempotent)."""
@@ -447,7 +447,8 @@ class Lab:
         while pending:
             for h in self.hosts:
                 if h.name in pending:
-                    problem = h.readiness_problem(h.spec.ssh_host_key_registered)
+                    left = max(1.0, min(20.0, deadline - time.monotonic()))
+                    problem = h.readiness_problem(h.spec.ssh_host_key_registered, timeout=left)
                     if problem is None:
                         del pending[h.name]
                     elif problem == "namespace holder is gone":

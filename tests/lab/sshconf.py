@@ -96,7 +96,7 @@ def include_line(state: Path) -> str:
 
 
 def add_include(state: Path) -> bool:
-    """Put the Include line at the top of root's ssh config.
+    """Put the Include line at the top of root's ssh config, leaving the rest as is.
 
     Returns True when the config file did not exist before (so teardown may
     delete it once it is empty again).
@@ -107,10 +107,8 @@ def add_include(state: Path) -> bool:
     cfg = ssh_dir / "config"
     created = not cfg.exists()
     old = "" if created else cfg.read_text()
-    line = include_line(state)
-    lines = [ln for ln in old.splitlines() if ln.strip() != line]
     mode = 0o600 if created else (cfg.stat().st_mode & 0o777)
-    _write(cfg, "\n".join([line, *lines]) + "\n", mode)
+    _write(cfg, include_line(state) + "\n" + _without_line(old, include_line(state)), mode)
     return created
 
 
@@ -118,15 +116,18 @@ def remove_include(state: Path, delete_if_empty: bool) -> None:
     cfg = root_ssh_dir() / "config"
     if not cfg.exists():
         return
-    line = include_line(state)
-    old = cfg.read_text().splitlines()
-    new = [ln for ln in old if ln.strip() != line]
+    old = cfg.read_text()
+    new = _without_line(old, include_line(state))
     if new == old:
         return
-    if delete_if_empty and not "".join(new).strip():
+    if delete_if_empty and not new.strip():
         cfg.unlink()
-        return
-    _write(cfg, "".join(ln + "\n" for ln in new), cfg.stat().st_mode & 0o777)
+    else:
+        _write(cfg, new, cfg.stat().st_mode & 0o777)
+
+
+def _without_line(text: str, line: str) -> str:
+    return "".join(ln for ln in text.splitlines(keepends=True) if ln.strip() != line)
 
 
 def include_present(state: Path) -> bool:
