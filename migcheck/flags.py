@@ -25,6 +25,7 @@ class MigrationFlags(BaseModel):
     listen_address: str | None = None
     dname: str | None = None
     suspend: bool = False
+    abort_on_error: bool = False
 
     @property
     def copy_storage(self) -> bool:
@@ -57,13 +58,13 @@ _BOOL = {
     "--copy-storage-inc": "copy_storage_inc", "--unsafe": "unsafe", "--p2p": "p2p",
     "--tunnelled": "tunnelled", "--tunneled": "tunnelled", "--postcopy": "postcopy", "--tls": "tls",
     "--parallel": "parallel", "--compressed": "compressed", "--auto-converge": "auto_converge",
-    "--suspend": "suspend",
+    "--suspend": "suspend", "--abort-on-error": "abort_on_error",
 }
 _VALUE = {"--migrateuri": "migrateuri", "--listen-address": "listen_address", "--dname": "dname",
           "--parallel-connections": "parallel_connections"}
 # Flags virsh accepts that do not change what migcheck checks.
-_IGNORED_BOOL = {"--verbose", "--abort-on-error", "--change-protection", "--direct",
-                 "--postcopy-after-precopy", "--rdma-pin-all", "--zerocopy", "--auto-converge"}
+_IGNORED_BOOL = {"--verbose", "--change-protection", "--direct",
+                 "--postcopy-after-precopy", "--rdma-pin-all", "--zerocopy"}
 _IGNORED_VALUE = {"--timeout", "--timeout-suspend", "--timeout-postcopy", "--graphicsuri", "--xml",
                   "--persistent-xml", "--disks-port", "--disks-uri", "--migrate-disks", "--bandwidth",
                   "--comp-methods", "--comp-mt-level", "--comp-mt-threads", "--comp-mt-dthreads",

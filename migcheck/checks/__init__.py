@@ -6,7 +6,7 @@ Importing a family module registers its checks in
 
 from importlib import import_module
 
-FAMILIES = ("cpu", "platform")
+FAMILIES = ("cpu", "platform", "devices", "storage", "network", "resources", "paths")
 
 
 def load_all() -> None:

@@ -68,10 +68,17 @@ def guest_not_running(ctx: CheckContext):
 
 @check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error")
 def paused_on_io_error(ctx: CheckContext):
+    """libvirt refuses only with --abort-on-error; without it the guest moves still paused on the error."""
     g = ctx.guest
     if g.state != VIR_DOMAIN_PAUSED or g.state_reason != VIR_DOMAIN_PAUSED_IOERROR or ctx.flags.offline:
         return []
-    return [Hit(message="the guest is paused on an I/O error: libvirt refuses 'cannot migrate domain with I/O error'",
+    if not ctx.flags.abort_on_error:
+        return [Hit(message="the guest is paused on an I/O error; it will arrive paused with the same error pending",
+                    evidence=[f"{ctx.source.spec}: state paused, reason ioerror"],
+                    fix="fix the storage error (virsh domblkerror) and resume the guest first",
+                    severity=Severity.WARN)]
+    return [Hit(message="the guest is paused on an I/O error and --abort-on-error is set: libvirt refuses "
+                        "'cannot migrate domain with I/O error'",
                 evidence=[f"{ctx.source.spec}: state paused, reason ioerror"],
                 fix="fix the storage error (virsh domblkerror), resume the guest, then migrate")]
 
@@ -181,3 +188,91 @@ def name_collision(ctx: CheckContext):
                            fix="undefine or rename the target's domain, or migrate with --dname NEWNAME"))
     return out
 
+
+
+VIR_DOMAIN_JOB_NONE = 0
+
+
+@check("state.job-active", Severity.BLOCK, "another job (migration, save, dump, backup) is running on the guest")
+def job_active(ctx: CheckContext):
+    g = ctx.guest
+    if not g.running or g.job_type in (None, VIR_DOMAIN_JOB_NONE):
+        return []
+    return [Hit(message=f"a job is already running on the guest (job type {g.job_type}): libvirt will refuse "
+                        f"\"another migration job is already running for domain '{g.name}'\" or time out on the job lock",
+                evidence=[f"virsh domjobinfo {g.name}: type {g.job_type}"],
+                fix=f"wait for it to finish, or cancel it (virsh domjobabort {g.name})")]
+
+
+@check("state.block-job", Severity.BLOCK, "the guest has an active block job (copy, commit, pull)")
+def block_job(ctx: CheckContext):
+    g = ctx.guest
+    if ctx.flags.offline or not g.block_jobs:
+        return []
+    return [Hit(message="domain has active block job", evidence=[f"block job on {d}" for d in g.block_jobs],
+                fix="wait for the block job to finish (virsh blockjob GUEST DISK --info) or abort it")]
+
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+
+
+@check("flags.tls-required", Severity.BLOCK, "the target's libvirt forces TLS migration and --tls is missing")
+def tls_required(ctx: CheckContext):
+    from migcheck.facts.procfs import parse_conf_value
+
+    if ctx.flags.tls or ctx.flags.offline:
+        return []
+    out = []
+    for host in (ctx.source, ctx.target):
+        text = host.raw.files.get(QEMU_CONF)
+        if text and parse_conf_value(text, "migrate_tls_force") == "1":
+            out.append(Hit(message=f"{host.spec} sets migrate_tls_force = 1: 'this libvirtd instance allows "
+                                   "migration only with VIR_MIGRATE_TLS flag'",
+                           evidence=[f"{host.spec}: {QEMU_CONF}: migrate_tls_force = 1"],
+                           fix="add --tls (both hosts need the migration TLS certificates)"))
+    return out
+
+
+TLS_DIR = "/etc/pki/qemu"  # libvirt's default migrate_tls_x509_cert_dir
+TLS_SOURCE_FILES = tuple(f"{TLS_DIR}/{n}" for n in ("ca-cert.pem", "client-cert.pem", "client-key.pem"))
+TLS_TARGET_FILES = tuple(f"{TLS_DIR}/{n}" for n in ("ca-cert.pem", "server-cert.pem", "server-key.pem"))
+
+
+@check("flags.tls-certificates", Severity.BLOCK, "--tls without the migration certificates on both hosts")
+def tls_certificates(ctx: CheckContext):
+    if not ctx.flags.tls:
+        raise NotApplicable
+    out = []
+    for host, files in ((ctx.source, TLS_SOURCE_FILES), (ctx.target, TLS_TARGET_FILES)):
+        for path in files:
+            stat = host.raw.paths.get(path)
+            if stat is None:
+                out.append(Hit(message=f"could not check {path} on {host.spec}", evidence=[],
+                               fix="allow SSH access", severity=Severity.UNKNOWN))
+            elif not stat.exists:
+                out.append(Hit(message=f"--tls needs {path} on {host.spec}, and it is missing",
+                               evidence=[f"{host.spec}: {path} not found (migrate_tls_x509_cert_dir default)"],
+                               fix="create the migration TLS certificates (see libvirt's 'Migration: TLS' docs)"))
+    return out
+
+
+@check("flags.qemu-feature", Severity.BLOCK, "a migration feature the flags need is missing in QEMU on either side")
+def qemu_feature(ctx: CheckContext):
+    """multifd (--parallel) needs QEMU >= 4.0, post-copy QEMU >= 2.6, zero-copy QEMU >= 7.1."""
+    needs = []
+    if ctx.flags.parallel:
+        needs.append(("--parallel (multifd)", 4_000_000))
+    if ctx.flags.postcopy:
+        needs.append(("--postcopy", 2_006_000))
+    if not needs:
+        raise NotApplicable
+    out = []
+    for host in (ctx.source, ctx.target):
+        ver = ctx.need(host.qemu_version, "qemu_version", host)
+        for what, minimum in needs:
+            if ver.number < minimum:
+                out.append(Hit(message=f"{what} needs QEMU >= {minimum // 1_000_000}.{minimum // 1000 % 1000}; "
+                                       f"{host.spec} runs {ver.text}: \"Migration option ... is not supported by "
+                                       "QEMU binary\"",
+                               evidence=[f"{host.spec}: QEMU {ver.text}"], fix=f"drop {what} or upgrade QEMU"))
+    return out

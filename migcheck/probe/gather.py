@@ -25,7 +25,19 @@ from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.models import Domain
 from migcheck.facts.qemu_cmdline import decode_proc_cmdline
-from migcheck.probe.raw import CpuCompareAnswer, PeerDomain, RawDomain, RawHost, cpu_key, domcaps_key
+from migcheck.facts.procfs import HUGEPAGE_FILES
+from migcheck.probe.raw import (
+    CpuCompareAnswer,
+    NetworkInfo,
+    PeerDomain,
+    PoolInfo,
+    RawDomain,
+    RawHost,
+    SecretInfo,
+    cpu_key,
+    domcaps_key,
+)
+from migcheck.xmlsafe import parse_xml
 
 LOG_TAIL_BYTES = 256 * 1024
 _LOG_START = re.compile(rb"^.*starting up libvirt version", re.M)
@@ -131,6 +143,75 @@ def gather_host(session: HostSession, raw: RawHost) -> None:
         raw.errors["ssh"] = session.ssh_error
 
 
+HOST_FILES = (
+    "/proc/meminfo", "/proc/self/mountinfo", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online",
+    "/proc/net/fib_trie", "/proc/net/if_inet6", "/etc/libvirt/qemu.conf",
+) + tuple(HUGEPAGE_FILES.values())
+
+
+def gather_host_files(session: HostSession, raw: RawHost) -> None:
+    """Small /proc, /sys and config files the checks read; absent ones are simply not recorded."""
+    files = session.files
+    if files is None:
+        raw.errors["host_files"] = session.ssh_error or "no SSH access to the host"
+        for name in ("meminfo", "mountinfo", "cpu_online"):
+            raw.errors[name] = raw.errors["host_files"]
+        return
+    for path in HOST_FILES:
+        try:
+            raw.files[path] = files.read(path, limit=1024 * 1024).decode("utf-8", "replace")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 2:
+                continue
+            raw.errors[f"file:{path}"] = f"{type(exc).__name__}: {exc}"
+
+
+def gather_target_objects(session: HostSession, raw: RawHost) -> None:
+    """libvirt objects a guest may reference: networks, nwfilters, secrets, storage pools; free memory."""
+    conn = session.conn
+
+    def networks() -> list[NetworkInfo]:
+        out = []
+        for net in conn.listAllNetworks(0):
+            portgroups, bridge = [], None
+            try:
+                root = parse_xml(net.XMLDesc(0), "network XML")
+                portgroups = [pg.get("name") for pg in root.findall("portgroup") if pg.get("name")]
+                br = root.find("bridge")
+                bridge = br.get("name") if br is not None else None
+            except (libvirt.libvirtError, ValueError):
+                pass
+            out.append(NetworkInfo(name=net.name(), active=bool(net.isActive()), portgroups=portgroups, bridge=bridge))
+        return out
+
+    def pools() -> list[PoolInfo]:
+        out = []
+        for pool in conn.listAllStoragePools(0):
+            active = bool(pool.isActive())
+            ptype = path = None
+            try:
+                root = parse_xml(pool.XMLDesc(0), "pool XML")
+                ptype = root.get("type")
+                path = (root.findtext("target/path") or "").strip() or None
+            except (libvirt.libvirtError, ValueError):
+                pass
+            available = pool.info()[3] if active else None
+            out.append(PoolInfo(name=pool.name(), active=active, type=ptype, target_path=path, available=available))
+        return out
+
+    def secrets() -> list[SecretInfo]:
+        return [SecretInfo(uuid=s.UUIDString(), usage_type=str(s.usageType()), usage_id=s.usageID())
+                for s in conn.listAllSecrets(0)]
+
+    raw.networks = _fact(raw, "networks", networks)
+    raw.nwfilters = _fact(raw, "nwfilters", lambda: [f.name() for f in conn.listAllNWFilters(0)])
+    raw.secrets = _fact(raw, "secrets", secrets)
+    raw.pools = _fact(raw, "pools", pools)
+    raw.free_memory = _fact(raw, "free_memory", conn.getFreeMemory)
+
+
 def _tail_from_last_start(data: bytes) -> bytes:
     starts = list(_LOG_START.finditer(data))
     return data[starts[-1].start():][:16384] if starts else data[-16384:]
@@ -158,10 +239,17 @@ def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
         info = _fact(raw, "job", dom.jobInfo)
         rd.job_type = info[0] if info else None
     rd.snapshot_count = _fact(raw, "snapshots", lambda: dom.snapshotNum(0))
+    if rd.state in (1, 2, 3, 4, 7) and rd.live_xml:
+        rd.block_jobs = _fact(raw, "block_jobs", lambda: _block_jobs(dom, rd.live_xml)) or []
     if rd.live_xml is None:
         raise ProbeError(session.target.spec, f"could not read the XML of '{name}': {raw.errors.get('domain_xml')}")
     if rd.state in (1, 2, 3, 4, 7):
         _gather_running_qemu(session, raw, rd)
+
+
+def _block_jobs(dom, live_xml: str) -> list[str]:
+    targets = [d.target for d in parse_domain_xml(live_xml).disks if d.target]
+    return [t for t in targets if dom.blockJobInfo(t, 0)]
 
 
 def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> None:
@@ -286,7 +374,8 @@ def _deadline_join(workers: list[tuple[_HostWorker, HostTarget]], timeout: float
 def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions) -> PairProbe:
     src_raw = RawHost(spec=source.spec, uri=source.uri)
     dst_raw = RawHost(spec=target.spec, uri=target.uri)
-    source_done = threading.Event()
+    source_done = threading.Event()  # the guest's XML is known
+    source_cpu_ready = threading.Event()  # the source's domain capabilities too
     src_domain: list[Domain] = []
     sessions: list[HostSession] = []
 
@@ -299,10 +388,15 @@ def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOp
             gather_guest(s, src_raw, vm)
             dom = parse_domain_xml(src_raw.domain.live_xml)
             src_domain.append(dom)
+            source_done.set()  # the target can start its guest-specific work now
             gather_domcaps(s, src_raw, dom)
+            source_cpu_ready.set()
+            gather_host_files(s, src_raw)
+            gather_paths(s, src_raw, source_paths_of(dom))
             return src_raw
         finally:
             source_done.set()
+            source_cpu_ready.set()
 
     def work_target() -> RawHost:
         s = HostSession(target, options)
@@ -310,14 +404,17 @@ def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOp
         s.open()
         gather_host(s, dst_raw)
         gather_peers(s, dst_raw)
+        gather_host_files(s, dst_raw)
+        gather_target_objects(s, dst_raw)
         source_done.wait(options.timeout)
         if not src_domain:
             return dst_raw  # the source failed; its error is reported
         dom = src_domain[0]
         gather_domcaps(s, dst_raw, dom)
+        gather_paths(s, dst_raw, target_paths_of(dom))
+        source_cpu_ready.wait(options.timeout)
         for cpu_xml in cpu_definitions_to_compare(src_raw, dom):
             compare_cpu(s, dst_raw, dom, cpu_xml)
-        gather_paths(s, dst_raw, target_paths_of(dom))
         return dst_raw
 
     workers = [(_HostWorker(work_source), source), (_HostWorker(work_target), target)]
@@ -354,10 +451,28 @@ def cpu_definitions_to_compare(src_raw: RawHost, dom: Domain) -> list[str]:
 
 def target_paths_of(dom: Domain) -> list[str]:
     """Paths on the target whose existence the checks need."""
-    paths = []
-    if dom.emulator:
-        paths.append(dom.emulator)
-    return paths
+    from migcheck.checks.platform import TLS_TARGET_FILES
+    from migcheck.checks.network import netdev_path
+    from migcheck.checks.paths import boot_files, chardev_dirs
+
+    paths = [dom.emulator] if dom.emulator else []
+    paths += [d.source for d in dom.disks if d.source and d.type in ("file", "block")]
+    paths += [dir_ for _, dir_ in chardev_dirs(dom)] + [p for _, p in boot_files(dom)]
+    paths += [dom.nvram] if dom.nvram else []
+    paths += [netdev_path(i.bridge) for i in dom.interfaces if i.type == "bridge" and i.bridge]
+    paths += [netdev_path(i.dev) for i in dom.interfaces if i.type == "direct" and i.dev]
+    paths += [i.socket for i in dom.interfaces if i.type == "vhostuser" and i.socket]
+    paths += ["/usr/bin/swtpm"] if "emulator" in dom.tpms else []
+    paths += list(TLS_TARGET_FILES)
+    return list(dict.fromkeys(p for p in paths if p.startswith("/")))
+
+
+def source_paths_of(dom: Domain) -> list[str]:
+    """Paths on the source: disk images (their size, for storage copy) and the TLS client files."""
+    from migcheck.checks.platform import TLS_SOURCE_FILES
+
+    paths = [d.source for d in dom.disks if d.source and d.type == "file"] + list(TLS_SOURCE_FILES)
+    return list(dict.fromkeys(p for p in paths if p.startswith("/")))
 
 
 def probe_host(target: HostTarget, vm: str | None, options: ProbeOptions) -> RawHost:
@@ -370,6 +485,8 @@ def probe_host(target: HostTarget, vm: str | None, options: ProbeOptions) -> Raw
             s.open()
             gather_host(s, raw)
             gather_peers(s, raw)
+            gather_host_files(s, raw)
+            gather_target_objects(s, raw)
             if vm:
                 gather_guest(s, raw, vm)
                 gather_domcaps(s, raw, parse_domain_xml(raw.domain.live_xml))

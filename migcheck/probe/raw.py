@@ -52,6 +52,27 @@ class PeerDomain(BaseModel):
     persistent: bool = False
 
 
+class NetworkInfo(BaseModel):
+    name: str
+    active: bool
+    portgroups: list[str] = Field(default_factory=list)
+    bridge: str | None = None
+
+
+class PoolInfo(BaseModel):
+    name: str
+    active: bool
+    type: str | None = None
+    target_path: str | None = None
+    available: int | None = None  # bytes
+
+
+class SecretInfo(BaseModel):
+    uuid: str
+    usage_type: str | None = None
+    usage_id: str | None = None
+
+
 class RawHost(BaseModel):
     spec: str  # the host argument as the user gave it
     uri: str
@@ -64,7 +85,12 @@ class RawHost(BaseModel):
     domain: RawDomain | None = None  # the guest, on the source
     peers: list[PeerDomain] = Field(default_factory=list)  # same name/uuid, on the target
     paths: dict[str, PathStat] = Field(default_factory=dict)
-    files: dict[str, str] = Field(default_factory=dict)  # small host files (meminfo, ...)
+    files: dict[str, str] = Field(default_factory=dict)  # small host files (meminfo, mountinfo, ...)
+    networks: list[NetworkInfo] | None = None  # None: not gathered
+    nwfilters: list[str] | None = None
+    secrets: list[SecretInfo] | None = None
+    pools: list[PoolInfo] | None = None
+    free_memory: int | None = None  # bytes, virNodeGetFreeMemory
     errors: dict[str, str] = Field(default_factory=dict)  # fact -> why it could not be gathered
 
 

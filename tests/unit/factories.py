@@ -48,6 +48,18 @@ def caps(uuid: str | None = None, tsc: str | None = None, features_drop=(), mode
     return text
 
 
+MEMINFO = "MemTotal:       24000000 kB\nMemFree:        20000000 kB\nMemAvailable:   22000000 kB\nHugepagesize:       2048 kB\n"
+MOUNTINFO = ("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+             "30 22 0:26 / /run rw,nosuid - tmpfs tmpfs rw\n"
+             "40 22 0:40 / /mnt/nfs rw - nfs4 filer:/export rw\n")
+FIB_TRIE = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 10.0.0.2\n        /32 host LOCAL\n"
+
+
+def host_files(mountinfo: str = MOUNTINFO) -> dict[str, str]:
+    return {"/proc/meminfo": MEMINFO, "/proc/self/mountinfo": mountinfo, "/sys/devices/system/cpu/online": "0-7\n",
+            "/sys/devices/system/node/online": "0\n", "/proc/net/fib_trie": FIB_TRIE, "/proc/net/if_inet6": ""}
+
+
 def argv(cpu: str = "host,migratable=on", machine: str = "pc-q35-7.2", accel: str = "kvm") -> list[str]:
     return ["/usr/bin/qemu-system-x86_64", "-name", "guest=vm1", "-machine", f"{machine},usb=off",
             "-accel", accel, "-cpu", cpu, "-m", "64"]
@@ -65,11 +77,21 @@ def source(xml: str, cmdline: list[str] | None = None, state: int = 1, reason: i
                   domcaps_xml=domcaps if domcaps is not None else
                   {domcaps_key(d.emulator, d.arch, d.machine, d.virt_type): DOMCAPS_72})
     raw.domain = RawDomain(name=d.name, uuid=d.uuid, state=state, state_reason=reason, persistent=True,
-                           live_xml=xml, inactive_xml=xml, cmdline=cmdline, **dom)
+                           live_xml=xml, inactive_xml=xml, cmdline=cmdline, snapshot_count=0, **dom)
+    raw.files = host_files()
     return raw
 
 
 def target(host_caps: str | None = None, libvirt: int = 9_000_000, qemu: int = 7_002_000, **kw) -> RawHost:
+    """A target that has everything a plain guest needs; tests take things away."""
+    from migcheck.probe.raw import PathStat
+
+    kw.setdefault("files", host_files())
+    kw.setdefault("paths", {"/usr/bin/qemu-system-x86_64": PathStat(path="/usr/bin/qemu-system-x86_64", exists=True)})
+    kw.setdefault("networks", [])
+    kw.setdefault("nwfilters", [])
+    kw.setdefault("secrets", [])
+    kw.setdefault("pools", [])
     return RawHost(spec="dst", uri="qemu+ssh://root@dst/system", hostname="dst.example",
                    libvirt_version=libvirt, qemu_version=qemu,
                    capabilities_xml=host_caps or caps(uuid="22222222-2222-2222-2222-222222222222"), **kw)

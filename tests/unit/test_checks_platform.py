@@ -41,8 +41,10 @@ def test_shut_off_guest_blocks_live_but_not_offline():
     assert "platform.guest-not-running" not in rules_of(run(src, target(), "--offline --persistent"))
 
 
-def test_paused_on_io_error_blocks():
-    assert "platform.paused-on-io-error" in rules_of(run(clean_source(state=3, reason=5), target()), "block")
+def test_paused_on_io_error_blocks_with_abort_on_error_and_warns_without():
+    assert "platform.paused-on-io-error" in rules_of(
+        run(clean_source(state=3, reason=5), target(), "--live --abort-on-error"), "block")
+    assert "platform.paused-on-io-error" in rules_of(run(clean_source(state=3, reason=5), target()), "warn")
     assert "platform.paused-on-io-error" not in rules_of(run(clean_source(state=3, reason=1), target()))
 
 

@@ -1,0 +1,140 @@
+"""Resource checks: memory, huge pages, vCPUs, and the CPUs and NUMA nodes the guest is pinned to."""
+
+from __future__ import annotations
+
+from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
+from migcheck.facts.procfs import HUGEPAGE_FILES, mount_of, parse_id_list, parse_meminfo, parse_mountinfo
+from migcheck.report.model import Severity
+
+MEMINFO = "/proc/meminfo"
+CPU_ONLINE = "/sys/devices/system/cpu/online"
+NODE_ONLINE = "/sys/devices/system/node/online"
+
+
+def _live_only(ctx: CheckContext) -> None:
+    if ctx.flags.offline:
+        raise NotApplicable
+
+
+@check("resources.memory", Severity.RISK, "the target may not have enough free memory for the guest")
+def memory(ctx: CheckContext):
+    _live_only(ctx)
+    dom = ctx.domain
+    if dom.hugepages:
+        raise NotApplicable  # judged by resources.hugepages
+    text = ctx.need(ctx.target.raw.files.get(MEMINFO), "meminfo", ctx.target)
+    info = parse_meminfo(text)
+    total, avail = info.get("MemTotal"), info.get("MemAvailable", info.get("MemFree"))
+    need = dom.memory_kib
+    if total is not None and need > total:
+        return [Hit(message=f"the guest has {need // 1024} MiB, the target only {total // 1024} MiB of RAM in all",
+                    evidence=[f"{ctx.target.spec}: MemTotal {total} KiB"], fix="choose a bigger target",
+                    severity=Severity.BLOCK)]
+    if avail is not None and need > avail:
+        return [Hit(message=f"the guest has {need // 1024} MiB, the target has {avail // 1024} MiB available: "
+                            "the migration may fail or the target may swap or OOM-kill",
+                    evidence=[f"{ctx.target.spec}: MemAvailable {avail} KiB", f"guest <memory> {need} KiB"],
+                    fix="free memory on the target (or migrate other guests away first)")]
+    return []
+
+
+@check("resources.hugepages", Severity.BLOCK, "huge pages: hugetlbfs not mounted or too few free pages on the target",
+       proven_by_lab=False)
+def hugepages(ctx: CheckContext):
+    _live_only(ctx)
+    dom = ctx.domain
+    if not dom.hugepages:
+        raise NotApplicable
+    mounts_text = ctx.need(ctx.target.raw.files.get("/proc/self/mountinfo"), "mountinfo", ctx.target)
+    hugetlbfs = [m for m in parse_mountinfo(mounts_text) if m.fs_type == "hugetlbfs"]
+    info = parse_meminfo(ctx.target.raw.files.get(MEMINFO, ""))
+    default_kib = info.get("Hugepagesize", 2048)
+    out = []
+    for size in sorted(set(dom.hugepages)):
+        size = size or default_kib
+        if not hugetlbfs:
+            out.append(Hit(message="hugetlbfs is not mounted on the target: libvirt fails with 'hugetlbfs "
+                                   "filesystem is not mounted or disabled by administrator config'",
+                           evidence=[f"{ctx.target.spec}: no hugetlbfs in /proc/self/mountinfo"],
+                           fix="mount hugetlbfs on the target (mount -t hugetlbfs hugetlbfs /dev/hugepages) and "
+                               "restart libvirtd so it sees it"))
+            break
+        free_text = ctx.target.raw.files.get(HUGEPAGE_FILES.get(size, ""))
+        if free_text is None:
+            out.append(Hit(message=f"the target does not offer {size} KiB huge pages",
+                           evidence=[f"{ctx.target.spec}: {HUGEPAGE_FILES.get(size, f'{size} KiB pages')} missing"],
+                           fix=f"reserve {size} KiB huge pages on the target (kernel hugepagesz=)"))
+            continue
+        free = int(free_text.strip() or 0)
+        need = -(-dom.memory_kib // size)
+        if free < need:
+            out.append(Hit(message=f"the guest needs {need} free {size} KiB huge pages, the target has {free}",
+                           evidence=[f"{ctx.target.spec}: free_hugepages {free}", f"guest memory {dom.memory_kib} KiB"],
+                           fix=f"reserve more: echo N > /sys/kernel/mm/hugepages/hugepages-{size}kB/nr_hugepages "
+                               "on the target"))
+    return out
+
+
+@check("resources.vcpus", Severity.BLOCK, "more vCPUs than the target's QEMU allows, or than it has CPUs")
+def vcpus(ctx: CheckContext):
+    _live_only(ctx)
+    dom = ctx.domain
+    dc = ctx.target.domcaps_for(dom)
+    if dc is not None and dc.max_vcpus and dom.vcpus > dc.max_vcpus:
+        return [Hit(message=f"the guest has {dom.vcpus} vCPUs, the target's QEMU allows {dc.max_vcpus} for "
+                            f"machine {dc.machine}",
+                    evidence=[f"{ctx.target.spec}: domain capabilities vcpu max {dc.max_vcpus}"],
+                    fix="choose another target or reduce the guest's vCPUs (cold change)")]
+    online = ctx.target.raw.files.get(CPU_ONLINE)
+    if online is None:
+        return []
+    ncpu = len(parse_id_list(online))
+    if dom.vcpus > ncpu:
+        return [Hit(message=f"the guest has {dom.vcpus} vCPUs, the target only {ncpu} online CPUs: it will run "
+                            "overcommitted",
+                    evidence=[f"{ctx.target.spec}: online CPUs {online.strip()}"],
+                    fix="choose a larger target", severity=Severity.WARN)]
+    return []
+
+
+@check("resources.cpu-pinning", Severity.BLOCK, "vCPU/emulator pinning names CPUs the target does not have")
+def cpu_pinning(ctx: CheckContext):
+    _live_only(ctx)
+    dom = ctx.domain
+    sets = [("vcpu cpuset", dom.vcpu_cpuset)] + [("vcpupin", c) for c in dom.vcpupin_cpusets] + \
+           [("emulatorpin", dom.emulatorpin_cpuset)]
+    sets = [(what, s) for what, s in sets if s]
+    if not sets:
+        raise NotApplicable
+    online_text = ctx.need(ctx.target.raw.files.get(CPU_ONLINE), "cpu_online", ctx.target)
+    online = parse_id_list(online_text)
+    out = []
+    for what, cpuset in sets:
+        try:
+            wanted = parse_id_list(cpuset)
+        except ValueError:
+            continue
+        missing = sorted(wanted - online)
+        if missing and not (wanted & online and what == "vcpu cpuset"):
+            out.append(Hit(message=f"{what} '{cpuset}' names CPUs the target does not have: "
+                                   f"{','.join(map(str, missing[:16]))}",
+                           evidence=[f"{ctx.target.spec}: online CPUs {online_text.strip()}"],
+                           fix="migrate with --xml (a destination XML with pinning valid there), or remove the pinning"))
+    return out
+
+
+@check("resources.numa-nodeset", Severity.BLOCK, "<numatune> names NUMA nodes the target does not have")
+def numa_nodeset(ctx: CheckContext):
+    _live_only(ctx)
+    dom = ctx.domain
+    if not dom.numatune_nodeset:
+        raise NotApplicable
+    text = ctx.target.raw.files.get(NODE_ONLINE)
+    caps = ctx.need(ctx.target.caps, "capabilities", ctx.target)
+    nodes = parse_id_list(text) if text is not None else set(caps.numa_cells)
+    missing = sorted(parse_id_list(dom.numatune_nodeset) - nodes)
+    if not missing:
+        return []
+    return [Hit(message=f"numatune nodeset '{dom.numatune_nodeset}' names NUMA node(s) {missing} the target lacks",
+                evidence=[f"{ctx.target.spec}: NUMA nodes {sorted(nodes)}"],
+                fix="migrate with --xml carrying a nodeset valid on the target, or choose a target with those nodes")]
