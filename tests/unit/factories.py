@@ -77,7 +77,7 @@ def source(xml: str, cmdline: list[str] | None = None, state: int = 1, reason: i
                   domcaps_xml=domcaps if domcaps is not None else
                   {domcaps_key(d.emulator, d.arch, d.machine, d.virt_type): DOMCAPS_72})
     raw.domain = RawDomain(name=d.name, uuid=d.uuid, state=state, state_reason=reason, persistent=True,
-                           live_xml=xml, inactive_xml=xml, cmdline=cmdline, snapshot_count=0, **dom)
+                           live_xml=xml, inactive_xml=xml, cmdline=cmdline, **({"snapshot_count": 0} | dom))
     raw.files = host_files()
     return raw
 

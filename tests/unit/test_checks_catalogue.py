@@ -1,0 +1,174 @@
+"""Pass and fail fixtures for the device, storage, network, resource, path, state and flag checks.
+
+Each case names a check, a guest (devices XML and the like), a target edit and
+flags, and says whether the check must fire and with which severity.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from migcheck.probe.raw import NetworkInfo, PathStat, PoolInfo, SecretInfo
+from tests.unit.factories import MOUNTINFO, argv, guest_xml, host_files, rules_of, run, source, target
+
+DISK = "<disk type='file' device='disk'><driver name='qemu' type='{fmt}' cache='{cache}'/>" \
+       "<source file='{path}'/><target dev='vda' bus='virtio'/>{extra}</disk>"
+
+
+def disk(path="/var/lib/libvirt/images/vm1.qcow2", fmt="qcow2", cache="none", extra=""):
+    return DISK.format(path=path, fmt=fmt, cache=cache, extra=extra)
+
+
+def exists(*paths, size=1 << 30):
+    return {p: PathStat(path=p, exists=True, size=size) for p in paths}
+
+
+def missing(*paths):
+    return {p: PathStat(path=p, exists=False) for p in paths}
+
+
+EMU = exists("/usr/bin/qemu-system-x86_64")
+NFS_DISK = "/mnt/nfs/vm1.qcow2"
+LOCAL_DISK = "/var/lib/libvirt/images/vm1.qcow2"
+BR = "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br-prod'/><model type='virtio'/></interface>"
+NET = "<interface type='network'><mac address='52:54:00:00:00:02'/><source network='prod'{pg}/></interface>"
+SHMEM = "<shmem name='shm0'{role}><model type='ivshmem-plain'/><size unit='M'>4</size></shmem>"
+NINEP = "<filesystem type='mount' accessmode='passthrough'><source dir='/srv/share'/><target dir='share'/></filesystem>"
+VIRTIOFS = ("<filesystem type='mount'><driver type='virtiofs'/><source dir='/srv/share'/><target dir='share'/>"
+            "</filesystem>")
+HOSTDEV_PCI = ("<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x03' "
+               "slot='0x00' function='0x0'/></source></hostdev>")
+HOSTDEV_USB = ("<hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source>"
+               "</hostdev>")
+SERIAL_FILE = "<serial type='file'><source path='/var/log/guests/vm1.log'/><target port='0'/></serial>"
+VNC = "<graphics type='vnc' port='-1' listen='{addr}'/>"
+TPM = "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"
+DIMM = "<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>{addr}</memory>"
+NET_DISK = ("<disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/>"
+            "<source protocol='rbd' name='pool/vm1'><host name='mon1'/></source>"
+            "<auth username='admin'><secret type='ceph' uuid='aaaaaaaa-0000-4000-8000-000000000001'/></auth>"
+            "<target dev='vdb' bus='virtio'/></disk>")
+CDROM = ("<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/iso/install.iso'/>"
+         "<target dev='sda' bus='sata'/><readonly/></disk>")
+
+CASES = [
+    # (id, check, devices, extra guest kwargs, target kwargs, flags, expected severity or None)
+    ("pci-hostdev", "devices.hostdev", HOSTDEV_PCI, {}, {}, "--live", "block"),
+    ("usb-hostdev-ok", "devices.hostdev", HOSTDEV_USB, {}, {}, "--live", None),
+    ("hostdev-iface", "devices.hostdev-interface",
+     "<interface type='hostdev'><source><address type='pci' domain='0' bus='4' slot='0' function='1'/></source></interface>",
+     {}, {}, "--live", "block"),
+    ("virtio-iface-ok", "devices.hostdev-interface", "<interface type='user'/>", {}, {}, "--live", None),
+    ("shmem-peer", "devices.shmem-not-master", SHMEM.format(role=" role='peer'"), {}, {}, "--live", "block"),
+    ("shmem-default-role", "devices.shmem-not-master", SHMEM.format(role=""), {}, {}, "--live", "block"),
+    ("shmem-master-ok", "devices.shmem-not-master", SHMEM.format(role=" role='master'"), {}, {}, "--live", None),
+    ("virtiofs", "devices.virtiofs", VIRTIOFS, {}, {}, "--live", "block"),
+    ("virtiofs-offline-ok", "devices.virtiofs", VIRTIOFS, {"state": 5}, {}, "--offline --persistent", None),
+    ("9p", "devices.9p-share", NINEP, {}, {}, "--live", "risk"),
+    ("transient", "devices.transient-disk", disk(extra="<transient/>"), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --unsafe", "block"),
+    ("vmdk", "devices.image-format", disk(fmt="vmdk"), {}, {}, "--live --unsafe", "block"),
+    ("qcow2-ok", "devices.image-format", disk(fmt="qcow2"), {}, {}, "--live --unsafe", None),
+    ("dimm-no-addr", "devices.dimm-address", DIMM.format(addr=""), {}, {}, "--live", "block"),
+    ("dimm-addr-ok", "devices.dimm-address",
+     DIMM.format(addr="<address type='dimm' slot='0' base='0x100000000'/>"), {}, {}, "--live", None),
+    ("snapshots", "devices.snapshots", "", {"snapshot_count": 2}, {}, "--live", "block"),
+    ("tpm-no-swtpm", "devices.tpm-emulator", TPM, {}, {"paths": EMU | missing("/usr/bin/swtpm")}, "--live", "block"),
+    ("tpm-swtpm-ok", "devices.tpm-emulator", TPM, {}, {"paths": EMU | exists("/usr/bin/swtpm")}, "--live", None),
+    ("vhostuser-missing", "devices.vhost-user-socket",
+     "<interface type='vhostuser'><source type='unix' path='/run/vhu/sock0' mode='client'/><model type='virtio'/></interface>",
+     {}, {"paths": EMU | missing("/run/vhu/sock0")}, "--live", "block"),
+    # storage
+    ("local-disk-not-shared", "storage.not-shared", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)}, "--live", "block"),
+    ("local-disk-copied-ok", "storage.not-shared", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --copy-storage-all", None),
+    ("local-disk-unsafe-ok", "storage.not-shared", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --unsafe", None),
+    ("nfs-disk-ok", "storage.not-shared", disk(path=NFS_DISK), {}, {"paths": EMU | exists(NFS_DISK)}, "--live", None),
+    ("readonly-local-ok", "storage.not-shared", CDROM, {}, {"paths": EMU | exists("/iso/install.iso")}, "--live", None),
+    ("writeback-old-qemu", "storage.unsafe-cache", disk(path=NFS_DISK, cache="writeback"), {"qemu": 2_012_000},
+     {"paths": EMU | exists(NFS_DISK)}, "--live", "block"),
+    ("writeback-new-qemu-ok", "storage.unsafe-cache", disk(path=NFS_DISK, cache="writeback"), {},
+     {"paths": EMU | exists(NFS_DISK)}, "--live", None),
+    ("nfs-disk-missing", "storage.missing-on-target", disk(path=NFS_DISK), {}, {"paths": EMU | missing(NFS_DISK)},
+     "--live", "block"),
+    ("cdrom-missing", "storage.missing-on-target", CDROM, {}, {"paths": EMU | missing("/iso/install.iso")},
+     "--live", "block"),
+    ("disk-missing-but-copied-ok", "storage.missing-on-target", disk(), {}, {"paths": EMU | missing(LOCAL_DISK)},
+     "--live --copy-storage-all", None),
+    ("stale-copy-unsafe", "storage.stale-copy-on-target", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --unsafe", "risk"),
+    ("copy-no-pool", "storage.copy-precreate", disk(), {}, {"paths": EMU | missing(LOCAL_DISK), "pools": []},
+     "--live --copy-storage-all", "block"),
+    ("copy-pool-ok", "storage.copy-precreate", disk(), {},
+     {"paths": EMU | missing(LOCAL_DISK),
+      "pools": [PoolInfo(name="default", active=True, target_path="/var/lib/libvirt/images", available=1 << 40)]},
+     "--live --copy-storage-all", None),
+    ("copy-pool-too-small", "storage.copy-precreate", disk(), {},
+     {"paths": EMU | missing(LOCAL_DISK),
+      "pools": [PoolInfo(name="default", active=True, target_path="/var/lib/libvirt/images", available=1 << 20)]},
+     "--live --copy-storage-all", "block"),
+    ("secret-missing", "storage.network-disk-secret", NET_DISK, {}, {"secrets": []}, "--live", "block"),
+    ("secret-present-ok", "storage.network-disk-secret", NET_DISK, {},
+     {"secrets": [SecretInfo(uuid="aaaaaaaa-0000-4000-8000-000000000001", usage_type="ceph")]}, "--live", None),
+    # network
+    ("bridge-missing", "network.bridge-missing", BR, {}, {"paths": EMU | missing("/sys/class/net/br-prod")},
+     "--live", "block"),
+    ("bridge-present-ok", "network.bridge-missing", BR, {}, {"paths": EMU | exists("/sys/class/net/br-prod")},
+     "--live", None),
+    ("network-missing", "network.libvirt-network", NET.format(pg=""), {}, {"networks": []}, "--live", "block"),
+    ("network-inactive", "network.libvirt-network", NET.format(pg=""), {},
+     {"networks": [NetworkInfo(name="prod", active=False)]}, "--live", "block"),
+    ("network-ok", "network.libvirt-network", NET.format(pg=""), {},
+     {"networks": [NetworkInfo(name="prod", active=True)]}, "--live", None),
+    ("portgroup-missing", "network.libvirt-network", NET.format(pg=" portgroup='web'"), {},
+     {"networks": [NetworkInfo(name="prod", active=True, portgroups=["db"])]}, "--live", "block"),
+    ("direct-missing", "network.direct-device-missing",
+     "<interface type='direct'><source dev='eno9' mode='bridge'/></interface>", {},
+     {"paths": EMU | missing("/sys/class/net/eno9")}, "--live", "block"),
+    ("nwfilter-missing", "network.nwfilter-missing",
+     "<interface type='bridge'><source bridge='br0'/><filterref filter='clean-traffic'/></interface>", {},
+     {"nwfilters": ["allow-arp"], "paths": EMU | exists("/sys/class/net/br0")}, "--live", "block"),
+    # paths
+    ("serial-dir-missing", "paths.chardev-directory", SERIAL_FILE, {}, {"paths": EMU | missing("/var/log/guests")},
+     "--live", "block"),
+    ("serial-dir-ok", "paths.chardev-directory", SERIAL_FILE, {}, {"paths": EMU | exists("/var/log/guests")},
+     "--live", None),
+    ("vnc-listen-foreign", "paths.graphics-listen", VNC.format(addr="10.0.0.1"), {}, {}, "--live", "block"),
+    ("vnc-listen-local-ok", "paths.graphics-listen", VNC.format(addr="10.0.0.2"), {}, {}, "--live", None),
+    ("vnc-any-ok", "paths.graphics-listen", VNC.format(addr="0.0.0.0"), {}, {}, "--live", None),
+    # state and flags
+    ("job-active", "state.job-active", "", {"job_type": 2}, {}, "--live", "block"),
+    ("block-job", "state.block-job", "", {"block_jobs": ["vda"]}, {}, "--live", "block"),
+    ("tls-forced", "flags.tls-required", "", {},
+     {"files": host_files() | {"/etc/libvirt/qemu.conf": "migrate_tls_force = 1\n"}}, "--live", "block"),
+    ("tls-forced-with-tls-ok", "flags.tls-required", "", {},
+     {"files": host_files() | {"/etc/libvirt/qemu.conf": "migrate_tls_force = 1\n"}}, "--live --tls", None),
+    ("tls-no-certs", "flags.tls-certificates", "", {}, {"paths": EMU | missing("/etc/pki/qemu/server-cert.pem")},
+     "--live --tls", "block"),
+    ("parallel-old-qemu", "flags.qemu-feature", "", {}, {"qemu": 3_001_000}, "--live --parallel", "block"),
+    ("parallel-ok", "flags.qemu-feature", "", {}, {}, "--live --parallel", None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_catalogue_case(case):
+    _id, rule, devices, guest_kw, target_kw, flags, expected = case
+    guest_kw = dict(guest_kw)
+    qemu = guest_kw.pop("qemu", 7_002_000)
+    state = guest_kw.pop("state", 1)
+    xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=devices)
+    src = source(xml, argv("host,migratable=on") if state == 1 else None, state=state, qemu=qemu, **guest_kw)
+    src.paths.update(exists(LOCAL_DISK, NFS_DISK, "/etc/pki/qemu/ca-cert.pem", "/etc/pki/qemu/client-cert.pem",
+                            "/etc/pki/qemu/client-key.pem"))
+    src.files["/proc/self/mountinfo"] = MOUNTINFO
+    tkw = dict(target_kw)
+    paths = tkw.pop("paths", EMU)
+    paths = exists("/etc/pki/qemu/ca-cert.pem", "/etc/pki/qemu/server-cert.pem", "/etc/pki/qemu/server-key.pem") | paths
+    dst = target(paths=paths, **tkw)
+    report = run(src, dst, flags)
+    found = {f.severity.value for f in report.findings if f.rule == rule}
+    if expected is None:
+        assert not found, [f for f in report.findings if f.rule == rule]
+    else:
+        assert expected in found, report.findings
