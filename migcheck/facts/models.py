@@ -6,7 +6,7 @@ Facts are plain data: parsers build them from raw XML / command lines
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 
 class Version(BaseModel):
@@ -14,6 +14,7 @@ class Version(BaseModel):
 
     number: int
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def text(self) -> str:
         n = self.number
