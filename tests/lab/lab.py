@@ -101,6 +101,7 @@ class Lab:
         ]
         self.kvm = kvm_usable()
         self.up_seconds: float | None = None
+        self.hugepages_reserved = 0  # 2 MiB pages this lab added to vm.nr_hugepages
         self._state: dict = {}
 
     # ---- public API ------------------------------------------------------
@@ -231,6 +232,7 @@ class Lab:
             h.pid = hs.get("pid", 0)
         lab.kvm = state.get("kvm", lab.kvm)
         lab.up_seconds = state.get("up_seconds")
+        lab.hugepages_reserved = state.get("hugepages_reserved", 0)
         lab._state = state
         return lab
 
@@ -439,7 +441,8 @@ class Lab:
             self._state["devhugepages_created"] = True
         self._save_state()
         _set_hugepages(before + wanted)
-        self._state["hugepages_reserved"] = int(NR_HUGEPAGES.read_text()) - before
+        self.hugepages_reserved = int(NR_HUGEPAGES.read_text()) - before
+        self._state["hugepages_reserved"] = self.hugepages_reserved
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout

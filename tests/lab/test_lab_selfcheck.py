@@ -122,6 +122,42 @@ def test_teardown_leaves_nothing(lab2: Lab) -> None:
     _lab2_still_fine(lab2)
 
 
+def test_host_spec_options(lab2: Lab) -> None:
+    """Bridges, private dirs, hugetlbfs, setup commands and an unknown host key."""
+    require_lab()
+    specs = [
+        HostSpec("mcs-a"),
+        HostSpec("mcs-b", bridges=["br-prod"], dirs=["/srv/only-on-mcs-b"], hugetlbfs=True,
+                 setup=[["touch", "/srv/only-on-mcs-b/setup-ran"]]),
+        HostSpec("mcs-c", ssh_host_key_registered=False),
+    ]
+    with Lab(specs, state_dir=_second_lab_dir(lab2), **SECOND) as lab:
+        a, b, c = lab.hosts
+        assert b.run(["ip", "link", "show", "br-prod"]).returncode == 0
+        assert a.run(["ip", "link", "show", "br-prod"]).returncode != 0
+        assert b.run(["ls", "/srv/only-on-mcs-b"], check=True).stdout.split() == ["setup-ran"]
+        assert a.run(["ls", "/srv/only-on-mcs-b"]).returncode != 0
+        assert not Path("/srv/only-on-mcs-b").exists()  # not in the root namespace either
+        assert " /dev/hugepages hugetlbfs " in b.read_file("/proc/mounts")
+        assert " /dev/hugepages " not in a.read_file("/proc/mounts")
+        # The unknown host key refuses ssh and libvirt alike, as for an operator.
+        p = subprocess.run(["virsh", "-c", c.uri, "version"], capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and "Host key verification failed" in p.stderr, p.stderr
+        assert c.virsh("version").returncode == 0  # while its libvirtd is fine
+        # Real failures of real guests, on the host that lacks the resource.
+        nic = "<interface type='bridge'><source bridge='br-prod'/><model type='virtio'/></interface>"
+        p = _start_guest(b, lab.guest_xml("selfcheck-br", extra_devices=nic), "selfcheck-br")
+        assert p.returncode == 0, p.stderr
+        p = lab.migrate(b, a, "selfcheck-br", ["--live"])
+        assert p.returncode != 0 and "br-prod" in p.stderr, p.stderr
+        if lab.hugepages_reserved >= 32:
+            hp = lab.guest_xml("selfcheck-hp", extra_xml="<memoryBacking><hugepages/></memoryBacking>")
+            p = _start_guest(b, hp, "selfcheck-hp")
+            assert p.returncode == 0, p.stderr
+            p = _start_guest(a, hp, "selfcheck-hp")
+            assert p.returncode != 0 and "hugetlbfs" in p.stderr, p.stderr
+
+
 def test_cli_down_cleans_up_after_a_crash(lab2: Lab) -> None:
     """`up` from a process that is gone, state file lost: `down` still finds everything."""
     require_lab()
