@@ -22,7 +22,7 @@ PRIVATE_DIRS = {
     "cache": "/var/cache/libvirt",
 }
 # Paths that are already private inside a host, so a dir below them needs no overlay.
-_PRIVATE_ROOTS = (*PRIVATE_DIRS.values(), "/run", "/root/.ssh")
+PRIVATE_ROOTS = (*PRIVATE_DIRS.values(), "/run", "/root/.ssh")
 
 
 @dataclass
@@ -113,8 +113,7 @@ class LabHost:
 
         The holder's PID is the handle for nsenter; killing the netns' PIDs stops the host.
         """
-        log = open(self.dir / "holder.log", "ab")
-        try:
+        with open(self.dir / "holder.log", "ab") as log:
             self._proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.netns,
                  "unshare", "--mount", "--uts", "--propagation", "private",
@@ -122,8 +121,6 @@ class LabHost:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True, env=CLEAN_ENV, close_fds=True,
             )
-        finally:
-            log.close()
         self.pid = self._proc.pid
         own_mnt = os.readlink("/proc/self/ns/mnt")
         deadline = time.monotonic() + timeout

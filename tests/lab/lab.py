@@ -21,7 +21,7 @@ from pathlib import Path
 from . import sshconf
 from ._cmd import LabError, root_env, run
 from .guest import guest_xml, host_cpu_quirks, kvm_usable
-from .host import PRIVATE_DIRS, LabHost, _PRIVATE_ROOTS, kill_netns, netns_pids
+from .host import PRIVATE_DIRS, PRIVATE_ROOTS, LabHost, kill_netns, netns_pids
 from .spec import HostSpec
 
 DEFAULT_PREFIX = "mclab"
@@ -228,7 +228,7 @@ class Lab:
             raise LabError(f"no lab state in {sd}: run `python -m tests.lab up` first")
         lab = cls([_spec_from_state(h) for h in state["hosts"]], prefix=state["prefix"],
                   subnet=state["subnet"], state_dir=sd)
-        for h, hs in zip(lab.hosts, state["hosts"]):
+        for h, hs in zip(lab.hosts, state["hosts"], strict=True):
             h.pid = hs.get("pid", 0)
         lab.kvm = state.get("kvm", lab.kvm)
         lab.up_seconds = state.get("up_seconds")
@@ -265,9 +265,11 @@ class Lab:
         for link in lab_links(prefixes):
             run(["ip", "link", "delete", link], check=False, timeout=15)
         sshconf.remove_include(sd, delete_if_empty=state.get("ssh_config_created", False))
-        if "hugepages_before" in state:
+        if "hugepages_reserved" in state:  # give back ours only: another lab may hold some
+            _set_hugepages(max(0, int(NR_HUGEPAGES.read_text()) - state["hugepages_reserved"]))
+        elif "hugepages_before" in state:  # crashed while reserving
             _set_hugepages(state["hugepages_before"])
-        if state.get("devhugepages_created"):
+        if state.get("devhugepages_created") and not _mounted_anywhere("/dev/hugepages"):
             try:
                 os.rmdir("/dev/hugepages")
             except OSError:
@@ -399,7 +401,7 @@ class Lab:
         out: dict[str, Path] = {}
         for d in h.spec.dirs:
             d = os.path.normpath(d)
-            if any(d == r or d.startswith(r + "/") for r in _PRIVATE_ROOTS):
+            if any(d == r or d.startswith(r + "/") for r in PRIVATE_ROOTS):
                 continue  # already private inside the host
             if os.path.lexists(d):
                 raise LabError(f"{h.name}: dir {d} already exists on the machine, so it "
@@ -519,7 +521,9 @@ def find_leftovers(prefix: str, state_dir: Path, netns_inodes: Iterable[int] = (
     if sshconf.include_present(state_dir):
         out.append(f"Include line for {state_dir} in {sshconf.root_ssh_dir() / 'config'}")
     for line in Path("/proc/self/mounts").read_text().splitlines():
-        if str(state_dir) in line or f"/run/netns/{prefix}-" in line:
+        fields = line.split()
+        if any(f == str(state_dir) or f.startswith((f"{state_dir}/", f"/run/netns/{prefix}-"))
+               for f in fields[:2]):
             out.append(f"mount {line}")
     if state_dir.is_dir():
         out += [f"file {c}" for c in state_dir.iterdir() if c.name != CACHE_DIR]
@@ -585,6 +589,27 @@ def _set_hugepages(n: int) -> None:
 
 def _is_mountpoint(path: str) -> bool:
     return any(line.split()[1] == path for line in Path("/proc/self/mounts").read_text().splitlines())
+
+
+def _mounted_anywhere(path: str) -> bool:
+    """Whether any mount namespace (another lab's host, say) has something mounted at path.
+
+    rmdir on such a mount point would silently unmount it there.
+    """
+    seen: set[int] = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ns = os.stat(d / "ns" / "mnt").st_ino
+            if ns in seen:
+                continue
+            seen.add(ns)
+            if any(line.split()[1] == path for line in (d / "mounts").read_text().splitlines()):
+                return True
+        except (OSError, IndexError):
+            continue
+    return False
 
 
 def _umount_empty_netns_dir() -> None:
