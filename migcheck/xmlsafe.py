@@ -2,32 +2,60 @@
 
 Every XML document migcheck reads comes from a host and is parsed here:
 entity declarations (billion laughs, external entities) and DTDs are refused by
-defusedxml, and oversized documents are refused before parsing.
+defusedxml, oversized documents are refused before parsing, and documents nested
+deeper than any libvirt XML are refused while parsing (serialising them back,
+as :func:`to_text` does, would overflow the Python stack).
 """
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, TreeBuilder
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 MAX_XML_BYTES = 16 * 1024 * 1024
+MAX_XML_DEPTH = 128  # libvirt's own documents nest about 15 deep
 
 
 class UnsafeOrBadXML(ValueError):
     """The XML could not be parsed safely: malformed, too large, or using entities."""
 
 
+class _DepthLimitedTreeBuilder(TreeBuilder):
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self._what = what
+        self._depth = 0
+
+    def start(self, tag, attrs):
+        self._depth += 1
+        if self._depth > MAX_XML_DEPTH:
+            raise UnsafeOrBadXML(f"{self._what} nests elements more than {MAX_XML_DEPTH} deep")
+        return super().start(tag, attrs)
+
+    def end(self, tag):
+        self._depth -= 1
+        return super().end(tag)
+
+
 def parse_xml(text: str | bytes, what: str = "XML") -> Element:
     if len(text) > MAX_XML_BYTES:
         raise UnsafeOrBadXML(f"{what} is {len(text)} bytes, more than the {MAX_XML_BYTES} allowed")
     try:
-        return SafeET.fromstring(text, forbid_dtd=True)
+        # what SafeET.fromstring(text, forbid_dtd=True) does, with a depth limit
+        parser = SafeET.DefusedXMLParser(target=_DepthLimitedTreeBuilder(what), forbid_dtd=True)
+        parser.feed(text)
+        return parser.close()
+    except UnsafeOrBadXML:
+        raise
     except DefusedXmlException as exc:
         raise UnsafeOrBadXML(f"{what} refused: it declares a DTD or entities ({type(exc).__name__})") from exc
     except SafeET.ParseError as exc:
         raise UnsafeOrBadXML(f"{what} is not well-formed: {exc}") from exc
+    except (LookupError, ValueError) as exc:
+        # the XML declaration names an unknown or unsupported encoding, or a str holds lone surrogates
+        raise UnsafeOrBadXML(f"{what} cannot be decoded: {exc}") from exc
 
 
 def to_text(elem: Element) -> str:
