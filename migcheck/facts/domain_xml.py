@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from xml.etree.ElementTree import Element
 
 from migcheck.facts.models import (
@@ -17,12 +18,13 @@ from migcheck.facts.models import (
 )
 from migcheck.xmlsafe import parse_xml, to_text
 
+# KiB per unit, as exact fractions: float factors overflow on huge values
 _UNIT_TO_KIB = {
-    "b": 1 / 1024, "bytes": 1 / 1024,
-    "k": 1, "kib": 1, "kb": 1000 / 1024,
-    "m": 1024, "mib": 1024, "mb": 1000 * 1000 / 1024,
-    "g": 1024**2, "gib": 1024**2, "gb": 1000**3 / 1024,
-    "t": 1024**3, "tib": 1024**3, "tb": 1000**4 / 1024,
+    "b": Fraction(1, 1024), "bytes": Fraction(1, 1024),
+    "k": 1, "kib": 1, "kb": Fraction(1000, 1024),
+    "m": 1024, "mib": 1024, "mb": Fraction(1000**2, 1024),
+    "g": 1024**2, "gib": 1024**2, "gb": Fraction(1000**3, 1024),
+    "t": 1024**3, "tib": 1024**3, "tb": Fraction(1000**4, 1024),
 }
 
 
