@@ -43,7 +43,7 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
                 model=(hc.findtext("model") or "").strip() or None,
                 vendor=(hc.findtext("vendor") or "").strip() or None,
                 features=[f.get("name") for f in hc.findall("feature") if f.get("name")],
-                tsc_frequency=int(freq) if freq and freq.isdigit() else None,
+                tsc_frequency=int(freq) if freq and freq.isascii() and freq.isdigit() else None,
                 tsc_scaling=(counter.get("scaling") == "yes") if counter is not None and counter.get("scaling") else None,
             )
         for cell in host.findall("topology/cells/cell"):
@@ -99,8 +99,9 @@ def parse_domain_capabilities_xml(text: str | bytes) -> DomainCapabilities:
         arch=(root.findtext("arch") or "").strip() or None,
     )
     vcpu = root.find("vcpu")
-    if vcpu is not None and (vcpu.get("max") or "").isdigit():
-        caps.max_vcpus = int(vcpu.get("max"))
+    vcpu_max = (vcpu.get("max") or "") if vcpu is not None else ""
+    if vcpu_max.isascii() and vcpu_max.isdigit():
+        caps.max_vcpus = int(vcpu_max)
     for mode in root.findall("cpu/mode"):
         supported = mode.get("supported") == "yes"
         name = mode.get("name")

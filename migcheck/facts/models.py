@@ -75,7 +75,7 @@ class QemuCpuArg(BaseModel):
     @property
     def tsc_frequency(self) -> int | None:
         value = self.props.get("tsc-frequency") or self.props.get("tsc_freq")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 class QemuCommandLine(BaseModel):
