@@ -31,6 +31,11 @@ LAB_RANGE = ipaddress.ip_network("10.251.77.0/24")
 DEFAULT_STATE_DIR = "/var/tmp/migcheck-lab"
 STATE_FILE = "lab.json"
 CACHE_DIR = "cache"  # survives teardown: QEMU capabilities cache
+# What the lab puts in its state dir (and teardown removes again).
+STATE_ENTRIES = frozenset({
+    STATE_FILE, "id_ed25519", "id_ed25519.pub", "known_hosts", "ssh_config",
+    "authorized_keys", "hosts.txt", "root-ssh", "hosts",
+})
 HUGEPAGES_PER_HOST = 40  # 2 MiB pages: room for one 64 MiB guest and then some
 REQUIRED_TOOLS = (
     "ip", "unshare", "nsenter", "taskset", "mount", "hostname", "install",
@@ -278,7 +283,8 @@ class Lab:
             _umount_empty_netns_dir()
         if sd.is_dir():
             for child in sd.iterdir():
-                if child.name == CACHE_DIR:
+                # Only what the lab writes: a mistyped MIGCHECK_LAB_DIR must not cost files.
+                if child.name not in STATE_ENTRIES and not child.name.endswith(".tmp"):
                     continue
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=True)
