@@ -6,6 +6,7 @@ marked ``Include`` line at the top of root's ~/.ssh/config, removed on teardown.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -105,8 +106,8 @@ def add_include(state: Path) -> bool:
     if not ssh_dir.exists():
         ssh_dir.mkdir(mode=0o700)
     cfg = ssh_dir / "config"
-    created = not cfg.exists()
-    old = "" if created else cfg.read_text()
+    old = cfg.read_text() if cfg.exists() else ""
+    created = not cfg.exists() or _made_by_labs(old)
     mode = 0o600 if created else (cfg.stat().st_mode & 0o777)
     _write(cfg, include_line(state) + "\n" + _without_line(old, include_line(state)), mode)
     return created
@@ -124,6 +125,24 @@ def remove_include(state: Path, delete_if_empty: bool) -> None:
         cfg.unlink()
     else:
         _write(cfg, new, cfg.stat().st_mode & 0o777)
+
+
+def _made_by_labs(text: str) -> bool:
+    """True when the config holds only Include lines of labs, one of which created it.
+
+    Then whichever lab leaves last may delete the file, in any teardown order.
+    """
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines or not all(ln.startswith("Include ") and ln.endswith(MARK) for ln in lines):
+        return False
+    for ln in lines:
+        state_file = Path(ln.split()[1]).parent / "lab.json"
+        try:
+            if json.loads(state_file.read_text()).get("ssh_config_created"):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
 
 
 def _without_line(text: str, line: str) -> str:
