@@ -179,7 +179,6 @@ class Lab:
             "prefix": self.prefix, "subnet": str(self.subnet), "state_dir": str(self.state_dir),
             "owner": [os.getpid(), _start_time(os.getpid())],
             "bridge": self.bridge, "bridge_ip": self.bridge_ip, "kvm": self.kvm,
-            "netns_mount_before": _is_mountpoint("/run/netns"),
             "hosts": [_host_state(h) for h in self.hosts],
         }
         self._save_state()
@@ -279,8 +278,7 @@ class Lab:
                 os.rmdir("/dev/hugepages")
             except OSError:
                 pass
-        if state and not state.get("netns_mount_before", True):
-            _umount_empty_netns_dir()
+        _umount_empty_netns_dir()
         if sd.is_dir():
             for child in sd.iterdir():
                 # Only what the lab writes: a mistyped MIGCHECK_LAB_DIR must not cost files.
@@ -619,13 +617,14 @@ def _mounted_anywhere(path: str) -> bool:
 
 
 def _umount_empty_netns_dir() -> None:
-    """`ip netns add` bind-mounts /run/netns onto itself; undo that once no netns is left."""
+    """`ip netns add` bind-mounts /run/netns onto itself; undo that once no netns is left.
+
+    Done whoever made it: an empty /run/netns mount carries no state, the next
+    `ip netns add` makes it again, and which lab made it is lost when labs
+    leave in another order than they came.
+    """
     try:
         if _is_mountpoint("/run/netns") and not os.listdir("/run/netns"):
             run(["umount", "/run/netns"], check=False, timeout=15)
     except OSError:
         pass
-
-
-__all__ = ["Lab", "LabHost", "HostSpec", "LabError", "default_state_dir", "missing_tools",
-           "find_leftovers", "netns_pids"]
