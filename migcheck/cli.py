@@ -18,6 +18,7 @@ from migcheck.report.model import ExitCode
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Will this libvirt/QEMU migration work? If not, exactly why and how to fix it.\n\n"
     "migcheck SRC DST VM [virsh migrate flags] is short for 'migcheck check SRC DST VM ...'.",
@@ -219,11 +220,16 @@ def main(argv: list[str] | None = None) -> None:
         args.insert(0, "check")
     try:
         app(args=args, prog_name="migcheck", standalone_mode=True)
+    except SystemExit:
+        raise
     except KeyboardInterrupt:
         typer.echo("migcheck: interrupted", err=True)
-        os._exit(int(ExitCode.UNKNOWN))
-    finally:
         sys.stdout.flush()
+        os._exit(int(ExitCode.UNKNOWN))
+    except Exception as exc:  # a migcheck bug must not look like a verdict, nor print a traceback
+        typer.echo(f"migcheck: internal error: {type(exc).__name__}: {exc} (please report it)", err=True)
+        sys.stdout.flush()
+        os._exit(int(ExitCode.UNKNOWN))
 
 
 if __name__ == "__main__":  # pragma: no cover
