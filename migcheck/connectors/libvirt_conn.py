@@ -22,6 +22,14 @@ def open_readonly(uri: str) -> libvirt.virConnect:
     return conn
 
 
+def open_readwrite(uri: str) -> libvirt.virConnect:
+    """Only for queries libvirt refuses on read-only connections; migcheck never changes anything."""
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(explain_connect_error(exc)) from None
+
+
 def explain_connect_error(exc: libvirt.libvirtError) -> str:
     text = (exc.get_error_message() or str(exc)).strip().replace("\n", " ")
     low = text.lower()

@@ -19,7 +19,7 @@ import libvirt
 
 from migcheck.connectors.files import HostFiles, LocalFiles
 from migcheck.connectors.hostspec import HostTarget
-from migcheck.connectors.libvirt_conn import LibvirtError, error_text, open_readonly
+from migcheck.connectors.libvirt_conn import LibvirtError, error_text, open_readonly, open_readwrite
 from migcheck.connectors.ssh import SshConnection, SshError, SshOptions
 from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
@@ -66,27 +66,49 @@ class HostSession:
     target: HostTarget
     options: ProbeOptions
     conn: libvirt.virConnect | None = None
+    conn_rw: libvirt.virConnect | None = None
+    rw_error: str | None = None
     ssh: SshConnection | None = None
     ssh_error: str | None = None
     _local_files: LocalFiles = field(default_factory=LocalFiles)
 
     def open(self) -> "HostSession":
-        """Open libvirt and SSH in parallel: the two handshakes overlap."""
-        ssh_thread = None
+        """Open SSH, the read-only and the read-write libvirt connection in parallel.
+
+        The read-write connection is used only for the two queries libvirt refuses
+        on a read-only one (getDomainCapabilities, compareHypervisorCPU); neither
+        changes anything on the host.
+        """
+        threads = []
         if self.options.use_ssh and self.target.ssh is not None:
-            ssh_thread = threading.Thread(target=self._open_ssh, daemon=True)
-            ssh_thread.start()
+            threads.append(threading.Thread(target=self._open_ssh, daemon=True))
         elif self.options.use_ssh is False:
             self.ssh_error = "SSH disabled (--no-ssh)"
+        threads.append(threading.Thread(target=self._open_rw, daemon=True))
+        for t in threads:
+            t.start()
         try:
             self.conn = open_readonly(self.target.uri)
         except LibvirtError as exc:
             raise ProbeError(self.target.spec, str(exc)) from None
-        if ssh_thread is not None:
-            ssh_thread.join(self.options.connect_timeout + 2)
-            if ssh_thread.is_alive():
-                self.ssh_error = f"SSH: no answer within {self.options.connect_timeout:g}s"
+        for t in threads:
+            t.join(self.options.connect_timeout + 2)
+        if self.ssh is None and self.ssh_error is None and self.target.ssh is not None and self.options.use_ssh:
+            self.ssh_error = f"SSH: no answer within {self.options.connect_timeout:g}s"
         return self
+
+    def _open_rw(self) -> None:
+        try:
+            self.conn_rw = open_readwrite(self.target.uri)
+        except LibvirtError as exc:
+            self.rw_error = str(exc)
+
+    @property
+    def query_conn(self) -> libvirt.virConnect:
+        """The connection for domain capabilities and CPU comparison (read-write, see open())."""
+        if self.conn_rw is None:
+            raise LibvirtError(self.rw_error or "no read-write libvirt connection")
+        return self.conn_rw
 
     def _open_ssh(self) -> None:
         try:
@@ -113,11 +135,12 @@ class HostSession:
     def close(self) -> None:
         if self.ssh is not None:
             self.ssh.close()
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except libvirt.libvirtError:
-                pass
+        for conn in (self.conn, self.conn_rw):
+            if conn is not None:
+                try:
+                    conn.close()
+                except libvirt.libvirtError:
+                    pass
 
 
 def _fact(raw: RawHost, name: str, fn: Callable[[], object]) -> object | None:
@@ -288,7 +311,11 @@ def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> N
 def gather_domcaps(session: HostSession, raw: RawHost, dom: Domain) -> None:
     """Domain capabilities for the guest's emulator/arch/machine/virt type (falls back to the defaults)."""
     key = domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type)
-    conn = session.conn
+    try:
+        conn = session.query_conn
+    except LibvirtError as exc:
+        raw.errors[f"domcaps:{key}"] = str(exc)
+        return
     try:
         raw.domcaps_xml[key] = conn.getDomainCapabilities(dom.emulator, dom.arch, dom.machine, dom.virt_type, 0)
         return
@@ -304,7 +331,12 @@ def gather_domcaps(session: HostSession, raw: RawHost, dom: Domain) -> None:
 def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str) -> None:
     """The target's own verdict on a CPU definition (what Nova asks)."""
     try:
-        result = session.conn.compareHypervisorCPU(
+        conn = session.query_conn
+    except LibvirtError as exc:
+        raw.errors["cpu_compare"] = str(exc)
+        return
+    try:
+        result = conn.compareHypervisorCPU(
             None, dom.arch, None, dom.virt_type, cpu_xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE
         )
         answer = CpuCompareAnswer(result=result)
