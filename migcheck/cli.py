@@ -25,7 +25,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-SUBCOMMANDS = {"check", "probe", "rules", "explain", "version"}
+SUBCOMMANDS = {"check", "migrate", "probe", "rules", "explain", "version"}
 
 
 class Format(str, Enum):
@@ -38,11 +38,11 @@ def _fail(message: str, code: ExitCode) -> "typer.Exit":
     return typer.Exit(int(code))
 
 
-def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str]):
+def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str], qmp: bool = False):
     from migcheck.probe.gather import ProbeOptions
 
     return ProbeOptions(timeout=timeout, connect_timeout=min(timeout, 10.0), use_ssh=not no_ssh,
-                        ssh_config=ssh_config)
+                        ssh_config=ssh_config, qmp=qmp)
 
 
 def _emit(report, fmt: Format, verbose: bool) -> None:
@@ -51,63 +51,129 @@ def _emit(report, fmt: Format, verbose: bool) -> None:
     typer.echo(render_json(report) if fmt == Format.json else render_table(report, verbose), nl=fmt == Format.json)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def check(
-    ctx: typer.Context,
-    source: Optional[str] = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI"),
-    target: Optional[str] = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI"),
-    vm: Optional[str] = typer.Argument(None, help="the guest (domain) name on the source"),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="show the evidence of each finding"),
-    timeout: float = typer.Option(30.0, "--timeout", help="seconds allowed for probing each host"),
-    no_ssh: bool = typer.Option(False, "--no-ssh", help="use libvirt only (checks needing the QEMU command line say unknown)"),
-    ssh_config: Optional[str] = typer.Option(None, "--ssh-config", help="SSH config file (default ~/.ssh/config)"),
-    save: Optional[Path] = typer.Option(None, "--save", help="also save the probe of both hosts to this directory"),
-    from_snapshot: Optional[list[Path]] = typer.Option(
-        None, "--from-snapshot", help="replay offline: a pair snapshot (from --save), or a source and a target "
-        "probe (from 'migcheck probe --save'); give the option once or twice"),
-) -> None:
-    """Check whether VM can migrate from SOURCE to TARGET. Extra arguments are virsh migrate flags (--live, ...)."""
-    from migcheck.connectors.hostspec import HostSpecError, parse_host
-    from migcheck.engine import evaluate, unknown_report
+_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+_SOURCE = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI")
+_TARGET = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI")
+_VM = typer.Argument(None, help="the guest (domain) name on the source")
+_FORMAT = typer.Option(Format.table, "--format", "-f", help="table or json")
+_VERBOSE = typer.Option(False, "--verbose", "-v", help="show the evidence of each finding")
+_TIMEOUT = typer.Option(30.0, "--timeout", help="seconds allowed for probing each host")
+_NO_SSH = typer.Option(False, "--no-ssh", help="use libvirt only (checks needing the QEMU command line say unknown)")
+_SSH_CONFIG = typer.Option(None, "--ssh-config", help="SSH config file (default ~/.ssh/config)")
+_QMP = typer.Option(False, "--qmp", help="also ask the running QEMU for its migration blockers (query-migrate); "
+                    "libvirt then marks the guest 'tainted: custom-monitor'")
+
+
+def _parse_flags_or_fail(args: list[str]):
     from migcheck.flags import FlagError, parse_flags
 
-    extra = list(ctx.args)
     try:
-        if from_snapshot:
-            # positional arguments are flags here, except the domain name of two single-host probes
-            flags = parse_flags([a for a in [source, target, vm] if a] + extra)
-        else:
-            flags = parse_flags(extra)
+        return parse_flags(args)
     except FlagError as exc:
         raise _fail(f"{exc} (flags are spelled as for virsh migrate)", ExitCode.USAGE)
-    if from_snapshot:
-        report = _replay(from_snapshot, flags)
-        _emit(report, fmt, verbose)
-        raise typer.Exit(report.exit_code)
+
+
+def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool, save: Optional[Path] = None):
+    """Probe both hosts and evaluate; on a probe failure print one line and exit 3."""
+    from migcheck.connectors.hostspec import HostSpecError, parse_host
+    from migcheck.engine import evaluate, unknown_report
+    from migcheck.probe.gather import ProbeError, probe_pair
+
     if not (source and target and vm):
         raise _fail("usage: migcheck SRC DST VM [virsh migrate flags]  (see migcheck --help)", ExitCode.USAGE)
     try:
         src, dst = parse_host(source), parse_host(target)
     except HostSpecError as exc:
         raise _fail(str(exc), ExitCode.USAGE)
-    from migcheck.probe.gather import ProbeError, probe_pair
-
     try:
-        pair = probe_pair(src, dst, vm, _options(timeout, no_ssh, ssh_config))
+        pair = probe_pair(src, dst, vm, options)
     except ProbeError as exc:
         typer.echo(f"migcheck: {exc}", err=True)
-        report = unknown_report(src.spec, dst.spec, vm, flags, str(exc))
         if fmt == Format.json:
-            _emit(report, fmt, verbose)
+            _emit(unknown_report(src.spec, dst.spec, vm, flags, str(exc)), fmt, verbose)
         raise typer.Exit(int(ExitCode.UNKNOWN))
     if save:
         from migcheck.probe.snapshot import save_pair
 
         save_pair(pair.source, pair.target, vm, flags.as_args(), save)
-    report = evaluate(pair.source, pair.target, vm, flags)
+    return evaluate(pair.source, pair.target, vm, flags), pair, src, dst
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def check(
+    ctx: typer.Context,
+    source: Optional[str] = _SOURCE,
+    target: Optional[str] = _TARGET,
+    vm: Optional[str] = _VM,
+    fmt: Format = _FORMAT,
+    verbose: bool = _VERBOSE,
+    timeout: float = _TIMEOUT,
+    no_ssh: bool = _NO_SSH,
+    ssh_config: Optional[str] = _SSH_CONFIG,
+    qmp: bool = _QMP,
+    save: Optional[Path] = typer.Option(None, "--save", help="also save the probe of both hosts to this directory"),
+    from_snapshot: Optional[list[Path]] = typer.Option(
+        None, "--from-snapshot", help="replay offline: a pair snapshot (from --save), or a source and a target "
+        "probe (from 'migcheck probe --save'); give the option once or twice"),
+) -> None:
+    """Check whether VM can migrate from SOURCE to TARGET. Extra arguments are virsh migrate flags (--live, ...)."""
+    if from_snapshot:
+        # positional arguments are flags here: nothing names hosts in a replay
+        flags = _parse_flags_or_fail([a for a in [source, target, vm] if a] + list(ctx.args))
+        report = _replay(from_snapshot, flags)
+    else:
+        flags = _parse_flags_or_fail(list(ctx.args))
+        report, *_ = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
+                                   fmt, verbose, save)
     _emit(report, fmt, verbose)
     raise typer.Exit(report.exit_code)
+
+
+DEFAULT_MISSES = Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state"))) / "migcheck" / "misses"
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def migrate(
+    ctx: typer.Context,
+    source: Optional[str] = _SOURCE,
+    target: Optional[str] = _TARGET,
+    vm: Optional[str] = _VM,
+    verbose: bool = _VERBOSE,
+    timeout: float = _TIMEOUT,
+    no_ssh: bool = _NO_SSH,
+    ssh_config: Optional[str] = _SSH_CONFIG,
+    qmp: bool = _QMP,
+    allow_risky: bool = typer.Option(False, "--allow-risky", help="also migrate when the verdict is risky"),
+    misses: Path = typer.Option(DEFAULT_MISSES, "--misses-dir",
+                                help="where to record a migration that failed although migcheck allowed it"),
+    migrate_timeout: float = typer.Option(3600.0, "--migrate-timeout", help="seconds allowed for virsh migrate"),
+) -> None:
+    """Check, and only if the verdict is ok (or risky with --allow-risky) run the real virsh migrate with the same flags.
+
+    Exit codes: those of check when it refuses; 0 when the migration succeeded; 5 when it failed anyway.
+    """
+    flags = _parse_flags_or_fail(list(ctx.args))
+    report, pair, src, dst = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
+                                           Format.table, verbose)
+    _emit(report, Format.table, verbose)
+    allowed = {"ok"} | ({"risky"} if allow_risky else set())
+    if report.verdict.value not in allowed:
+        typer.echo(f"migcheck: not migrating {vm}: verdict {report.verdict.value}"
+                   + ("" if report.verdict.value != "risky" else " (--allow-risky to go ahead)"), err=True)
+        raise typer.Exit(report.exit_code)
+    from migcheck.migrate import run_virsh_migrate
+
+    outcome = run_virsh_migrate(src, dst, vm, list(ctx.args), migrate_timeout)
+    if outcome.ok:
+        typer.echo(f"migcheck: {vm} migrated from {src.spec} to {dst.spec}", err=True)
+        raise typer.Exit(0)
+    from migcheck.migrate import record_miss
+
+    where = record_miss(misses, pair, report, outcome)
+    typer.echo(f"migcheck: the migration failed although migcheck said {report.verdict.value}: {outcome.error_line}",
+               err=True)
+    typer.echo(f"migcheck: {outcome.explanation}; recorded in {where}", err=True)
+    raise typer.Exit(int(ExitCode.MIGRATION_FAILED))
 
 
 def _replay(dirs: list[Path], flags):

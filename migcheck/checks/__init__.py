@@ -6,7 +6,7 @@ Importing a family module registers its checks in
 
 from importlib import import_module
 
-FAMILIES = ("cpu", "platform", "devices", "storage", "network", "resources", "paths")
+FAMILIES = ("cpu", "platform", "devices", "storage", "network", "resources", "paths", "drift")
 
 
 def load_all() -> None:

@@ -36,6 +36,7 @@ class Hit:
     evidence: list[str] = field(default_factory=list)
     fix: str | None = None
     severity: Severity | None = None  # overrides the check's default severity
+    rule: str | None = None  # reports under another check's ID (QEMU's own blockers mapped to checks)
 
 
 @dataclass
@@ -118,7 +119,7 @@ def run_checks(ctx: CheckContext, only: Iterable[str] | None = None) -> tuple[li
             for hit in chk.fn(ctx) or ():
                 findings.append(
                     Finding(
-                        rule=chk.id,
+                        rule=hit.rule or chk.id,
                         severity=hit.severity or chk.severity,
                         message=hit.message,
                         evidence=hit.evidence,

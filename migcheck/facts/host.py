@@ -39,6 +39,7 @@ class GuestFacts(BaseModel):
     job_type: int | None = None
     block_jobs: list[str] = Field(default_factory=list)
     snapshot_count: int | None = None
+    qmp_blocked_reasons: list[str] | None = None
 
     @property
     def running(self) -> bool:
@@ -98,6 +99,7 @@ def build_host_facts(raw: RawHost) -> HostFacts:
             job_type=rd.job_type,
             block_jobs=rd.block_jobs,
             snapshot_count=rd.snapshot_count,
+            qmp_blocked_reasons=rd.qmp_blocked_reasons,
         )
         if rd.live_xml is not None:
             g.live = _guard(errors, "domain_xml", lambda: parse_domain_xml(rd.live_xml))

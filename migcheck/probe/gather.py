@@ -57,6 +57,7 @@ class ProbeOptions:
     connect_timeout: float = 10.0
     use_ssh: bool = True
     ssh_config: str | None = None
+    qmp: bool = False  # ask the running QEMU (query-migrate); taints the guest "custom-monitor"
 
 
 @dataclass
@@ -268,6 +269,27 @@ def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
         raise ProbeError(session.target.spec, f"could not read the XML of '{name}': {raw.errors.get('domain_xml')}")
     if rd.state in (1, 2, 3, 4, 7):
         _gather_running_qemu(session, raw, rd)
+        if session.options.qmp:
+            rd.qmp_blocked_reasons = _fact(raw, "qmp", lambda: query_migrate_blockers(session, name))
+
+
+def query_migrate_blockers(session: HostSession, name: str) -> list[str]:
+    """QEMU's own list of migration blockers (query-migrate, QEMU >= 6.0), asked through libvirt.
+
+    libvirt marks the guest "tainted: custom-monitor" for this; hence opt-in.
+    """
+    import json
+
+    import libvirt_qemu
+
+    dom = session.query_conn.lookupByName(name)
+    answer = json.loads(libvirt_qemu.qemuMonitorCommand(dom, '{"execute":"query-migrate"}', 0))
+    if "error" in answer:
+        raise ValueError(f"QEMU answered: {answer['error'].get('desc', answer['error'])}")
+    result = answer.get("return", {})
+    if "blocked-reasons" not in result and session.conn.getVersion() < 6_000_000:
+        raise ValueError("QEMU older than 6.0 does not report blocked-reasons")
+    return [str(r) for r in result.get("blocked-reasons", [])]
 
 
 def _block_jobs(dom, live_xml: str) -> list[str]:

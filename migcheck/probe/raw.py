@@ -41,6 +41,7 @@ class RawDomain(BaseModel):
     job_type: int | None = None
     block_jobs: list[str] = Field(default_factory=list)
     snapshot_count: int | None = None
+    qmp_blocked_reasons: list[str] | None = None  # QEMU's query-migrate answer, only with --qmp
 
 
 class PeerDomain(BaseModel):

@@ -35,6 +35,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     UNKNOWN = 3
     RISKY = 4
+    MIGRATION_FAILED = 5  # migcheck migrate: allowed, ran virsh migrate, and it failed
 
 
 VERDICT_EXIT = {
