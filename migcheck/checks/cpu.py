@@ -160,6 +160,14 @@ def tsc_frequency_target(ctx: CheckContext):
           f"tolerance [{lo}, {hi}] Hz (±{TSC_TOLERANCE_PPM} ppm)"]
     if lo <= guest_hz <= hi:
         return []
+    if scaling is None:
+        return [Hit(
+            message="the guest's TSC frequency is outside the target's tolerance and the target does not say "
+                    "whether it can scale the TSC: libvirt lets QEMU try, which fails without scaling",
+            evidence=ev,
+            fix="prefer a target whose TSC frequency is within 250 ppm of the guest's",
+            severity=Severity.RISK,
+        )]
     if scaling:
         return [Hit(
             message="the guest's TSC frequency is outside the target's tolerance; the target claims TSC scaling",

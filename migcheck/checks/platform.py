@@ -196,7 +196,11 @@ VIR_DOMAIN_JOB_NONE = 0
 @check("state.job-active", Severity.BLOCK, "another job (migration, save, dump, backup) is running on the guest")
 def job_active(ctx: CheckContext):
     g = ctx.guest
-    if not g.running or g.job_type in (None, VIR_DOMAIN_JOB_NONE):
+    if not g.running:
+        return []
+    if g.job_type is None:
+        raise FactMissing(f"job info of {ctx.source.spec}: {ctx.source.errors.get('job', 'not gathered')}")
+    if g.job_type == VIR_DOMAIN_JOB_NONE:
         return []
     return [Hit(message=f"a job is already running on the guest (job type {g.job_type}): libvirt will refuse "
                         f"\"another migration job is already running for domain '{g.name}'\" or time out on the job lock",
@@ -207,7 +211,11 @@ def job_active(ctx: CheckContext):
 @check("state.block-job", Severity.BLOCK, "the guest has an active block job (copy, commit, pull)")
 def block_job(ctx: CheckContext):
     g = ctx.guest
-    if ctx.flags.offline or not g.block_jobs:
+    if ctx.flags.offline or not g.running:
+        return []
+    if "block_jobs" in ctx.source.errors:
+        raise FactMissing(f"block jobs of {ctx.source.spec}: {ctx.source.errors['block_jobs']}")
+    if not g.block_jobs:
         return []
     return [Hit(message="domain has active block job", evidence=[f"block job on {d}" for d in g.block_jobs],
                 fix="wait for the block job to finish (virsh blockjob GUEST DISK --info) or abort it")]
@@ -258,7 +266,7 @@ def tls_certificates(ctx: CheckContext):
 
 @check("flags.qemu-feature", Severity.BLOCK, "a migration feature the flags need is missing in QEMU on either side")
 def qemu_feature(ctx: CheckContext):
-    """multifd (--parallel) needs QEMU >= 4.0, post-copy QEMU >= 2.6, zero-copy QEMU >= 7.1."""
+    """multifd (--parallel) needs QEMU >= 4.0, post-copy QEMU >= 2.6."""
     needs = []
     if ctx.flags.parallel:
         needs.append(("--parallel (multifd)", 4_000_000))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
 from migcheck.facts.procfs import HUGEPAGE_FILES, mount_of, parse_id_list, parse_meminfo, parse_mountinfo
 from migcheck.report.model import Severity
 
@@ -80,7 +80,11 @@ def vcpus(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain
     dc = ctx.target.domcaps_for(dom)
-    if dc is not None and dc.max_vcpus and dom.vcpus > dc.max_vcpus:
+    if dc is None:
+        key = next((k for k in ctx.target.errors if k.startswith("domcaps")), None)
+        raise FactMissing(f"domain capabilities of {ctx.target.spec}"
+                          + (f": {ctx.target.errors[key]}" if key else ""))
+    if dc.max_vcpus and dom.vcpus > dc.max_vcpus:
         return [Hit(message=f"the guest has {dom.vcpus} vCPUs, the target's QEMU allows {dc.max_vcpus} for "
                             f"machine {dc.machine}",
                     evidence=[f"{ctx.target.spec}: domain capabilities vcpu max {dc.max_vcpus}"],
@@ -130,8 +134,10 @@ def numa_nodeset(ctx: CheckContext):
     if not dom.numatune_nodeset:
         raise NotApplicable
     text = ctx.target.raw.files.get(NODE_ONLINE)
-    caps = ctx.need(ctx.target.caps, "capabilities", ctx.target)
-    nodes = parse_id_list(text) if text is not None else set(caps.numa_cells)
+    if text is not None:
+        nodes = parse_id_list(text)
+    else:
+        nodes = set(ctx.need(ctx.target.caps, "capabilities", ctx.target).numa_cells)
     missing = sorted(parse_id_list(dom.numatune_nodeset) - nodes)
     if not missing:
         return []

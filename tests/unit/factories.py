@@ -77,7 +77,7 @@ def source(xml: str, cmdline: list[str] | None = None, state: int = 1, reason: i
                   domcaps_xml=domcaps if domcaps is not None else
                   {domcaps_key(d.emulator, d.arch, d.machine, d.virt_type): DOMCAPS_72})
     raw.domain = RawDomain(name=d.name, uuid=d.uuid, state=state, state_reason=reason, persistent=True,
-                           live_xml=xml, inactive_xml=xml, cmdline=cmdline, **({"snapshot_count": 0} | dom))
+                           live_xml=xml, inactive_xml=xml, cmdline=cmdline, **({"snapshot_count": 0, "job_type": 0} | dom))
     raw.files = host_files()
     return raw
 
@@ -92,6 +92,7 @@ def target(host_caps: str | None = None, libvirt: int = 9_000_000, qemu: int = 7
     kw.setdefault("nwfilters", [])
     kw.setdefault("secrets", [])
     kw.setdefault("pools", [])
+    kw.setdefault("domcaps_xml", {"/usr/bin/qemu-system-x86_64|x86_64|pc|kvm": DOMCAPS_72})
     return RawHost(spec="dst", uri="qemu+ssh://root@dst/system", hostname="dst.example",
                    libvirt_version=libvirt, qemu_version=qemu,
                    capabilities_xml=host_caps or caps(uuid="22222222-2222-2222-2222-222222222222"), **kw)

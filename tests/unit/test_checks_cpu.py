@@ -186,3 +186,10 @@ def test_custom_cpu_identical_passes():
 def test_custom_cpu_without_the_targets_answer_is_unknown():
     assert GUEST_CPU in rules_of(run(source(guest_xml(cpu=CUSTOM), argv("Haswell-noTSX,vmx=on")), target()),
                                  "unknown")
+
+
+def test_tsc_frequency_outside_tolerance_with_unknown_scaling_is_a_risk():
+    dst = target(host_caps=caps(uuid="22222222-2222-2222-2222-222222222222",
+                                tsc="<counter name='tsc' frequency='2000000000'/>"))
+    src = source(guest_xml(cpu=PT_OFF, clock=TSC_CLOCK), argv("host,migratable=off,tsc-frequency=2596991000"))
+    assert TSC_TARGET in rules_of(run(src, dst), "risk")

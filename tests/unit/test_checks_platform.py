@@ -134,3 +134,18 @@ def test_every_check_has_valid_id_severity_and_documentation():
         assert c.id == c.id.lower() and "." in c.id and " " not in c.id
         assert c.severity in Severity and c.severity != Severity.UNKNOWN
         assert c.title and c.doc.strip()
+
+
+def test_job_and_block_job_facts_missing_are_unknown():
+    s = clean_source(job_type=None)
+    s.errors["job"] = "connection reset"
+    assert "state.job-active" in rules_of(run(s, target()), "unknown")
+    s = clean_source()
+    s.errors["block_jobs"] = "connection reset"
+    assert "state.block-job" in rules_of(run(s, target()), "unknown")
+
+
+def test_missing_target_domain_capabilities_make_vcpus_unknown():
+    dst = target(domcaps_xml={})
+    dst.errors["domcaps:x"] = "operation forbidden"
+    assert "resources.vcpus" in rules_of(run(clean_source(), dst), "unknown")
