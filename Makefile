@@ -36,6 +36,10 @@ test: install
 demo: install
 	$(PY) -m tests.lab.demo
 
+# a long fuzzing run of the parsers (the short one is part of make test)
+fuzz: install
+	MIGCHECK_FUZZ=long $(VENV)/bin/pytest tests/fuzz -q
+
 lab-up: install
 	$(PY) -m tests.lab up
 
