@@ -75,7 +75,12 @@ class QemuCpuArg(BaseModel):
     @property
     def tsc_frequency(self) -> int | None:
         value = self.props.get("tsc-frequency") or self.props.get("tsc_freq")
-        return int(value) if value and value.isascii() and value.isdigit() else None
+        if not (value and value.isascii() and value.isdigit()):
+            return None
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            return None
 
 
 class QemuCommandLine(BaseModel):
