@@ -280,13 +280,51 @@ def version() -> None:
     typer.echo(__version__)
 
 
+class _Scrubbing:
+    """A text stream that never lets a host argument's password or secret URI parameters through.
+
+    libvirt and ssh quote them in their errors (ssh gets "user:password" as its login name);
+    this is the last line of defence behind HostTarget.scrub.
+    """
+
+    def __init__(self, stream, secrets: tuple[str, ...]):
+        self._stream = stream
+        self._secrets = secrets
+
+    def write(self, text):
+        from migcheck.connectors.hostspec import scrub
+
+        return self._stream.write(scrub(text, self._secrets) if isinstance(text, str) else text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _exit_now_if_threads_linger(code) -> None:
+    """A host's probe may be stuck in a libvirt or ssh call in a daemon thread: do not wait for it at exit."""
+    import threading
+
+    if isinstance(code, (int, type(None))) and any(t.is_alive() for t in threading.enumerate()
+                                                    if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or 0)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not args[0].startswith("-") and args[0] not in SUBCOMMANDS:
         args.insert(0, "check")
+    from migcheck.connectors.hostspec import secrets_in
+
+    secrets = tuple(sorted({s for a in args for s in secrets_in(a)}, key=len, reverse=True))
+    if secrets:
+        sys.stdout, sys.stderr = _Scrubbing(sys.stdout, secrets), _Scrubbing(sys.stderr, secrets)
     try:
         app(args=args, prog_name="migcheck", standalone_mode=True)
-    except SystemExit:
+    except SystemExit as exc:
+        if argv is None:  # the console script, not a test calling main() in-process
+            _exit_now_if_threads_linger(exc.code)
         raise
     except KeyboardInterrupt:
         typer.echo("migcheck: interrupted", err=True)

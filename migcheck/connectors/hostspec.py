@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 _HOSTNAME = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$")
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
@@ -32,10 +32,15 @@ class HostTarget:
     spec: str  # a display form, with secrets removed
     uri: str  # the libvirt URI to open
     ssh: SshTarget | None  # where the SSH connector goes; None: a local URI, read local files
+    secrets: tuple[str, ...] = ()  # password and secret URI parameter values: never shown
 
     @property
     def local(self) -> bool:
         return self.ssh is None
+
+    def scrub(self, text: str) -> str:
+        """text with this host argument's secrets replaced by ***."""
+        return scrub(text, self.secrets)
 
 
 def _check_host(host: str, spec: str) -> str:
@@ -58,7 +63,50 @@ def redact(spec: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def secrets_in(spec: str) -> tuple[str, ...]:
+    """What of a host argument must never be shown: its password and secret URI parameter values.
+
+    Both as written and decoded: libvirt and ssh echo them either way in their errors
+    (ssh gets libvirt's "user:password" as its login name).
+    """
+    if "://" not in spec:
+        return ()
+    parts = urlsplit(spec.strip())
+    out: list[str] = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            pw = userinfo.split(":", 1)[1]
+            out += [pw, unquote(pw)]
+    for item in parts.query.split("&"):
+        key, _, value = item.partition("=")
+        if unquote(key).lower() in _SECRET_PARAMS and value:
+            out += [value, unquote(value), unquote(value.replace("+", " "))]
+    return tuple(sorted({s for s in out if s}, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
+    """Replace every secret in text by ***.
+
+    Secrets shorter than 4 characters are replaced only where they follow "user:"
+    in "user:secret@", so that a one-letter password does not mangle every message.
+    """
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+        else:
+            text = re.sub(r"(?<=:)" + re.escape(secret) + r"(?=@)", "***", text)
+    return text
+
+
 def parse_host(spec: str, default_user: str = "root") -> HostTarget:
+    target = _parse_host(spec, default_user)
+    secrets = secrets_in(spec)
+    return HostTarget(spec=scrub(target.spec, secrets), uri=target.uri, ssh=target.ssh, secrets=secrets) \
+        if secrets else target
+
+
+def _parse_host(spec: str, default_user: str = "root") -> HostTarget:
     spec = spec.strip()
     if not spec:
         raise HostSpecError("empty host argument")

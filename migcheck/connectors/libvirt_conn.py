@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libvirt
 
 # libvirt prints every error to stderr by default; migcheck reports them itself.
@@ -30,8 +32,39 @@ def open_readwrite(uri: str) -> libvirt.virConnect:
         raise LibvirtError(explain_connect_error(exc)) from None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_BANNER = re.compile(r"@{5,}|\s{2,}")
+MAX_LINE = 600
+
+
+def one_line(text: str, limit: int = MAX_LINE) -> str:
+    """text as one printable line: control characters (CR, LF, ESC...) and runs of blanks become one space."""
+    text = _BANNER.sub(" ", _CONTROL.sub(" ", text)).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _host_key_error(text: str) -> str | None:
+    """OpenSSH's host key refusals, in one sentence instead of its banner."""
+    low = text.lower()
+    m = re.search(r"host key for (\S+) has changed", text, re.I)
+    if m or "remote host identification has changed" in low:
+        host = m.group(1) if m else "the host"
+        return (f"the SSH host key of {host} has CHANGED: refusing to connect, as OpenSSH does; if the change "
+                f"is legitimate, remove the old key with: ssh-keygen -R {host}")
+    m = re.search(r"no \S+ host key is known for (\S+)", text, re.I)
+    if m or ("host key verification failed" in low and "known" in low):
+        host = m.group(1) if m else "the host"
+        return (f"the SSH host key of {host} is unknown: refusing to connect; verify the host and add its key "
+                f"(ssh {host} once, or ssh-keyscan into known_hosts)")
+    return None
+
+
 def explain_connect_error(exc: libvirt.libvirtError) -> str:
-    text = (exc.get_error_message() or str(exc)).strip().replace("\n", " ")
+    raw = exc.get_error_message() or str(exc)
+    host_key = _host_key_error(raw)
+    if host_key:
+        return f"libvirt over ssh: {host_key}"
+    text = one_line(raw)
     low = text.lower()
     if "host key verification failed" in low:
         hint = "the host key is unknown or changed; verify it and fix known_hosts"
@@ -51,4 +84,4 @@ def explain_connect_error(exc: libvirt.libvirtError) -> str:
 
 
 def error_text(exc: libvirt.libvirtError) -> str:
-    return (exc.get_error_message() or str(exc)).strip().replace("\n", " ")
+    return one_line(exc.get_error_message() or str(exc))

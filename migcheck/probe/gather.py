@@ -17,14 +17,14 @@ from typing import Callable
 
 import libvirt
 
-from migcheck.connectors.files import HostFiles, LocalFiles
-from migcheck.connectors.hostspec import HostTarget
-from migcheck.connectors.libvirt_conn import LibvirtError, error_text, open_readonly, open_readwrite
+from migcheck.connectors.files import MAX_FILE_BYTES, HostFiles, LocalFiles
+from migcheck.connectors.hostspec import HostTarget, redact
+from migcheck.connectors.libvirt_conn import LibvirtError, error_text, one_line, open_readonly, open_readwrite
 from migcheck.connectors.ssh import SshConnection, SshError, SshOptions
 from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.models import Domain
-from migcheck.facts.qemu_cmdline import decode_proc_cmdline
+from migcheck.facts.qemu_cmdline import MAX_CMDLINE_BYTES, decode_proc_cmdline
 from migcheck.facts.procfs import HUGEPAGE_FILES
 from migcheck.probe.raw import (
     CpuCompareAnswer,
@@ -47,8 +47,10 @@ class ProbeError(Exception):
     """The host could not be probed at all (unreachable, VM not found, timeout)."""
 
     def __init__(self, host: str, message: str):
+        message = one_line(message)  # a guest name or an ssh banner must not break the one line
         super().__init__(f"{host}: {message}")
         self.host = host
+        self.message = message
 
 
 @dataclass
@@ -88,12 +90,15 @@ class HostSession:
         threads.append(threading.Thread(target=self._open_rw, daemon=True))
         for t in threads:
             t.start()
+        _stage("opening the libvirt connection")
         try:
             self.conn = open_readonly(self.target.uri)
         except LibvirtError as exc:
             raise ProbeError(self.target.spec, str(exc)) from None
+        _stage("opening the SSH connection")
         for t in threads:
             t.join(self.options.connect_timeout + 2)
+        _stage("gathering facts")
         if self.ssh is None and self.ssh_error is None and self.target.ssh is not None and self.options.use_ssh:
             self.ssh_error = f"SSH: no answer within {self.options.connect_timeout:g}s"
         return self
@@ -183,7 +188,11 @@ def gather_host_files(session: HostSession, raw: RawHost) -> None:
         return
     for path in HOST_FILES:
         try:
-            raw.files[path] = files.read(path, limit=1024 * 1024).decode("utf-8", "replace")
+            data = files.read(path, limit=MAX_FILE_BYTES + 1)  # one byte more: a truncated copy is no fact
+            if len(data) > MAX_FILE_BYTES:
+                raw.errors[f"file:{path}"] = f"{path} is larger than {MAX_FILE_BYTES} bytes: not reading a part of it"
+                continue
+            raw.files[path] = data.decode("utf-8", "replace")
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -243,12 +252,14 @@ def _tail_from_last_start(data: bytes) -> bytes:
 
 def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
     conn = session.conn
+    _stage(f"gathering the guest {name!r}")
     try:
         dom = conn.lookupByName(name)
+        before = _identity(dom)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise ProbeError(session.target.spec, f"no domain named '{name}' (check the name with: virsh list --all)") from None
-        raise ProbeError(session.target.spec, f"looking up '{name}': {error_text(exc)}") from None
+            raise ProbeError(session.target.spec, f"no domain named {name!r} (check the name with: virsh list --all)") from None
+        raise ProbeError(session.target.spec, f"looking up {name!r}: {error_text(exc)}") from None
     rd = RawDomain(name=name)
     raw.domain = rd
     rd.uuid = _fact(raw, "uuid", dom.UUIDString)
@@ -266,11 +277,39 @@ def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
     if rd.state in (1, 2, 3, 4, 7) and rd.live_xml:
         rd.block_jobs = _fact(raw, "block_jobs", lambda: _block_jobs(dom, rd.live_xml)) or []
     if rd.live_xml is None:
-        raise ProbeError(session.target.spec, f"could not read the XML of '{name}': {raw.errors.get('domain_xml')}")
+        _same_guest_or_fail(session, name, before)
+        raise ProbeError(session.target.spec, f"could not read the XML of {name!r}: {raw.errors.get('domain_xml')}")
     if rd.state in (1, 2, 3, 4, 7):
         _gather_running_qemu(session, raw, rd)
         if session.options.qmp:
             rd.qmp_blocked_reasons = _fact(raw, "qmp", lambda: query_migrate_blockers(session, name))
+    _same_guest_or_fail(session, name, before)
+
+
+def _identity(dom) -> tuple[str, int, int]:
+    """What must not change while a guest is probed: UUID, domain id (a new one on every start), state."""
+    return dom.UUIDString(), dom.ID(), dom.state()[0]
+
+
+_STATES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutting down", 5: "shut off",
+           6: "crashed", 7: "suspended"}
+
+
+def _same_guest_or_fail(session: HostSession, name: str, before: tuple[str, int, int]) -> None:
+    """Facts read in several steps describe one guest only if it stayed the same guest meanwhile."""
+    try:
+        after = _identity(session.conn.lookupByName(name))
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise ProbeError(session.target.spec, f"the guest {name!r} disappeared while it was being probed "
+                                                  "(stopped or undefined meanwhile): run migcheck again") from None
+        raise ProbeError(session.target.spec, f"looking up {name!r} again: {error_text(exc)}") from None
+    if after != before:
+        what = ("it is another guest now (other UUID)" if after[0] != before[0] else
+                f"it was {_STATES.get(before[2], before[2])}, now {_STATES.get(after[2], after[2])}"
+                + (" (restarted)" if after[1] != before[1] and after[1] > 0 and before[1] > 0 else ""))
+        raise ProbeError(session.target.spec, f"the guest {name!r} changed while it was being probed ({what}): "
+                                              "run migcheck again")
 
 
 def query_migrate_blockers(session: HostSession, name: str) -> list[str]:
@@ -317,7 +356,8 @@ def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> N
 
     qemu_pid = _fact(raw, "cmdline", pid)
     if qemu_pid is not None:
-        rd.cmdline = _fact(raw, "cmdline", lambda: decode_proc_cmdline(files.read(f"/proc/{qemu_pid}/cmdline")))
+        rd.cmdline = _fact(raw, "cmdline", lambda: decode_proc_cmdline(
+            files.read(f"/proc/{qemu_pid}/cmdline", MAX_CMDLINE_BYTES + 1)))  # +1: too long is an error, not cut
         rd.exe_link = _fact(raw, "qemu_exe", lambda: files.readlink(f"/proc/{qemu_pid}/exe"))
     rd.status_xml = _fact(raw, "status_xml", lambda: files.read(f"{run_dir}/{rd.name}.xml").decode("utf-8"))
 
@@ -409,6 +449,7 @@ class _HostWorker(threading.Thread):
         self.fn = fn
         self.result: RawHost | None = None
         self.error: BaseException | None = None
+        self.stage = "starting"  # what it was doing, for the timeout message
 
     def run(self) -> None:
         try:
@@ -417,17 +458,40 @@ class _HostWorker(threading.Thread):
             self.error = exc
 
 
+def _stage(what: str) -> None:
+    worker = threading.current_thread()
+    if isinstance(worker, _HostWorker):
+        worker.stage = what
+
+
 def _deadline_join(workers: list[tuple[_HostWorker, HostTarget]], timeout: float) -> None:
     end = time.monotonic() + timeout
     for worker, target in workers:
         worker.join(max(0.0, end - time.monotonic()))
         if worker.is_alive():
-            worker.error = ProbeError(target.spec, f"no complete answer within {timeout:g}s (use --timeout to allow more)")
+            worker.error = ProbeError(target.spec, f"no complete answer within {timeout:g}s, still {worker.stage} "
+                                                   "(use --timeout to allow more)")
+
+
+def _raise_failure(worker: _HostWorker, target: HostTarget) -> None:
+    """The worker's failure as one ProbeError naming the host, without the host argument's secrets."""
+    err = worker.error
+    if err is None:
+        return
+    if isinstance(err, ProbeError):
+        raise ProbeError(err.host, target.scrub(err.message)) from None
+    raise ProbeError(target.spec, target.scrub(f"probe failed: {type(err).__name__}: {err}")) from None
+
+
+def _scrubbed(raw: RawHost, target: HostTarget) -> RawHost:
+    """Per-fact errors echo libvirt's and ssh's messages, which may quote a password or key path."""
+    raw.errors = {k: target.scrub(v) for k, v in raw.errors.items()}
+    return raw
 
 
 def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions) -> PairProbe:
-    src_raw = RawHost(spec=source.spec, uri=source.uri)
-    dst_raw = RawHost(spec=target.spec, uri=target.uri)
+    src_raw = RawHost(spec=source.spec, uri=redact(source.uri))
+    dst_raw = RawHost(spec=target.spec, uri=redact(target.uri))
     source_done = threading.Event()  # the guest's XML is known
     source_cpu_ready = threading.Event()  # the source's domain capabilities too
     src_domain: list[Domain] = []
@@ -478,11 +542,8 @@ def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOp
     for s in sessions:
         threading.Thread(target=s.close, daemon=True).start()
     for w, t in workers:
-        if w.error is not None:
-            if isinstance(w.error, ProbeError):
-                raise w.error
-            raise ProbeError(t.spec, f"probe failed: {type(w.error).__name__}: {w.error}")
-    return PairProbe(source=src_raw, target=dst_raw, domain=vm)
+        _raise_failure(w, t)
+    return PairProbe(source=_scrubbed(src_raw, source), target=_scrubbed(dst_raw, target), domain=vm)
 
 
 def cpu_definitions_to_compare(src_raw: RawHost, dom: Domain) -> list[str]:
@@ -531,7 +592,7 @@ def source_paths_of(dom: Domain) -> list[str]:
 
 def probe_host(target: HostTarget, vm: str | None, options: ProbeOptions) -> RawHost:
     """Probe one host (``migcheck probe``): host facts, and the guest's if a VM is named."""
-    raw = RawHost(spec=target.spec, uri=target.uri)
+    raw = RawHost(spec=target.spec, uri=redact(target.uri))
 
     def work() -> RawHost:
         s = HostSession(target, options)
@@ -551,8 +612,5 @@ def probe_host(target: HostTarget, vm: str | None, options: ProbeOptions) -> Raw
     worker = _HostWorker(work)
     worker.start()
     _deadline_join([(worker, target)], options.timeout)
-    if worker.error is not None:
-        if isinstance(worker.error, ProbeError):
-            raise worker.error
-        raise ProbeError(target.spec, f"probe failed: {type(worker.error).__name__}: {worker.error}")
-    return raw
+    _raise_failure(worker, target)
+    return _scrubbed(raw, target)
