@@ -63,6 +63,9 @@ class CheckContext:
     def domain(self) -> Domain:
         """The guest's live definition (its inactive one when it is shut off)."""
         g = self.guest
+        if g.live is None and "domain_xml" in self.source.errors:
+            # the live XML was refused (hostile, truncated): the inactive one is not what runs
+            return self.need(None, "domain_xml", self.source)
         dom = g.live or g.inactive
         return self.need(dom, "domain_xml", self.source)
 
