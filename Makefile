@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config \
 	qemu-system-x86 qemu-utils openssh-server openssh-client iproute2 \
-	python3-venv python3-dev gcc procps util-linux
+	python3-venv python3-dev gcc procps util-linux debootstrap
 PYTEST_ARGS ?=
 
 .PHONY: install apt venv test demo lab-up lab-down fuzz clean

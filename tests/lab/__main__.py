@@ -9,6 +9,7 @@ import sys
 from ._cmd import CLEAN_ENV, LabError
 from .lab import DEFAULT_PREFIX, DEFAULT_SUBNET, Lab, default_state_dir, list_netns
 from .spec import HostSpec
+from .vroot import BACKPORTS
 
 
 def _lab_args(p: argparse.ArgumentParser) -> None:
@@ -21,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.lab", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="bring lab hosts up and leave them running")
-    up.add_argument("--hosts", default="mc-a,mc-b", help="comma-separated host names (default %(default)s)")
+    up.add_argument("--hosts", default="mc-a,mc-b",
+                    help="comma-separated host names, NAME@backports for a libvirt 11.3/QEMU 10.0 host "
+                         "(default %(default)s)")
     up.add_argument("--subnet", default=DEFAULT_SUBNET, help="inside 10.251.77.0/24 (default %(default)s)")
     up.add_argument("--timeout", type=float, default=120, help="readiness timeout per bring-up, seconds")
     _lab_args(up)
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    specs = [HostSpec(n.strip()) for n in args.hosts.split(",") if n.strip()]
+    specs = [_spec(n.strip()) for n in args.hosts.split(",") if n.strip()]
     lab = Lab(specs, prefix=args.prefix, subnet=args.subnet, state_dir=args.state_dir,
               ready_timeout=args.timeout).up()
     print(f"lab up in {lab.up_seconds}s, {'KVM' if lab.kvm else 'TCG (no usable KVM)'}, state in {lab.state_dir}")
@@ -53,6 +56,14 @@ def _up(args: argparse.Namespace) -> int:
     print(f"try: ssh {first.name} hostname\n     virsh -c {first.uri} list --all\n"
           f"     python -m tests.lab exec {first.name} -- virsh list\n     python -m tests.lab down")
     return 0
+
+
+def _spec(word: str) -> HostSpec:
+    """NAME, or NAME@backports for a host running libvirt/QEMU from bookworm-backports."""
+    name, _, flavor = word.partition("@")
+    if flavor and flavor != "backports":
+        raise LabError(f"{word}: the only host flavor is @backports")
+    return HostSpec(name, root=BACKPORTS if flavor else None)
 
 
 def _down(args: argparse.Namespace) -> int:

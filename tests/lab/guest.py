@@ -40,8 +40,11 @@ def guest_xml(
     memory_mib: int = 64,
     clock_xml: str = "",
     extra_xml: str = "",
+    machine: str = "q35",
 ) -> str:
     """A diskless 1-vCPU q35 guest: small enough to live-migrate in seconds.
+
+    machine: the machine type, e.g. "pc-q35-7.2" (default: the QEMU's newest q35).
 
     cpu_xml / clock_xml / extra_devices / extra_xml (domain-level elements such
     as <memoryBacking>) are raw XML fragments pasted in as given, e.g.
@@ -54,7 +57,7 @@ def guest_xml(
   <memory unit='MiB'>{int(memory_mib)}</memory>
   <vcpu>1</vcpu>
   <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
+    <type arch='x86_64' machine='{escape(machine)}'>hvm</type>
   </os>
   <features><acpi/></features>
   {cpu_xml}
@@ -80,20 +83,21 @@ _MSR_FEATURES = {"0x10a": "arch-capabilities"}
 
 
 @functools.cache
-def host_cpu_quirks() -> tuple[str, ...]:
+def host_cpu_quirks(prefix: tuple[str, ...] = ()) -> tuple[str, ...]:
     """CPU features to disable before `-cpu host` guests can start here under KVM.
 
     On the AMD EPYC machine this lab was built on, QEMU 7.2 with `-cpu host`
     (so also host-passthrough and host-model guests) aborts with "failed to set
     MSR 0x10a" (IA32_ARCH_CAPABILITIES). Disabling that feature fixes it. Probed
     once per process with a stopped QEMU (-S), so costs well under a second.
+    prefix: how to reach another QEMU, e.g. a lab host's nsenter + chroot argv.
     """
     if not kvm_usable():
         return ()
     disabled: list[str] = []
     for _ in range(len(_MSR_FEATURES) + 1):
         cpu = ",".join(["host", *(f"-{f}" for f in disabled)])
-        argv = ["qemu-system-x86_64", "-enable-kvm", "-machine", "q35", "-m", "16",
+        argv = [*prefix, "qemu-system-x86_64", "-enable-kvm", "-machine", "q35", "-m", "16",
                 "-nodefaults", "-display", "none", "-S", "-cpu", cpu, "-qmp", "stdio"]
         try:
             p = subprocess.run(argv, input='{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n',

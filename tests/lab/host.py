@@ -35,6 +35,10 @@ class LabHost:
     veth: str
     dir: Path  # the host's folder in the lab state dir
     pid: int = 0  # the holder process whose namespaces are the host
+    # Hosts with a HostSpec.root: where that root is mounted inside the host
+    # (an overlay on the cached root, in the host's mount namespace only).
+    # Commands given to the host then run chrooted there.
+    chroot: Path | None = None
     _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -48,10 +52,16 @@ class LabHost:
 
     # ---- using the host -------------------------------------------------
 
-    def nsenter_argv(self, argv: Sequence[str]) -> list[str]:
+    def nsenter_argv(self, argv: Sequence[str], *, outside: bool = False) -> list[str]:
+        """argv inside the host's namespaces, chrooted into its own root if it has one.
+
+        outside=True: this machine's root filesystem as the host's mount namespace
+        sees it (for the lab's own setup steps).
+        """
         if not self.pid:
             raise LabError(f"{self.name}: host is not running")
-        return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "--", *argv]
+        chroot = ["chroot", str(self.chroot)] if self.chroot and not outside else []
+        return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "--", *chroot, *argv]
 
     def run(
         self,
@@ -137,9 +147,35 @@ class LabHost:
             time.sleep(0.02)
         raise LabError(f"{self.name}: namespace holder did not start in {timeout}s")
 
-    def setup_namespace(self, hosts_file: Path, ssh_dir: Path, overlays: dict[str, Path]) -> None:
-        """Hostname, private mounts, loopback and extra bridges, inside the host."""
+    def mount_root(self, lower: Path, state_dir: Path) -> None:
+        """The host's own root (HostSpec.root) at self.chroot: an overlay on the cached root.
+
+        The cached root is never written (writes land in <host dir>/root-upper).
+        Inside it: /proc, the netns's /sys, /dev, and the state dir at its own
+        path (sshd's config and the ssh client config name files there). All of
+        it lives in the host's mount namespace and dies with it.
+        """
         sh = self._must
+        r = str(self.chroot)
+        upper, work = self.dir / "root-upper", self.dir / "root-work"
+        for d in (self.chroot, upper, work):
+            d.mkdir(parents=True, exist_ok=True)
+        sh(["mount", "-t", "overlay", "lab-root-" + self.name,
+            "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", r])
+        sh(["mount", "-t", "proc", "lab-proc", r + "/proc"])
+        sh(["mount", "-t", "sysfs", "lab-sysfs", r + "/sys"])
+        sh(["mount", "--rbind", "/dev", r + "/dev"])
+        sh(["mkdir", "-p", r + str(state_dir), r + "/root/.ssh", *(r + t for t in PRIVATE_DIRS.values())])
+        sh(["touch", r + "/etc/hosts"])
+        sh(["mount", "--bind", str(state_dir), r + str(state_dir)])
+
+    def setup_namespace(self, hosts_file: Path, ssh_dir: Path, overlays: dict[str, Path]) -> None:
+        """Hostname, private mounts, loopback and extra bridges, inside the host.
+
+        For a host with its own root (mount_root first) the mounts go inside that root.
+        """
+        sh = self._must
+        r = str(self.chroot or "")
         sh(["hostname", self.name])
         # Overlays first: the lab's own bind mounts may then sit on top of them.
         for lower, base in overlays.items():
@@ -148,21 +184,25 @@ class LabHost:
             work.mkdir(parents=True, exist_ok=True)
             sh(["mount", "-t", "overlay", "lab-" + self.name,
                 "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", lower])
-        sh(["mount", "-t", "tmpfs", "-o", "mode=0755,size=64m", "lab-run", "/run"])
-        sh(["mkdir", "-p", "-m", "0755", "/run/sshd", "/run/libvirt"])
-        sh(["mkdir", "-p", "-m", "1777", "/run/lock"])
+        sh(["mount", "-t", "tmpfs", "-o", "mode=0755,size=64m", "lab-run", r + "/run"])
+        sh(["mkdir", "-p", "-m", "0755", r + "/run/sshd", r + "/run/libvirt"])
+        sh(["mkdir", "-p", "-m", "1777", r + "/run/lock"])
         for sub, target in PRIVATE_DIRS.items():
-            sh(["mount", "--bind", str(self.dir / sub), target])
-        sh(["mount", "--bind", str(hosts_file), "/etc/hosts"])
-        sh(["mount", "--bind", str(ssh_dir), "/root/.ssh"])
+            sh(["mount", "--bind", str(self.dir / sub), r + target])
+        sh(["mount", "--bind", str(hosts_file), r + "/etc/hosts"])
+        sh(["mount", "--bind", str(ssh_dir), r + "/root/.ssh"])
         for br in self.spec.bridges:
             sh(["ip", "link", "add", br, "type", "bridge"])
             sh(["ip", "link", "set", br, "up"])
         for d in self.spec.dirs:
-            sh(["mkdir", "-p", d])
+            sh(["mkdir", "-p", r + d])
 
     def mount_hugetlbfs(self) -> None:
-        self._must(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "lab-hugetlbfs", "/dev/hugepages"])
+        r = str(self.chroot or "")
+        sh = self._must
+        if r:
+            sh(["mkdir", "-p", r + "/dev/hugepages"])
+        sh(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "lab-hugetlbfs", r + "/dev/hugepages"])
 
     def start_daemons(self, sshd_config: Path) -> None:
         """virtlogd, libvirtd (pinned to CPU 0, see LAB.md) and sshd; all daemonize."""
@@ -207,8 +247,9 @@ class LabHost:
             self.virsh("destroy", vm, check=False, timeout=timeout)
 
     def _must(self, argv: list[str], timeout: float = 30) -> None:
+        """A setup step, run with this machine's tools (outside the host's own root)."""
         try:
-            self.run(argv, check=True, timeout=timeout)
+            run(self.nsenter_argv(argv, outside=True), check=True, timeout=timeout, env=CLEAN_ENV, where=self.name)
         except LabCommandError as exc:
             raise LabError(f"{self.name}: setup step failed: {exc}") from None
 

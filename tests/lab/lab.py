@@ -23,6 +23,7 @@ from ._cmd import LabError, root_env, run
 from .guest import guest_xml, host_cpu_quirks, kvm_usable
 from .host import PRIVATE_DIRS, PRIVATE_ROOTS, LabHost, kill_netns, netns_pids
 from .spec import HostSpec
+from .vroot import BuiltRoot, VersionedRoot, ensure_root
 
 DEFAULT_PREFIX = "mclab"
 DEFAULT_SUBNET = "10.251.77.0/24"
@@ -107,6 +108,7 @@ class Lab:
         self.kvm = kvm_usable()
         self.up_seconds: float | None = None
         self.hugepages_reserved = 0  # 2 MiB pages this lab added to vm.nr_hugepages
+        self.roots: dict[str, BuiltRoot] = {}  # VersionedRoot.key -> the cached root in use
         self._state: dict = {}
 
     # ---- public API ------------------------------------------------------
@@ -125,19 +127,27 @@ class Lab:
 
     def guest_xml(
         self, name: str, cpu_xml: str = "", extra_devices: str = "", memory_mib: int = 64,
-        clock_xml: str = "", extra_xml: str = "",
+        clock_xml: str = "", extra_xml: str = "", machine: str = "q35",
     ) -> str:
         """Minimal diskless q35 guest XML: type 'kvm' when KVM works, else 'qemu' (TCG)."""
         return guest_xml(name, kvm=self.kvm, cpu_xml=cpu_xml, extra_devices=extra_devices,
-                         memory_mib=memory_mib, clock_xml=clock_xml, extra_xml=extra_xml)
+                         memory_mib=memory_mib, clock_xml=clock_xml, extra_xml=extra_xml, machine=machine)
 
     @property
     def cpu_quirks(self) -> tuple[str, ...]:
         """CPU features host-passthrough/host-model guests must disable to start here.
 
-        Paste guest.disable_features_xml(lab.cpu_quirks) inside their <cpu>.
+        Paste guest.disable_features_xml(lab.cpu_quirks) inside their <cpu>. With
+        hosts of several versions: what any of their QEMUs needs, so that a guest
+        starts on every host it may migrate to.
         """
-        return host_cpu_quirks() if self.kvm else ()
+        if not self.kvm:
+            return ()
+        out = list(host_cpu_quirks())
+        for h in self.hosts:
+            if h.chroot and h.pid:
+                out += [f for f in host_cpu_quirks(tuple(h.nsenter_argv([]))) if f not in out]
+        return tuple(out)
 
     def migrate(
         self, src: LabHost | str, dst: LabHost | str, vm: str, flags: Iterable[str] = ("--live",),
@@ -166,13 +176,16 @@ class Lab:
             self.down()
             raise
         self.up_seconds = round(time.monotonic() - t0, 1)
-        self._state.update(kvm=self.kvm, up_seconds=self.up_seconds)
+        self._state.update(kvm=self.kvm, up_seconds=self.up_seconds,
+                           roots={k: {"path": str(r.path), "versions": r.versions, "built_now": r.built_now,
+                                      "seconds": r.seconds} for k, r in self.roots.items()})
         self._save_state()
         return self
 
     def _up(self) -> None:
         self.down_all(self.prefix, self.state_dir)
         self._check_no_alias_clash()
+        self._ensure_roots()
         overlays = {h.name: self._overlays(h) for h in self.hosts}  # validate dirs early
         self._prepare_files()
         self._state = {
@@ -191,6 +204,8 @@ class Lab:
             h.start_holder()
             self._state["hosts"] = [_host_state(x) for x in self.hosts]
             self._save_state()
+            if h.spec.root is not None:
+                h.mount_root(self.roots[h.spec.root.key].path, self.state_dir)
             h.setup_namespace(self.state_dir / "hosts.txt", ssh_dir, overlays[h.name])
             if h.spec.hugetlbfs:
                 h.mount_hugetlbfs()
@@ -234,6 +249,7 @@ class Lab:
                   subnet=state["subnet"], state_dir=sd)
         for h, hs in zip(lab.hosts, state["hosts"], strict=True):
             h.pid = hs.get("pid", 0)
+            h.chroot = Path(hs["chroot"]) if hs.get("chroot") else None
         lab.kvm = state.get("kvm", lab.kvm)
         lab.up_seconds = state.get("up_seconds")
         lab.hugepages_reserved = state.get("hugepages_reserved", 0)
@@ -256,7 +272,8 @@ class Lab:
             pid = hs.get("pid", 0)
             if pid and hs["netns"] in netnses:
                 host = LabHost(spec=_spec_from_state(hs), ip=hs["ip"], netns=hs["netns"],
-                               veth=hs["veth"], dir=Path(hs["dir"]), pid=pid)
+                               veth=hs["veth"], dir=Path(hs["dir"]), pid=pid,
+                               chroot=Path(hs["chroot"]) if hs.get("chroot") else None)
                 if host.alive():
                     host.destroy_guests()
         errors = []
@@ -389,20 +406,27 @@ class Lab:
         sshconf.write_client_files(sd, targets)
 
     def _libvirt_config(self, h: LabHost) -> None:
-        """A copy of the system's /etc/libvirt with this host's identity."""
+        """A copy of the system's (or the host's own root's) /etc/libvirt with this host's identity."""
         etc = h.dir / "etc-libvirt"
-        shutil.copytree("/etc/libvirt", etc, symlinks=True)
+        root = self.roots[h.spec.root.key].path if h.spec.root else Path("/")
+        shutil.copytree(root / "etc/libvirt", etc, symlinks=True)
         host_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"migcheck-lab:{self.prefix}:{h.name}")
         _append(etc / "libvirtd.conf",
                 f'host_uuid = "{host_uuid}"\n'
                 'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n')
         # QEMU as root: libvirt-qemu cannot open /dev/kvm (0600) on this machine.
         _append(etc / "qemu.conf", 'user = "root"\ngroup = "root"\n')
+        if h.spec.root:
+            # libvirt 11 fails every guest start with "Failed disable mount propagation
+            # out of the root filesystem" when / is not a mount point (a chroot).
+            _append(etc / "qemu.conf", "namespaces = [ ]\n")
         _append(etc / "virtlogd.conf", 'log_outputs = "3:file:/var/log/libvirt/virtlogd.log"\n')
 
     def _overlays(self, h: LabHost) -> dict[str, Path]:
         """Which existing folders to overlay so that h.spec.dirs exist on h only."""
         out: dict[str, Path] = {}
+        if h.spec.root:
+            return out  # its own root is private: the dirs are simply made there
         for d in h.spec.dirs:
             d = os.path.normpath(d)
             if any(d == r or d.startswith(r + "/") for r in PRIVATE_ROOTS):
@@ -477,24 +501,40 @@ class Lab:
                 return "<domain type='kvm'" in p.stdout
         return self.kvm
 
+    def _ensure_roots(self) -> None:
+        """Build (or find in the cache) every VersionedRoot the hosts ask for."""
+        for h in self.hosts:
+            vr = h.spec.root
+            if vr is None:
+                continue
+            if vr.key not in self.roots:
+                self.roots[vr.key] = ensure_root(vr)
+            h.chroot = h.dir / "root"
+
+    def _caps_cache(self, h: LabHost) -> Path:
+        """Where the QEMU capabilities probe of hosts like h is kept (one per libvirt/QEMU build)."""
+        name = "qemu-capabilities" + (f"-{h.spec.root.key}" if h.spec.root else "")
+        return self.state_dir / CACHE_DIR / name
+
     def _seed_caps_cache(self, h: LabHost) -> None:
         """libvirt re-probes QEMU (seconds) for an empty cache; reuse the last probe.
 
         libvirt validates what it finds (QEMU binary, libvirt version, host CPU) and
         re-probes when anything changed, so a stale cache costs nothing but time.
         """
-        src = self.state_dir / CACHE_DIR / "qemu-capabilities"
+        src = self._caps_cache(h)
         if src.is_dir() and any(src.iterdir()):
             shutil.copytree(src, h.dir / "cache" / "qemu" / "capabilities", dirs_exist_ok=True)
 
     def _save_caps_cache(self) -> None:
-        dst = self.state_dir / CACHE_DIR / "qemu-capabilities"
+        saved: set[Path] = set()
         for h in self.hosts:
+            dst = self._caps_cache(h)
             src = h.dir / "cache" / "qemu" / "capabilities"
-            if src.is_dir() and any(src.iterdir()):
+            if dst not in saved and src.is_dir() and any(src.iterdir()):
                 shutil.rmtree(dst, ignore_errors=True)
                 shutil.copytree(src, dst)
-                return
+                saved.add(dst)
 
     def _save_state(self) -> None:
         path = self.state_dir / STATE_FILE
@@ -552,6 +592,7 @@ def _host_state(h: LabHost) -> dict:
         "pid": h.pid, "bridges": s.bridges, "dirs": s.dirs, "hugetlbfs": s.hugetlbfs,
         "ssh_host_key_registered": s.ssh_host_key_registered,
         "start_libvirtd": s.start_libvirtd, "start_sshd": s.start_sshd,
+        "root": s.root.to_state() if s.root else None, "chroot": str(h.chroot) if h.chroot else None,
     }
 
 
@@ -561,6 +602,7 @@ def _spec_from_state(hs: dict) -> HostSpec:
         hugetlbfs=hs.get("hugetlbfs", False),
         ssh_host_key_registered=hs.get("ssh_host_key_registered", True),
         start_libvirtd=hs.get("start_libvirtd", True), start_sshd=hs.get("start_sshd", True),
+        root=VersionedRoot.from_state(hs["root"]) if hs.get("root") else None,
     )
 
 
