@@ -9,6 +9,7 @@ changed host keys are refused.  Every step has a timeout.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ import paramiko
 
 from migcheck.connectors.files import SftpFiles
 from migcheck.connectors.hostspec import SshTarget
+
+# paramiko logs transport failures ("Exception (client): Error reading SSH protocol banner")
+# and, with no handler configured, Python prints them on stderr: migcheck reports them itself,
+# in its one line per host.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class SshError(Exception):
