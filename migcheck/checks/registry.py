@@ -114,32 +114,39 @@ def all_checks() -> list[Check]:
     return sorted(REGISTRY.values(), key=lambda c: c.id)
 
 
+def run_check(chk: Check, ctx: CheckContext) -> list[Finding]:
+    """One check's findings; a missing fact or a crash is an "unknown" finding, never a pass."""
+    findings: list[Finding] = []
+    try:
+        for hit in chk.fn(ctx) or ():
+            findings.append(
+                Finding(
+                    rule=hit.rule or chk.id,
+                    severity=hit.severity or chk.severity,
+                    message=hit.message,
+                    evidence=hit.evidence,
+                    fix=hit.fix,
+                )
+            )
+    except NotApplicable:
+        pass
+    except FactMissing as exc:
+        findings.append(
+            Finding(rule=chk.id, severity=Severity.UNKNOWN, message=f"could not check: {exc}",
+                    fix="make the missing fact available (see -v) and run migcheck again")
+        )
+    except Exception as exc:  # a crashing check is "unknown", never a pass
+        findings.append(
+            Finding(rule=chk.id, severity=Severity.UNKNOWN,
+                    message=f"check failed internally: {type(exc).__name__}: {exc}",
+                    fix="report this as a migcheck bug, with the saved probe (--save)")
+        )
+    return findings
+
+
 def run_checks(ctx: CheckContext, only: Iterable[str] | None = None) -> tuple[list[Finding], int]:
     selected = [c for c in all_checks() if only is None or c.id in set(only)]
     findings: list[Finding] = []
     for chk in selected:
-        try:
-            for hit in chk.fn(ctx) or ():
-                findings.append(
-                    Finding(
-                        rule=hit.rule or chk.id,
-                        severity=hit.severity or chk.severity,
-                        message=hit.message,
-                        evidence=hit.evidence,
-                        fix=hit.fix,
-                    )
-                )
-        except NotApplicable:
-            continue
-        except FactMissing as exc:
-            findings.append(
-                Finding(rule=chk.id, severity=Severity.UNKNOWN, message=f"could not check: {exc}",
-                        fix="make the missing fact available (see -v) and run migcheck again")
-            )
-        except Exception as exc:  # a crashing check is "unknown", never a pass
-            findings.append(
-                Finding(rule=chk.id, severity=Severity.UNKNOWN,
-                        message=f"check failed internally: {type(exc).__name__}: {exc}",
-                        fix="report this as a migcheck bug, with the saved probe (--save)")
-            )
+        findings.extend(run_check(chk, ctx))
     return findings, len(selected)
