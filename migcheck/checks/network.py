@@ -43,19 +43,30 @@ def bridge_missing(ctx: CheckContext):
                         "libvirt fails with \"Cannot get interface MTU on '{name}': No such device\"")
 
 
-@check("network.direct-device-missing", Severity.BLOCK, "a macvtap (type='direct') source device missing on the target")
+@check("network.direct-device-missing", Severity.BLOCK, "a macvtap (type='direct') source device missing on the target",
+       proven_by_lab=True)
 def direct_device_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "direct"]
     return _netdev_hits(ctx, ifaces, "dev", "macvtap source device",
                         "use the same NIC name on the target (udev/systemd-networkd link rename), or a libvirt "
                         "network of forward mode 'bridge'/'passthrough' named the same on both hosts",
-                        "the target cannot create the macvtap on '{name}'")
+                        "the target cannot create the macvtap: 'Unable to get index for interface {name}: "
+                        "No such device'")
 
 
 @check("network.libvirt-network", Severity.BLOCK, "a libvirt network missing or inactive on the target",
-       proven_by_lab=False)
+       proven_by_lab=True)
 def libvirt_network(ctx: CheckContext):
+    """The target's libvirt plugs the incoming guest into its network of the same name.
+
+    Proven in the lab (libvirt 9.0): a network not defined on the target fails the migration with
+    "Network not found: no network with matching name 'NET'"; defined but inactive with
+    "Requested operation is not valid: network 'NET' is not active". A portgroup the target's
+    network lacks does NOT fail it: libvirt looks the portgroup up by name, finds none and plugs
+    the guest in without any portgroup settings (not even the default portgroup's), so the guest
+    silently loses the VLAN, bandwidth or virtualport the source's portgroup gave it: a warning.
+    """
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "network" and i.network]
     if not ifaces:
@@ -71,24 +82,35 @@ def libvirt_network(ctx: CheckContext):
                            fix=f"define and start network '{i.network}' on the target (virsh net-define; "
                                f"virsh net-start {i.network}; virsh net-autostart {i.network})"))
         elif not net.active:
-            out.append(Hit(message=f"network '{i.network}' is defined but not active on the target",
+            out.append(Hit(message=f"network '{i.network}' is defined but not active on the target: \"Requested "
+                                   f"operation is not valid: network '{i.network}' is not active\"",
                            evidence=[f"{ctx.target.spec}: network {i.network} inactive"],
                            fix=f"virsh net-start {i.network} on the target (and net-autostart)"))
         elif i.portgroup and i.portgroup not in net.portgroups:
-            out.append(Hit(message=f"network '{i.network}' on the target has no portgroup '{i.portgroup}'",
-                           evidence=[f"{ctx.target.spec}: portgroups {', '.join(net.portgroups) or 'none'}"],
-                           fix=f"add portgroup '{i.portgroup}' to network '{i.network}' on the target"))
+            out.append(Hit(message=f"network '{i.network}' on the target has no portgroup '{i.portgroup}': the "
+                                   "migration works, but libvirt ignores the unknown portgroup and the guest gets none "
+                                   "of its settings there (VLAN tag, bandwidth, virtualport)",
+                           evidence=[f"interface {i.mac or ''}: <source network='{i.network}' portgroup='{i.portgroup}'/>",
+                                     f"{ctx.target.spec}: portgroups {', '.join(net.portgroups) or 'none'}"],
+                           fix=f"add portgroup '{i.portgroup}' to network '{i.network}' on the target (virsh "
+                               f"net-update {i.network} add portgroup ... --live --config) before migrating",
+                           severity=Severity.WARN))
     return out
 
 
-@check("network.nwfilter-missing", Severity.BLOCK, "an nwfilter the interface references is not defined on the target")
+@check("network.nwfilter-missing", Severity.BLOCK, "an nwfilter the interface references is not defined on the target",
+       proven_by_lab=True)
 def nwfilter_missing(ctx: CheckContext):
+    """Proven in the lab (libvirt 9.0): the target instantiates the filter when it plugs the interface in,
+    and a filter defined only on the source fails the migration with
+    "internal error: referenced filter 'NAME' is missing"."""
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.filterref]
     if not ifaces:
         raise NotApplicable
     filters = set(ctx.need(ctx.target.raw.nwfilters, "nwfilters", ctx.target))
-    return [Hit(message=f"nwfilter '{i.filterref}' is not defined on the target",
+    return [Hit(message=f"nwfilter '{i.filterref}' is not defined on the target: \"internal error: referenced "
+                        f"filter '{i.filterref}' is missing\"",
                 evidence=[f"interface {i.mac}: <filterref filter='{i.filterref}'/>",
                           f"{ctx.target.spec}: {len(filters)} filter(s) defined"],
                 fix=f"copy the filter: virsh nwfilter-dumpxml {i.filterref} on the source, nwfilter-define on the target")

@@ -5,17 +5,60 @@ from __future__ import annotations
 import posixpath
 
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
-from migcheck.facts.models import Domain
+from migcheck.facts.models import CharDev, Domain
 from migcheck.facts.procfs import local_ipv4_addresses
 from migcheck.report.model import Severity
 
 
-def chardev_dirs(dom: Domain) -> list[tuple[str, str]]:
-    """(what, directory) for each file/unix chardev: QEMU creates the file, its directory must exist."""
-    out = []
+CHANNEL_TARGET_DIR = "/var/lib/libvirt/qemu/channel/target"  # qemu.conf channel_target_dir default
+PROC_NET_UNIX = "/proc/net/unix"
+_SO_ACCEPTCON = 0x10000  # /proc/net/unix Flags of a listening socket
+
+
+def chardev_needs(dom: Domain, channel_target_dir: str = CHANNEL_TARGET_DIR) -> list[tuple[CharDev, str, str]]:
+    """(chardev, how, path that must exist on the target) for each file/unix chardev; how is
+    'file', 'bind' or 'connect'.
+
+    file, and unix mode='bind': QEMU creates the file or socket, so its directory must exist.
+    unix mode='connect': QEMU connects to a socket someone else created, so the socket itself must exist.
+    A virtio channel whose socket libvirt generated under channel_target_dir (the guest agent's
+    ``domain-ID-NAME/org.qemu.guest_agent.0``) is left out: libvirt drops that path from the
+    migratable XML and generates a new one on the target.
+    """
+    out, seen = [], set()
+    auto_prefix = channel_target_dir.rstrip("/") + "/"
     for c in dom.chardevs:
-        if c.type in ("file", "unix") and c.path:
-            out.append((f"{c.kind} ({c.type}) {c.path}", posixpath.dirname(c.path)))
+        if c.type not in ("file", "unix") or not c.path or (c.type, c.path) in seen:
+            continue  # <console> often repeats the first <serial>
+        seen.add((c.type, c.path))
+        if c.kind == "channel" and c.type == "unix" and c.path.startswith(auto_prefix):
+            continue
+        if c.type == "unix" and c.mode != "bind":
+            out.append((c, "connect", c.path))
+        else:
+            out.append((c, "file" if c.type == "file" else "bind", posixpath.dirname(c.path)))
+    return out
+
+
+def chardev_dirs(dom: Domain, channel_target_dir: str = CHANNEL_TARGET_DIR) -> list[tuple[str, str]]:
+    """(what, path) for each path the chardevs need on the target (see chardev_needs)."""
+    return [(f"{c.kind} ({c.type}{', connect' if how == 'connect' else ''}) {c.path}", path)
+            for c, how, path in chardev_needs(dom, channel_target_dir)]
+
+
+def listening_unix_sockets(proc_net_unix: str) -> set[str]:
+    """Paths of the listening Unix sockets in /proc/net/unix (Num RefCount Protocol Flags Type St Inode Path)."""
+    out = set()
+    for line in proc_net_unix.splitlines()[1:]:
+        fields = line.split(None, 7)
+        if len(fields) < 8:
+            continue
+        try:
+            flags = int(fields[3], 16)
+        except ValueError:
+            continue
+        if flags & _SO_ACCEPTCON:
+            out.add(fields[7])
     return out
 
 
@@ -36,16 +79,72 @@ def _stat_hits(ctx: CheckContext, items, make_fix):
     return out
 
 
+_CHARDEV_ERRORS = {
+    "file": "Unable to open file: {path}: No such file or directory",
+    "bind": "Unable to bind to UNIX socket path '{path}': No such file or directory",
+    "connect": "unable to stat: {path}: No such file or directory",
+}
+
+
 @check("paths.chardev-directory", Severity.BLOCK, "a serial/console/channel file or socket directory missing on the target",
-       proven_by_lab=False)
+       proven_by_lab=True)
 def chardev_directory(ctx: CheckContext):
+    """file and unix chardevs are opened by the target's libvirt/QEMU when the incoming guest starts.
+
+    Proven in the lab (libvirt 9.0, QEMU 7.2), each failing the migration on the target:
+    file in a missing directory: 'Unable to open file: PATH: No such file or directory';
+    unix mode='bind' in a missing directory: "Unable to bind to UNIX socket path 'PATH': No such file
+    or directory"; unix mode='connect' to a missing socket: 'unable to stat: PATH: No such file or
+    directory' (with <reconnect> too); to a socket nobody listens on (a stale socket file):
+    "Failed to connect to 'PATH': Connection refused" (with <reconnect enabled='yes'> it migrates).
+    The guest agent's generated socket (under channel_target_dir) is regenerated on the target: no
+    finding.
+    """
     if ctx.flags.offline:
         raise NotApplicable
-    items = chardev_dirs(ctx.domain)
+    from migcheck.facts.procfs import parse_conf_value
+
+    conf = ctx.source.raw.files.get("/etc/libvirt/qemu.conf") or ""
+    channel_dir = parse_conf_value(conf, "channel_target_dir") or CHANNEL_TARGET_DIR
+    items = chardev_needs(ctx.domain, channel_dir)
     if not items:
         raise NotApplicable
-    return _stat_hits(ctx, items, lambda p: f"create {p} on the target (mkdir -p), with the same owner and SELinux/"
-                                            "AppArmor labels as on the source")
+    out = []
+    for c, how, path in items:
+        what = f"{c.kind} ({c.type}{', connect' if how == 'connect' else ''}) {c.path}"
+        stat = ctx.target.raw.paths.get(path)
+        if stat is None:
+            out.append(Hit(message=f"could not check {path} on the target",
+                           evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
+                           severity=Severity.UNKNOWN))
+        elif not stat.exists:
+            out.append(Hit(message=f"{what}: {path} does not exist on the target: the target fails with "
+                                   f"\"{_CHARDEV_ERRORS[how].format(path=c.path)}\"",
+                           evidence=[f"{ctx.target.spec}: {path} not found"],
+                           fix=(f"start the service that creates the socket {path} on the target first"
+                                if how == "connect" else
+                                f"create {path} on the target (mkdir -p), with the same owner and SELinux/"
+                                "AppArmor labels as on the source")))
+        elif how == "connect" and not c.reconnect:
+            out.extend(_listener_hits(ctx, what, path))
+    return out
+
+
+def _listener_hits(ctx: CheckContext, what: str, path: str) -> list[Hit]:
+    text = ctx.target.raw.files.get(PROC_NET_UNIX)
+    if text is None:
+        return [Hit(message=f"{what}: could not tell whether anything listens on {path} on the target",
+                    evidence=[f"{ctx.target.spec}: {PROC_NET_UNIX} not read"], fix="allow SSH access to the target",
+                    severity=Severity.UNKNOWN)]
+    if path in listening_unix_sockets(text):
+        return []
+    truncated = len(text.encode()) >= 1024 * 1024 - 4096  # the probe reads at most 1 MiB
+    return [Hit(message=f"{what}: {path} exists on the target but nothing listens on it: the target fails with "
+                        f"\"Failed to connect to '{path}': Connection refused\"",
+                evidence=[f"{ctx.target.spec}: {path} is not a listening socket in {PROC_NET_UNIX}"],
+                fix=f"start the service that listens on {path} on the target, or give the channel "
+                    "<reconnect enabled='yes' timeout='5'/> so QEMU starts without it",
+                severity=Severity.RISK if truncated else None)]
 
 
 @check("paths.boot-files", Severity.BLOCK, "kernel, initrd or firmware loader missing on the target")
@@ -81,8 +180,12 @@ def nvram(ctx: CheckContext):
 LOCAL_ADDRS = {"0.0.0.0", "::", "127.0.0.1", "::1", "localhost", None, ""}
 
 
-@check("paths.graphics-listen", Severity.BLOCK, "a VNC/SPICE listen address that does not exist on the target")
+@check("paths.graphics-listen", Severity.BLOCK, "a VNC/SPICE listen address that does not exist on the target",
+       proven_by_lab=True)
 def graphics_listen(ctx: CheckContext):
+    """Proven in the lab (libvirt 9.0, QEMU 7.2): VNC listening on the source's own address fails on the
+    target with "qemu-system-x86_64: -vnc ADDR:0,...: Failed to bind socket: Cannot assign requested
+    address"; an address both hosts have migrates."""
     if ctx.flags.offline:
         raise NotApplicable
     items = [g for g in ctx.domain.graphics if g.type in ("vnc", "spice") and g.listen not in LOCAL_ADDRS]
@@ -98,8 +201,8 @@ def graphics_listen(ctx: CheckContext):
     for g in items:
         if g.listen in local or _v6_in(g.listen, v6):
             continue
-        out.append(Hit(message=f"{g.type} listens on {g.listen}, an address the target does not have: QEMU will fail "
-                               "to bind ('Cannot assign requested address')",
+        out.append(Hit(message=f"{g.type} listens on {g.listen}, an address the target does not have: the target's "
+                               "QEMU fails with 'Failed to bind socket: Cannot assign requested address'",
                        evidence=[f"<graphics type='{g.type}' listen='{g.listen}'>"],
                        fix="listen on 0.0.0.0 or a libvirt <listen type='network'>, or migrate with --xml giving the "
                            "target's address"))

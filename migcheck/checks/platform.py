@@ -52,15 +52,19 @@ def target_hostname_localhost(ctx: CheckContext):
     )]
 
 
-@check("platform.guest-not-running", Severity.BLOCK, "a live migration of a guest that is not running")
+@check("platform.guest-not-running", Severity.BLOCK, "a live migration of a guest that is not running",
+       proven_by_lab=True)
 def guest_not_running(ctx: CheckContext):
+    """Proven in the lab (libvirt 9.0): a shut-off guest fails with 'Requested operation is not valid:
+    domain is not running'; with --offline --persistent its definition moves (defined, shut off, on the
+    target)."""
     g = ctx.guest
     if ctx.flags.offline or g.running:
         return []
     state = _STATE_NAMES.get(g.state, str(g.state))
     return [Hit(
         message=f"the guest is {state}: only a running guest can be migrated live "
-                "(libvirt: 'domain is not running')",
+                "(libvirt: 'Requested operation is not valid: domain is not running')",
         evidence=[f"{ctx.source.spec}: {g.name} state {state}"],
         fix="start the guest first, or move its definition with: virsh migrate --offline --persistent",
     )]
@@ -169,25 +173,59 @@ def target_older(ctx: CheckContext):
                 evidence=out, fix="upgrade the target first (migrate from old to new, not new to old)")]
 
 
-@check("platform.name-collision", Severity.BLOCK, "a domain of the same name or UUID exists on the target")
+@check("platform.name-collision", Severity.BLOCK, "a domain of the same name or UUID exists on the target",
+       proven_by_lab=True)
 def name_collision(ctx: CheckContext):
+    """The target's libvirt adds the incoming guest (name: --dname or its own; its own UUID) to its domains.
+
+    Proven in the lab (libvirt 9.0), live and --offline --persistent alike:
+    - same name, other UUID, running or only defined: fails with
+      "operation failed: domain 'NAME' already exists with uuid OTHER-UUID";
+    - same UUID, other name (e.g. a renamed copy, or --dname), running or only defined: fails with
+      "operation failed: domain 'OTHER-NAME' is already defined with uuid UUID";
+    - same name and UUID, running: "Requested operation is not valid: domain 'NAME' is already active";
+    - same name and UUID, defined but shut off (a copy left by an earlier --persistent migration):
+      the migration works, and the guest becomes that persistent domain. Without --persistent the
+      target keeps its old stored definition as the guest's next-boot configuration (seen: <memory>
+      of the target's old definition, not the source's); with --persistent it is replaced.
+      A warning without --persistent, nothing with it.
+    """
     g = ctx.guest
     name = ctx.flags.dname or g.name
     if "peers" in ctx.target.errors:
         raise FactMissing(f"domain list of {ctx.target.spec}: {ctx.target.errors['peers']}")
     out = []
     for peer in ctx.target.raw.peers:
-        if peer.active and (peer.name == name or peer.uuid == g.uuid):
-            out.append(Hit(message=f"a domain '{peer.name}' ({peer.uuid}) is already running on the target",
-                           evidence=[f"{ctx.target.spec}: {peer.name} active, uuid {peer.uuid}"],
-                           fix="stop or rename the target's domain, or migrate with --dname NEWNAME"))
-        elif peer.name == name and peer.uuid and g.uuid and peer.uuid != g.uuid:
-            out.append(Hit(message=f"a different domain named '{peer.name}' is defined on the target "
-                                   f"(uuid {peer.uuid}, the guest's is {g.uuid})",
-                           evidence=[f"{ctx.target.spec}: {peer.name} defined, inactive, uuid {peer.uuid}"],
+        same_name, same_uuid = peer.name == name, bool(g.uuid) and peer.uuid == g.uuid
+        state = "running" if peer.active else "defined, shut off"
+        evidence = [f"{ctx.target.spec}: {peer.name} {state}, uuid {peer.uuid}",
+                    f"{ctx.source.spec}: {g.name} uuid {g.uuid}" + (f", --dname {name}" if ctx.flags.dname else "")]
+        if same_name and not same_uuid:
+            out.append(Hit(message=f"a different domain named '{name}' is {state} on the target: \"operation failed: "
+                                   f"domain '{name}' already exists with uuid {peer.uuid}\"",
+                           evidence=evidence,
                            fix="undefine or rename the target's domain, or migrate with --dname NEWNAME"))
+        elif same_uuid and not same_name:
+            out.append(Hit(message=f"the target has the guest's UUID as domain '{peer.name}' ({state}): "
+                                   f"\"operation failed: domain '{peer.name}' is already defined with uuid "
+                                   f"{peer.uuid}\"",
+                           evidence=evidence,
+                           fix=f"undefine '{peer.name}' on the target (virsh undefine {peer.name}) if it is a stale "
+                               f"copy of this guest, or migrate under that name (--dname {peer.name})"))
+        elif same_name and same_uuid and peer.active:
+            out.append(Hit(message=f"the guest '{name}' is already running on the target: \"Requested operation is "
+                                   f"not valid: domain '{name}' is already active\"",
+                           evidence=evidence,
+                           fix="the guest runs on both hosts: find out which copy is current before anything else; "
+                               "destroy the stale one"))
+        elif same_name and same_uuid and not ctx.flags.persistent:
+            out.append(Hit(message=f"the target already has '{name}' defined (same UUID, shut off): the migration "
+                                   "works, but the guest keeps the target's stored definition as its next-boot "
+                                   "configuration, not the source's",
+                           evidence=evidence,
+                           fix="add --persistent to replace the target's stored definition with the source's",
+                           severity=Severity.WARN))
     return out
-
 
 
 VIR_DOMAIN_JOB_NONE = 0

@@ -146,10 +146,14 @@ def _hostdev(elem: Element) -> HostDev:
 
 def _chardev(elem: Element) -> CharDev:
     src = elem.find("source")
-    path = None
+    path = mode = None
+    reconnect = False
     if src is not None:
         path = src.get("path")
-    return CharDev(kind=elem.tag, type=elem.get("type", "pty"), path=path)
+        mode = src.get("mode")
+        rc = src.find("reconnect")
+        reconnect = rc is not None and rc.get("enabled") == "yes"
+    return CharDev(kind=elem.tag, type=elem.get("type", "pty"), path=path, mode=mode, reconnect=reconnect)
 
 
 def _cpuset_list(root: Element, xpath: str) -> list[str]:

@@ -146,6 +146,8 @@ class CharDev(BaseModel):
     kind: str  # serial | console | channel | parallel
     type: str  # pty | file | unix | tcp | ...
     path: str | None = None
+    mode: str | None = None  # unix: bind (QEMU listens) | connect (QEMU connects to a listener)
+    reconnect: bool = False  # <source><reconnect enabled='yes'/>: QEMU starts without its peer
 
 
 class Graphics(BaseModel):

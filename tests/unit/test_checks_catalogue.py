@@ -41,6 +41,14 @@ HOSTDEV_PCI = ("<hostdev mode='subsystem' type='pci' managed='yes'><source><addr
 HOSTDEV_USB = ("<hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source>"
                "</hostdev>")
 SERIAL_FILE = "<serial type='file'><source path='/var/log/guests/vm1.log'/><target port='0'/></serial>"
+SOCK = "/srv/ext/ext.sock"
+UNIX_CHAN = ("<channel type='unix'><source mode='{mode}' path='{path}'>{rc}</source>"
+             "<target type='virtio' name='org.example.ext'/></channel>")
+GUEST_AGENT = ("<channel type='unix'><source mode='bind' path='/var/lib/libvirt/qemu/channel/target/domain-7-vm1/"
+               "org.qemu.guest_agent.0'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>")
+UNIX_HEAD = ("Num       RefCount Protocol Flags    Type St Inode Path\n"
+             "0000000000000000: 00000002 00000000 00010000 0001 01 20001 /run/libvirt/libvirt-sock\n")
+UNIX_LISTENING = "0000000000000000: 00000002 00000000 00010000 0001 01 488821 /srv/ext/ext.sock\n"
 VNC = "<graphics type='vnc' port='-1' listen='{addr}'/>"
 TPM = "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"
 DIMM = "<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>{addr}</memory>"
@@ -122,18 +130,39 @@ CASES = [
     ("network-ok", "network.libvirt-network", NET.format(pg=""), {},
      {"networks": [NetworkInfo(name="prod", active=True)]}, "--live", None),
     ("portgroup-missing", "network.libvirt-network", NET.format(pg=" portgroup='web'"), {},
-     {"networks": [NetworkInfo(name="prod", active=True, portgroups=["db"])]}, "--live", "block"),
+     {"networks": [NetworkInfo(name="prod", active=True, portgroups=["db"])]}, "--live", "warn"),
+    ("portgroup-present-ok", "network.libvirt-network", NET.format(pg=" portgroup='web'"), {},
+     {"networks": [NetworkInfo(name="prod", active=True, portgroups=["web"])]}, "--live", None),
     ("direct-missing", "network.direct-device-missing",
      "<interface type='direct'><source dev='eno9' mode='bridge'/></interface>", {},
      {"paths": EMU | missing("/sys/class/net/eno9")}, "--live", "block"),
     ("nwfilter-missing", "network.nwfilter-missing",
      "<interface type='bridge'><source bridge='br0'/><filterref filter='clean-traffic'/></interface>", {},
      {"nwfilters": ["allow-arp"], "paths": EMU | exists("/sys/class/net/br0")}, "--live", "block"),
+    ("nwfilter-present-ok", "network.nwfilter-missing",
+     "<interface type='bridge'><source bridge='br0'/><filterref filter='clean-traffic'/></interface>", {},
+     {"nwfilters": ["clean-traffic"], "paths": EMU | exists("/sys/class/net/br0")}, "--live", None),
     # paths
     ("serial-dir-missing", "paths.chardev-directory", SERIAL_FILE, {}, {"paths": EMU | missing("/var/log/guests")},
      "--live", "block"),
     ("serial-dir-ok", "paths.chardev-directory", SERIAL_FILE, {}, {"paths": EMU | exists("/var/log/guests")},
      "--live", None),
+    ("unix-bind-dir-missing", "paths.chardev-directory", UNIX_CHAN.format(mode="bind", path=SOCK, rc=""), {},
+     {"paths": EMU | missing("/srv/ext")}, "--live", "block"),
+    ("unix-connect-socket-missing", "paths.chardev-directory", UNIX_CHAN.format(mode="connect", path=SOCK, rc=""), {},
+     {"paths": EMU | exists("/srv/ext") | missing(SOCK)}, "--live", "block"),
+    ("unix-connect-nobody-listens", "paths.chardev-directory", UNIX_CHAN.format(mode="connect", path=SOCK, rc=""), {},
+     {"paths": EMU | exists(SOCK), "files": host_files() | {"/proc/net/unix": UNIX_HEAD}}, "--live", "block"),
+    ("unix-connect-listener-ok", "paths.chardev-directory", UNIX_CHAN.format(mode="connect", path=SOCK, rc=""), {},
+     {"paths": EMU | exists(SOCK), "files": host_files() | {"/proc/net/unix": UNIX_HEAD + UNIX_LISTENING}},
+     "--live", None),
+    ("unix-connect-reconnect-ok", "paths.chardev-directory",
+     UNIX_CHAN.format(mode="connect", path=SOCK, rc="<reconnect enabled='yes' timeout='5'/>"), {},
+     {"paths": EMU | exists(SOCK), "files": host_files() | {"/proc/net/unix": UNIX_HEAD}}, "--live", None),
+    ("unix-connect-no-proc-net-unix", "paths.chardev-directory", UNIX_CHAN.format(mode="connect", path=SOCK, rc=""),
+     {}, {"paths": EMU | exists(SOCK)}, "--live", "unknown"),
+    ("guest-agent-generated-socket-ok", "paths.chardev-directory", GUEST_AGENT, {},
+     {"paths": EMU | missing("/var/lib/libvirt/qemu/channel/target/domain-7-vm1")}, "--live", None),
     ("vnc-listen-foreign", "paths.graphics-listen", VNC.format(addr="10.0.0.1"), {}, {}, "--live", "block"),
     ("vnc-listen-local-ok", "paths.graphics-listen", VNC.format(addr="10.0.0.2"), {}, {}, "--live", None),
     ("vnc-any-ok", "paths.graphics-listen", VNC.format(addr="0.0.0.0"), {}, {}, "--live", None),

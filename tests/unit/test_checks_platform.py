@@ -79,9 +79,29 @@ def test_active_domain_of_same_name_on_target_blocks():
     assert "platform.name-collision" in rules_of(run(clean_source(), dst), "block")
 
 
-def test_inactive_domain_with_same_uuid_on_target_passes():
+def test_inactive_domain_with_same_uuid_on_target_migrates_keeping_its_definition():
     dst = target(peers=[PeerDomain(name="vm1", uuid=UUID, active=False, persistent=True)])
-    assert "platform.name-collision" not in rules_of(run(clean_source(), dst))
+    r = run(clean_source(), dst)
+    assert "platform.name-collision" in rules_of(r, "warn") and r.verdict == Verdict.OK
+    assert "platform.name-collision" not in rules_of(run(clean_source(), dst, "--live --persistent"))
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_same_uuid_under_another_name_on_target_blocks(active):
+    dst = target(peers=[PeerDomain(name="vm1-old", uuid=UUID, active=active, persistent=not active)])
+    f = next(f for f in run(clean_source(), dst).findings if f.rule == "platform.name-collision")
+    assert f.severity == Severity.BLOCK and "is already defined with uuid" in f.message
+
+
+def test_dname_onto_the_guests_own_stale_copy_blocks():
+    dst = target(peers=[PeerDomain(name="vm1", uuid=UUID, active=False, persistent=True)])
+    assert "platform.name-collision" in rules_of(run(clean_source(), dst, "--live --dname vm1-new"), "block")
+
+
+def test_same_guest_running_on_target_blocks():
+    dst = target(peers=[PeerDomain(name="vm1", uuid=UUID, active=True)])
+    f = next(f for f in run(clean_source(), dst).findings if f.rule == "platform.name-collision")
+    assert f.severity == Severity.BLOCK and "is already active" in f.message
 
 
 def test_defined_domain_of_same_name_other_uuid_blocks_and_dname_avoids_it():
