@@ -347,10 +347,18 @@ def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> N
         raw.errors["cmdline"] = "the domain name contains '/': not reading files named after it"
         return
     run_dir = "/run/libvirt/qemu"
+    rd.status_xml = _fact(raw, "status_xml", lambda: files.read(f"{run_dir}/{rd.name}.xml").decode("utf-8"))
 
     def pid() -> int:
-        text = files.read(f"{run_dir}/{rd.name}.pid", 64).decode("ascii", "replace").strip()
-        if not text.isdigit():
+        # The status XML names QEMU's pid. Prefer it: libvirt 9 XML-escapes the guest name in the
+        # pid file's name ("a'b" -> a&apos;b.pid), so that file is not found for such names.
+        try:
+            text = parse_xml(rd.status_xml, "status XML").get("pid", "") if rd.status_xml else ""
+        except ValueError:
+            text = ""
+        if not (text.isascii() and text.isdigit()):
+            text = files.read(f"{run_dir}/{rd.name}.pid", 64).decode("ascii", "replace").strip()
+        if not (text.isascii() and text.isdigit()):
             raise ValueError(f"pid file holds {text[:20]!r}, not a process id")
         return int(text)
 
@@ -359,7 +367,6 @@ def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> N
         rd.cmdline = _fact(raw, "cmdline", lambda: decode_proc_cmdline(
             files.read(f"/proc/{qemu_pid}/cmdline", MAX_CMDLINE_BYTES + 1)))  # +1: too long is an error, not cut
         rd.exe_link = _fact(raw, "qemu_exe", lambda: files.readlink(f"/proc/{qemu_pid}/exe"))
-    rd.status_xml = _fact(raw, "status_xml", lambda: files.read(f"{run_dir}/{rd.name}.xml").decode("utf-8"))
 
     def log_tail() -> str:
         path = f"/var/log/libvirt/qemu/{rd.name}.log"
