@@ -311,10 +311,44 @@ def _exit_now_if_threads_linger(code) -> None:
         os._exit(code or 0)
 
 
+def _short_option_cluster(args: list[str]) -> str | None:
+    """A word like '-oProxyCommand=x' where a host or flag was expected.
+
+    The option parser reads it as the short options -o -P -r ... and finds -h in it
+    ("touch"): it printed the help and exited 0, which a script reads as "ok".
+    """
+    for arg in args:
+        if arg == "--":
+            return None
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and not arg.startswith("-f"):
+            return arg
+    return None
+
+
+def _help_among_operands(args: list[str]) -> bool:
+    """-h/--help together with positional words (hosts, a guest) for check or probe."""
+    words = args[: args.index("--")] if "--" in args else args
+    if not any(w in ("-h", "--help") for w in words) or not words or words[0] not in ("check", "probe"):
+        return False
+    return any(not w.startswith("-") for w in words[1:])
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not args[0].startswith("-") and args[0] not in SUBCOMMANDS:
         args.insert(0, "check")
+    cluster = _short_option_cluster(args)
+    if cluster is not None:
+        from migcheck.connectors.libvirt_conn import one_line
+
+        typer.echo(f"migcheck: {one_line(cluster)!r}: not an option (the short options are -f, -v and -h; "
+                   "host names cannot start with '-')", err=True)
+        sys.exit(int(ExitCode.USAGE))
+    if _help_among_operands(args):
+        # `migcheck SRC DST "$VM"` with a guest named --help must not print the help and exit 0 ("ok")
+        typer.echo("migcheck: -h/--help given with hosts or a guest: for help run it alone; a guest whose name "
+                   "starts with '-' goes after '--' (migcheck SRC DST -- NAME)", err=True)
+        sys.exit(int(ExitCode.USAGE))
     from migcheck.connectors.hostspec import secrets_in
 
     secrets = tuple(sorted({s for a in args for s in secrets_in(a)}, key=len, reverse=True))
