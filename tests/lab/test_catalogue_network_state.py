@@ -1,0 +1,474 @@
+"""Network, host-path, huge-page, name-collision and guest-state checks, judged by real migrations.
+
+Three lab hosts of their own (prefix mcnet): net-a and net-b alike (bridge br-prod,
+hugetlbfs, /srv/on-both, the address 192.0.2.10 on lo, libvirt network labnet
+active), net-c bare (no bridge, no hugetlbfs, labnet defined but inactive).
+/srv/only-on-a exists on net-a only. Every scenario runs migcheck, then the real
+`virsh migrate` with the same flags, and asserts both agree (tests/lab/pairing.py).
+
+What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
+
+| scenario | flags | migcheck | virsh migrate |
+|---|---|---|---|
+| bridge br-prod on both | --live | ok | migrates |
+| bridge only on the source | --live | blocked | Cannot get interface MTU on 'br-prod': No such device |
+| shut-off bridge guest, no bridge on target | --offline --persistent | ok | defined on the target |
+| macvtap on br-prod, on both | --live | ok | migrates |
+| macvtap source device missing | --live | blocked | Unable to get index for interface br-prod: No such device |
+| libvirt network active on both | --live | ok | migrates |
+| network not defined on target | --live | blocked | Network not found: no network with matching name 'anet' |
+| network defined, inactive on target | --live | blocked | Requested operation is not valid: network 'labnet' is not active |
+| portgroup missing on target | --live | ok (warn) | migrates: libvirt ignores the unknown portgroup |
+| nwfilter on both | --live | ok | migrates |
+| nwfilter only on the source | --live | blocked | internal error: referenced filter 'mc-only-a' is missing |
+| serial file, dir only on source | --live | blocked | Unable to open file: /srv/only-on-a/console.log: No such file or directory |
+| serial file, dir on both | --live | ok | migrates |
+| unix bind socket, dir only on source | --live | blocked | Unable to bind to UNIX socket path '/srv/only-on-a/agent.sock': No such file or directory |
+| guest agent channel (generated socket path) | --live | ok | migrates |
+| unix connect, listener on both | --live | ok | migrates |
+| unix connect, no socket on target | --live | blocked | unable to stat: /srv/on-both/ext.sock: No such file or directory |
+| unix connect, stale socket on target | --live | blocked | Failed to connect to '/srv/on-both/ext.sock': Connection refused |
+| unix connect with reconnect, stale socket | --live | ok | migrates |
+| hugepages, hugetlbfs on both | --live | ok | migrates |
+| hugepages, hugetlbfs only on source | --live | blocked | internal error: hugetlbfs filesystem is not mounted or disabled by administrator config |
+| same name running on target | --live | blocked | operation failed: domain 'NAME' already exists with uuid OTHER |
+| same name, other UUID, defined on target | --live | blocked | operation failed: domain 'NAME' already exists with uuid OTHER |
+| same name, other UUID, --dname | --live --dname | ok | migrates |
+| same UUID, other name, defined on target | --live | blocked | operation failed: domain 'NAME-old' is already defined with uuid UUID |
+| same name and UUID running on target | --live | blocked | Requested operation is not valid: domain 'NAME' is already active |
+| same name and UUID defined on target | --live | ok (warn) | migrates; target keeps its stored definition |
+| same name and UUID defined on target | --live --persistent | ok | migrates; definition replaced |
+| shut-off guest | --live | blocked | Requested operation is not valid: domain is not running |
+| shut-off guest | --offline --persistent | ok | defined on the target |
+| VNC on the source's own IP | --live | blocked | ... -vnc 10.251.77.75:0,...: Failed to bind socket: Cannot assign requested address |
+| VNC on an address both hosts have | --live | ok | migrates |
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.lab import HostSpec, Lab
+from tests.lab.fixtures import require_lab
+from tests.lab.pairing import guest, pair
+
+pytestmark = pytest.mark.lab
+
+PREFIX, SUBNET = "mcnet", "10.251.77.64/26"
+STATE_DIR = Path("/var/tmp/migcheck-lab-mcnet")
+SHARED_IP = "192.0.2.10"  # on lo of net-a and net-b
+OTHER_UUID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+
+LABNET = """<network><name>{name}</name><bridge name='{bridge}' stp='off'/>{pgs}</network>"""
+FILTER = "<filter name='{name}' chain='root'><filterref filter='allow-arp'/></filter>"
+
+# A Unix socket listener (or a stale socket file: bind, never listen) inside a lab host.
+LISTENER = ("import os, socket, sys\np = sys.argv[1]\ntry:\n    os.unlink(p)\nexcept OSError:\n    pass\n"
+            "s = socket.socket(socket.AF_UNIX)\ns.bind(p)\nif sys.argv[2] == 'listen':\n    s.listen(8)\n"
+            "    conns = []\n    while True:\n        conns.append(s.accept())\n")
+EXT_SOCK = "/srv/on-both/ext.sock"
+
+
+def _seed_cache() -> None:
+    """Start from the main lab's QEMU capabilities cache, if there is one (a warm bring-up)."""
+    main = Path("/var/tmp/migcheck-lab/cache")
+    if main.is_dir():
+        shutil.copytree(main, STATE_DIR / "cache", dirs_exist_ok=True)
+
+
+def _define(host, kind: str, name: str, xml: str, start: bool = True) -> None:
+    path = f"/tmp/{kind}-{name}.xml"
+    host.write_file(path, xml)
+    host.virsh(f"{kind}-define", path)
+    if start:
+        host.virsh(f"{kind}-start", name)
+
+
+@pytest.fixture(scope="module")
+def lab():
+    require_lab()
+    _seed_cache()
+    shared_ip = ["ip", "addr", "add", f"{SHARED_IP}/32", "dev", "lo"]
+    specs = [
+        HostSpec("net-a", bridges=["br-prod"], dirs=["/srv/only-on-a", "/srv/on-both"], hugetlbfs=True,
+                 setup=[shared_ip]),
+        HostSpec("net-b", bridges=["br-prod"], dirs=["/srv/on-both"], hugetlbfs=True, setup=[shared_ip]),
+        HostSpec("net-c"),
+    ]
+    with Lab(specs, prefix=PREFIX, subnet=SUBNET, state_dir=STATE_DIR) as lab:
+        a, b, c = lab.hosts
+        for h in (a, b):
+            _define(h, "net", "labnet", LABNET.format(name="labnet", bridge="virbr-lab", pgs=""))
+            _define(h, "nwfilter", "mc-custom", FILTER.format(name="mc-custom"), start=False)
+        _define(c, "net", "labnet", LABNET.format(name="labnet", bridge="virbr-lab", pgs=""), start=False)
+        _define(a, "net", "anet", LABNET.format(name="anet", bridge="virbr-anet", pgs=""))
+        _define(a, "net", "pgnet", LABNET.format(name="pgnet", bridge="virbr-pg", pgs="<portgroup name='web'/>"))
+        _define(b, "net", "pgnet", LABNET.format(name="pgnet", bridge="virbr-pg", pgs="<portgroup name='db'/>"))
+        _define(a, "nwfilter", "mc-only-a", FILTER.format(name="mc-only-a"), start=False)
+        yield lab
+
+
+def _hosts(lab):
+    return lab.hosts  # net-a, net-b, net-c
+
+
+def _pair_vm(lab, src, dst, name, flags, *, devices="", extra_xml="", start=True, **expect):
+    with guest(lab, src, name, lab.guest_xml(name, extra_devices=devices, extra_xml=extra_xml), start=start):
+        return pair(lab, src, dst, name, flags, **expect)
+
+
+def _state(host, name: str) -> str:
+    p = host.virsh("domstate", name, check=False)
+    return p.stdout.strip() if p.returncode == 0 else "undefined"
+
+
+# ------------------------------------------------------------------ bridges and macvtap
+
+BRIDGE = "<interface type='bridge'><source bridge='br-prod'/><model type='virtio'/></interface>"
+MACVTAP = "<interface type='direct'><source dev='br-prod' mode='bridge'/><model type='virtio'/></interface>"
+
+
+def test_bridge_on_both_hosts_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    out = _pair_vm(lab, a, b, "net-br-ok", ["--live"], devices=BRIDGE, expect="ok")
+    assert "network.bridge-missing" not in out.rules()
+
+
+def test_bridge_missing_on_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-br-missing", ["--live"], devices=BRIDGE, expect="blocked",
+             expect_rule="network.bridge-missing",
+             expect_error="Cannot get interface MTU on 'br-prod': No such device")
+
+
+def test_offline_move_of_a_bridge_guest_needs_no_bridge(lab):
+    a, _, c = _hosts(lab)
+    with guest(lab, a, "net-br-offline", lab.guest_xml("net-br-offline", extra_devices=BRIDGE), start=False):
+        out = pair(lab, a, c, "net-br-offline", ["--offline", "--persistent"], expect="ok")
+        assert out.migrated and _state(c, "net-br-offline") == "shut off"
+
+
+def test_macvtap_device_on_both_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-mv-ok", ["--live"], devices=MACVTAP, expect="ok")
+
+
+def test_macvtap_device_missing_on_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-mv-missing", ["--live"], devices=MACVTAP, expect="blocked",
+             expect_rule="network.direct-device-missing",
+             expect_error="Unable to get index for interface br-prod: No such device")
+
+
+# ------------------------------------------------------------------ libvirt networks, portgroups, nwfilters
+
+def _net_iface(net: str, portgroup: str = "", filterref: str = "") -> str:
+    pg = f" portgroup='{portgroup}'" if portgroup else ""
+    fr = f"<filterref filter='{filterref}'/>" if filterref else ""
+    return f"<interface type='network'><source network='{net}'{pg}/><model type='virtio'/>{fr}</interface>"
+
+
+def test_network_active_on_both_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-net-ok", ["--live"], devices=_net_iface("labnet"), expect="ok")
+
+
+def test_network_missing_on_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-net-missing", ["--live"], devices=_net_iface("anet"), expect="blocked",
+             expect_rule="network.libvirt-network",
+             expect_error="Network not found: no network with matching name 'anet'")
+
+
+def test_network_inactive_on_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-net-inactive", ["--live"], devices=_net_iface("labnet"), expect="blocked",
+             expect_rule="network.libvirt-network",
+             expect_error="Requested operation is not valid: network 'labnet' is not active")
+
+
+def test_portgroup_missing_on_target_migrates_with_a_warning(lab):
+    """libvirt finds no portgroup of that name on the target and plugs the guest in without one."""
+    a, b, _ = _hosts(lab)
+    out = _pair_vm(lab, a, b, "net-pg-missing", ["--live"], devices=_net_iface("pgnet", portgroup="web"),
+                   expect="ok")
+    assert "network.libvirt-network" in out.rules("warn")
+
+
+def test_nwfilter_on_both_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    iface = BRIDGE.replace("</interface>", "<filterref filter='mc-custom'/></interface>")
+    _pair_vm(lab, a, b, "net-filter-ok", ["--live"], devices=iface, expect="ok")
+
+
+def test_nwfilter_missing_on_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    iface = BRIDGE.replace("</interface>", "<filterref filter='mc-only-a'/></interface>")
+    _pair_vm(lab, a, b, "net-filter-missing", ["--live"], devices=iface, expect="blocked",
+             expect_rule="network.nwfilter-missing",
+             expect_error="internal error: referenced filter 'mc-only-a' is missing")
+
+
+# ------------------------------------------------------------------ chardev files and sockets
+
+def _serial_file(path: str) -> str:
+    return f"<serial type='file'><source path='{path}'/><target port='1'/></serial>"
+
+
+def _unix_channel(mode: str, path: str, reconnect: bool = False) -> str:
+    rc = "<reconnect enabled='yes' timeout='5'/>" if reconnect else ""
+    return (f"<channel type='unix'><source mode='{mode}' path='{path}'>{rc}</source>"
+            "<target type='virtio' name='org.example.ext'/></channel>")
+
+
+def test_serial_file_in_a_directory_only_on_the_source_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-serial-missing", ["--live"], devices=_serial_file("/srv/only-on-a/console.log"),
+             expect="blocked", expect_rule="paths.chardev-directory",
+             expect_error="Unable to open file: /srv/only-on-a/console.log: No such file or directory")
+
+
+def test_serial_file_in_a_directory_on_both_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-serial-ok", ["--live"], devices=_serial_file("/srv/on-both/console.log"), expect="ok")
+
+
+def test_unix_bind_socket_in_a_directory_only_on_the_source_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-bind-missing", ["--live"], devices=_unix_channel("bind", "/srv/only-on-a/agent.sock"),
+             expect="blocked", expect_rule="paths.chardev-directory",
+             expect_error="Unable to bind to UNIX socket path '/srv/only-on-a/agent.sock': No such file or directory")
+
+
+def test_guest_agent_channel_with_generated_socket_is_ok_and_migrates(lab):
+    """libvirt generates the socket under /var/lib/libvirt/qemu/channel/target/domain-ID-NAME/ on each host."""
+    a, b, _ = _hosts(lab)
+    agent = "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+    out = _pair_vm(lab, a, b, "net-agent", ["--live"], devices=agent, expect="ok")
+    assert "paths.chardev-directory" not in out.rules()
+
+
+class _Sockets:
+    """Unix socket listeners and stale socket files inside lab hosts, removed on exit."""
+
+    def __init__(self):
+        self.procs: list[tuple[object, subprocess.Popen]] = []
+        self.files: list[tuple[object, str]] = []
+
+    def listen(self, host, path: str = EXT_SOCK) -> None:
+        p = subprocess.Popen(host.nsenter_argv(["python3", "-c", LISTENER, path, "listen"]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append((host, p))
+        self.files.append((host, path))
+        deadline = time.monotonic() + 10
+        while path not in host.run(["cat", "/proc/net/unix"]).stdout:
+            if time.monotonic() > deadline or p.poll() is not None:
+                raise AssertionError(f"no listener on {path} in {host.name}")
+            time.sleep(0.1)
+
+    def stale(self, host, path: str = EXT_SOCK) -> None:
+        host.run(["python3", "-c", LISTENER, path, "stale"], check=True)
+        self.files.append((host, path))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for _, p in self.procs:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+        for host, path in self.files:
+            host.run(["rm", "-f", path])
+
+
+def test_unix_connect_to_a_listener_on_both_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    with _Sockets() as socks:
+        socks.listen(a)
+        socks.listen(b)
+        _pair_vm(lab, a, b, "net-conn-ok", ["--live"], devices=_unix_channel("connect", EXT_SOCK), expect="ok")
+
+
+def test_unix_connect_socket_missing_on_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    with _Sockets() as socks:
+        socks.listen(a)
+        _pair_vm(lab, a, b, "net-conn-missing", ["--live"], devices=_unix_channel("connect", EXT_SOCK),
+                 expect="blocked", expect_rule="paths.chardev-directory",
+                 expect_error=f"unable to stat: {EXT_SOCK}: No such file or directory")
+
+
+def test_unix_connect_to_a_stale_socket_on_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    with _Sockets() as socks:
+        socks.listen(a)
+        socks.stale(b)
+        _pair_vm(lab, a, b, "net-conn-stale", ["--live"], devices=_unix_channel("connect", EXT_SOCK),
+                 expect="blocked", expect_rule="paths.chardev-directory",
+                 expect_error=f"Failed to connect to '{EXT_SOCK}': Connection refused")
+
+
+def test_unix_connect_with_reconnect_to_a_stale_socket_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    with _Sockets() as socks:
+        socks.listen(a)
+        socks.stale(b)
+        _pair_vm(lab, a, b, "net-conn-reconnect", ["--live"],
+                 devices=_unix_channel("connect", EXT_SOCK, reconnect=True), expect="ok")
+
+
+# ------------------------------------------------------------------ huge pages
+
+HUGEPAGES = "<memoryBacking><hugepages/></memoryBacking>"
+
+
+def test_hugepages_with_hugetlbfs_on_both_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-huge-ok", ["--live"], extra_xml=HUGEPAGES, expect="ok")
+
+
+def test_hugepages_without_hugetlbfs_on_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-huge-missing", ["--live"], extra_xml=HUGEPAGES, expect="blocked",
+             expect_rule="resources.hugepages",
+             expect_error="internal error: hugetlbfs filesystem is not mounted or disabled by administrator config")
+
+
+# ------------------------------------------------------------------ name collisions
+
+def _target_twin(lab, host, name: str, uuid: str, *, running: bool, memory_mib: int = 64) -> None:
+    xml = lab.guest_xml(name, memory_mib=memory_mib).replace("<vcpu>", f"<uuid>{uuid}</uuid><vcpu>", 1)
+    host.write_file(f"/tmp/{name}-twin.xml", xml)
+    host.virsh("define", f"/tmp/{name}-twin.xml")
+    if running:
+        host.virsh("start", "--paused", name)
+
+
+def _forget(lab, *names: str) -> None:
+    for h in lab.hosts:
+        for n in names:
+            h.virsh("destroy", n, check=False)
+            h.virsh("undefine", n, check=False)
+
+
+def _uuid(host, name: str) -> str:
+    return host.virsh("domuuid", name).stdout.strip()
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["running", "defined"])
+def test_same_name_other_uuid_on_target_is_blocked_and_fails(lab, running):
+    a, b, _ = _hosts(lab)
+    name = f"net-col-name-{'run' if running else 'def'}"
+    with guest(lab, a, name, lab.guest_xml(name)):
+        _target_twin(lab, b, name, OTHER_UUID, running=running)
+        pair(lab, a, b, name, ["--live"], expect="blocked", expect_rule="platform.name-collision",
+             expect_error=f"operation failed: domain '{name}' already exists with uuid {OTHER_UUID}")
+
+
+def test_same_name_other_uuid_with_dname_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    name = "net-col-dname"
+    try:
+        with guest(lab, a, name, lab.guest_xml(name)):
+            _target_twin(lab, b, name, OTHER_UUID, running=False)
+            out = pair(lab, a, b, name, ["--live", "--dname", f"{name}-new"], expect="ok")
+            assert _state(b, f"{name}-new") == "paused" and _uuid(b, name) == OTHER_UUID
+            assert "platform.name-collision" not in out.rules()
+    finally:
+        _forget(lab, f"{name}-new")
+
+
+def test_same_uuid_other_name_on_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    name = "net-col-uuid"
+    try:
+        with guest(lab, a, name, lab.guest_xml(name)):
+            uuid = _uuid(a, name)
+            _target_twin(lab, b, f"{name}-old", uuid, running=False)
+            pair(lab, a, b, name, ["--live"], expect="blocked", expect_rule="platform.name-collision",
+                 expect_error=f"operation failed: domain '{name}-old' is already defined with uuid {uuid}")
+    finally:
+        _forget(lab, f"{name}-old")
+
+
+def test_same_guest_running_on_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    name = "net-col-both"
+    with guest(lab, a, name, lab.guest_xml(name)):
+        _target_twin(lab, b, name, _uuid(a, name), running=True)
+        pair(lab, a, b, name, ["--live"], expect="blocked", expect_rule="platform.name-collision",
+             expect_error=f"Requested operation is not valid: domain '{name}' is already active")
+
+
+def _inactive_memory_kib(host, name: str) -> int:
+    xml = host.virsh("dumpxml", "--inactive", name).stdout
+    return int(re.search(r"<memory unit='KiB'>(\d+)</memory>", xml).group(1))
+
+
+def test_same_guest_defined_on_target_migrates_and_keeps_the_targets_definition(lab):
+    """The incoming guest becomes the target's persistent domain of that UUID; without --persistent the
+    target's stored (here: 96 MiB) definition stays its next-boot configuration."""
+    a, b, _ = _hosts(lab)
+    name = "net-col-stale"
+    with guest(lab, a, name, lab.guest_xml(name)):
+        _target_twin(lab, b, name, _uuid(a, name), running=False, memory_mib=96)
+        out = pair(lab, a, b, name, ["--live"], expect="ok")
+        assert "platform.name-collision" in out.rules("warn")
+        assert _state(b, name) == "paused" and _inactive_memory_kib(b, name) == 96 * 1024
+
+
+def test_same_guest_defined_on_target_with_persistent_replaces_the_definition(lab):
+    a, b, _ = _hosts(lab)
+    name = "net-col-persist"
+    with guest(lab, a, name, lab.guest_xml(name)):
+        _target_twin(lab, b, name, _uuid(a, name), running=False, memory_mib=96)
+        out = pair(lab, a, b, name, ["--live", "--persistent"], expect="ok")
+        assert "platform.name-collision" not in out.rules()
+        assert _state(b, name) == "paused" and _inactive_memory_kib(b, name) == 64 * 1024
+
+
+# ------------------------------------------------------------------ guest state
+
+def test_shut_off_guest_live_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-off-live", ["--live"], start=False, expect="blocked",
+             expect_rule="platform.guest-not-running",
+             expect_error="Requested operation is not valid: domain is not running")
+
+
+def test_shut_off_guest_offline_persistent_is_ok_and_is_defined_on_target(lab):
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-off-move", lab.guest_xml("net-off-move"), start=False):
+        out = pair(lab, a, b, "net-off-move", ["--offline", "--persistent"], expect="ok")
+        assert out.migrated
+        assert _state(b, "net-off-move") == "shut off"
+        assert b.virsh("dominfo", "net-off-move").stdout.count("Persistent:     yes") == 1
+
+
+# ------------------------------------------------------------------ graphics listen address
+
+def _vnc(addr: str) -> str:
+    return f"<graphics type='vnc' port='-1' autoport='yes' listen='{addr}'/>"
+
+
+def test_vnc_on_the_sources_own_address_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-vnc-own", ["--live"], devices=_vnc(a.ip), expect="blocked",
+             expect_rule="paths.graphics-listen",
+             expect_error="Failed to bind socket: Cannot assign requested address")
+
+
+def test_vnc_on_an_address_both_hosts_have_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    out = _pair_vm(lab, a, b, "net-vnc-shared", ["--live"], devices=_vnc(SHARED_IP), expect="ok")
+    assert "paths.graphics-listen" not in out.rules()
