@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
 from migcheck.facts.host import HostFacts
 from migcheck.facts.models import Domain, GuestCpu
-from migcheck.probe.raw import cpu_key
+from migcheck.probe.raw import CpuCompareAnswer, cpu_key
 from migcheck.report.model import Severity
 
 TSC_TOLERANCE_PPM = 250
@@ -269,6 +269,8 @@ def passthrough_target_lacks_features(ctx: CheckContext):
     if answer is not None:
         evidence.append(f"target's compareHypervisorCPU(source host-model CPU) = {_COMPARE_NAMES.get(answer.result, answer.result)}"
                         + (f": {answer.message}" if answer.message else ""))
+        if answer.unknown_features:
+            evidence.append(_unknown_evidence(ctx, answer.unknown_features))
         if answer.result == 0:
             missing = _missing_from_message(answer.message) or ["(see evidence)"]
         elif answer.result < 0:
@@ -281,21 +283,40 @@ def passthrough_target_lacks_features(ctx: CheckContext):
         raise_missing = "the target's CPU comparison was not gathered and the host CPU models differ"
         return [Hit(message=f"could not compare the CPUs: {raise_missing}", evidence=evidence,
                     fix="run migcheck online against both hosts", severity=Severity.UNKNOWN)]
+    fix = ("migrate to a host with the same or a newer CPU (and libvirt/QEMU), or give the guest a CPU model "
+           "both hosts offer (<cpu mode='custom'><model>...</model></cpu>, see 'virsh hypervisor-cpu-baseline')")
     if not missing:
+        if answer is not None and answer.unknown_features:
+            return [Hit(
+                message=f"the source CPU has feature(s) the target's libvirt has no name for "
+                        f"({', '.join(answer.unknown_features)}): a host-passthrough guest carries no feature list, "
+                        "so nothing refuses the migration, but the target's older QEMU may not show them to the guest",
+                evidence=evidence, fix=fix, severity=Severity.WARN)]
         return []
+    if not any(m in STATEFUL_CPU_FEATURES or m.startswith("(") for m in missing):
+        return [Hit(
+            message=f"the target CPU lacks {len(missing)} feature(s) the guest sees on the source: "
+                    f"{', '.join(missing)}: nothing refuses a host-passthrough migration for features without "
+                    "state of their own, but the guest loses them on the target, and software in it that uses "
+                    "them may fail",
+            evidence=evidence, fix=fix, severity=Severity.RISK)]
     return [Hit(
         message=f"the target CPU lacks {len(missing)} feature(s) the guest sees on the source: {', '.join(missing)}",
         evidence=evidence,
-        fix="migrate to a host with the same or a newer CPU, or give the guest a CPU model both hosts offer "
-            "(<cpu mode='custom'><model>...</model></cpu>, see 'virsh hypervisor-cpu-baseline')",
+        fix=fix,
     )]
 
 
 _COMPARE_NAMES = {-1: "error", 0: "incompatible", 1: "identical", 2: "superset"}
+# Features with state of their own (XSAVE components, PKRU) that the migration
+# stream carries: a target without them cannot load the guest's CPU state.
+# Others (erms, fsrm, ...) just vanish from a host-passthrough guest's CPUID:
+# the lab saw QEMU 10 -> 7.2 migrate while QEMU 7.2's -cpu host lacks erms/fsrm.
+STATEFUL_CPU_FEATURES = frozenset({"avx", "avx512f", "amx-tile", "pku", "mpx", "intel-pt", "arch-lbr"})
 
 
 @check("cpu.guest-cpu-not-on-target", Severity.BLOCK,
-       "host-model/custom guest: the target cannot provide the guest's CPU")
+       "host-model/custom guest: the target cannot provide the guest's CPU", proven_by_lab=True)
 def guest_cpu_not_on_target(ctx: CheckContext):
     """Asks the target itself (virConnectCompareHypervisorCPU), as Nova does."""
     _running_or_skip(ctx)
@@ -314,14 +335,30 @@ def guest_cpu_not_on_target(ctx: CheckContext):
     evidence = [f"guest CPU: model {dom.cpu.model}, {len(dom.cpu.features)} explicit feature(s)",
                 f"{ctx.target.spec}: compareHypervisorCPU = {_COMPARE_NAMES.get(answer.result, answer.result)}"
                 + (f": {answer.message}" if answer.message else "")]
-    if answer.result in (1, 2):
-        return []
+    if answer.unknown_features:
+        evidence.append(_unknown_evidence(ctx, answer.unknown_features))
     msg = answer.message or ""
-    if answer.result == 0 or re.search(r"unknown CPU (feature|model)", msg, re.I):
-        missing = _missing_from_message(msg)
-        unknown = re.findall(r"unknown CPU (?:feature|model):?\s*'?([\w\-.]+)", msg, re.I)
-        what = (f"missing features: {', '.join(missing)}" if missing
-                else f"the target's libvirt does not know: {', '.join(unknown)}" if unknown else msg)
+    unknown = answer.unknown_features or re.findall(r"unknown CPU (?:feature|model):?\s*'?([\w\-.]+)", msg, re.I)
+    if answer.result in (1, 2) and not unknown:
+        return []
+    if answer.result == 0 or unknown:
+        missing = _missing_from_message(msg) if answer.result == 0 else []
+        src = _source_misses_too(ctx, missing) if missing and not unknown else None
+        if src is not None:
+            return [Hit(
+                message=f"the target's libvirt says its CPU lacks {', '.join(missing)}, but the source's says the "
+                        "same of the source, where the guest runs with them: libvirt's comparison does not see "
+                        "these features, so only the target's QEMU can tell (if it cannot provide them: 'guest CPU "
+                        f"doesn't match specification: missing features: {', '.join(missing)}')",
+                evidence=evidence + [f"{ctx.source.spec}: compareHypervisorCPU of the same CPU = incompatible: "
+                                     f"{src.message}"],
+                fix="try the migration with a test guest of the same CPU definition first, or define the guest "
+                    "with a CPU model 'virsh domcapabilities' lists as usable on every candidate host",
+                severity=Severity.RISK,
+            )]
+        what = "; ".join(
+            ([f"the target's libvirt does not know: {', '.join(unknown)}"] if unknown else [])
+            + ([f"missing features: {', '.join(missing)}"] if missing else [])) or msg
         return [Hit(
             message=f"the target cannot provide the guest's CPU ({what})",
             evidence=evidence,
@@ -330,4 +367,24 @@ def guest_cpu_not_on_target(ctx: CheckContext):
         )]
     return [Hit(message=f"the target could not judge the guest's CPU: {msg}", evidence=evidence,
                 fix="check the target's libvirt", severity=Severity.UNKNOWN)]
+
+
+def _source_misses_too(ctx: CheckContext, missing: list[str]) -> CpuCompareAnswer | None:
+    """The source's own answer for the guest's CPU, if it calls all of `missing` missing too.
+
+    The guest runs there with them (libvirt checked its live CPU at start), so
+    the comparison, made against libvirt's host-model CPU, does not see these
+    features: seen in the lab for topoext in EPYC on an AMD host.
+    """
+    src = ctx.source.raw.cpu_compare.get(cpu_key(ctx.domain.cpu.xml))
+    if src is None or src.result != 0 or not set(missing) <= set(_missing_from_message(src.message)):
+        return None
+    return src
+
+
+def _unknown_evidence(ctx: CheckContext, names: list[str]) -> str:
+    older = ctx.target.libvirt_version.text if ctx.target.libvirt_version else "?"
+    newer = ctx.source.libvirt_version.text if ctx.source.libvirt_version else "?"
+    return (f"{ctx.target.spec}: libvirt {older} refused as unknown: {', '.join(names)} (source libvirt {newer}); "
+            "the answer above is for the definition without them")
 

@@ -137,7 +137,8 @@ def emulator_missing(ctx: CheckContext):
                     f"{', '.join(emulators) or 'the target emulators'}")]
 
 
-@check("platform.machine-type-unknown", Severity.BLOCK, "the target's QEMU does not know the guest's machine type")
+@check("platform.machine-type-unknown", Severity.BLOCK, "the target's QEMU does not know the guest's machine type",
+       proven_by_lab=True)
 def machine_type_unknown(ctx: CheckContext):
     """Typical after upgrading the source first: pc-q35-10.0 cannot run on QEMU 7.2."""
     dom, caps, arch_guests = _target_emulator_guest(ctx)
@@ -157,7 +158,8 @@ def machine_type_unknown(ctx: CheckContext):
     )]
 
 
-@check("platform.target-older", Severity.WARN, "the target's libvirt or QEMU is older than the source's")
+@check("platform.target-older", Severity.WARN, "the target's libvirt or QEMU is older than the source's",
+       proven_by_lab=True)
 def target_older(ctx: CheckContext):
     """Older targets are the classic source of machine-type and CPU-feature failures; not a failure by itself."""
     out = []

@@ -397,22 +397,51 @@ def gather_domcaps(session: HostSession, raw: RawHost, dom: Domain) -> None:
         raw.errors[f"domcaps:{key}"] = f"{first}; with defaults: {error_text(exc)}"
 
 
+_UNKNOWN_CPU_FEATURE = re.compile(r"unknown CPU feature:?\s*'?([\w.-]+)", re.I)
+MAX_UNKNOWN_CPU_FEATURES = 64
+
+
 def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str) -> None:
-    """The target's own verdict on a CPU definition (what Nova asks)."""
+    """A host's own verdict on a CPU definition (what Nova asks).
+
+    An older libvirt stops at the first feature name it does not know ("Unknown
+    CPU feature X"); the definition is then asked again without it, so the
+    answer lists every unknown name and still judges the features it knows.
+    """
     try:
         conn = session.query_conn
     except LibvirtError as exc:
         raw.errors["cpu_compare"] = str(exc)
         return
-    try:
-        result = conn.compareHypervisorCPU(
-            None, dom.arch, None, dom.virt_type, cpu_xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE
-        )
-        answer = CpuCompareAnswer(result=result)
-    except libvirt.libvirtError as exc:
-        code = exc.get_error_code()
-        answer = CpuCompareAnswer(result=0 if code == libvirt.VIR_ERR_CPU_INCOMPATIBLE else -1, message=error_text(exc))
+    unknown: list[str] = []
+    xml = cpu_xml
+    while True:
+        try:
+            result = conn.compareHypervisorCPU(
+                None, dom.arch, None, dom.virt_type, xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE
+            )
+            answer = CpuCompareAnswer(result=result)
+        except libvirt.libvirtError as exc:
+            code = exc.get_error_code()
+            answer = CpuCompareAnswer(result=0 if code == libvirt.VIR_ERR_CPU_INCOMPATIBLE else -1,
+                                      message=error_text(exc))
+        m = _UNKNOWN_CPU_FEATURE.search(answer.message) if answer.result < 0 else None
+        if m is None or m.group(1) in unknown or len(unknown) >= MAX_UNKNOWN_CPU_FEATURES:
+            break
+        unknown.append(m.group(1))
+        xml = without_cpu_feature(xml, m.group(1))
+    answer.unknown_features = unknown
     raw.cpu_compare[cpu_key(cpu_xml)] = answer
+
+
+def without_cpu_feature(cpu_xml: str, name: str) -> str:
+    """The CPU definition without its <feature name=NAME> elements."""
+    from migcheck.xmlsafe import to_text
+
+    root = parse_xml(cpu_xml, "CPU definition")
+    for feature in [f for f in root.findall("feature") if f.get("name") == name]:
+        root.remove(feature)
+    return to_text(root)
 
 
 def gather_peers(session: HostSession, raw: RawHost) -> None:
@@ -515,6 +544,8 @@ def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOp
             src_domain.append(dom)
             source_done.set()  # the target can start its guest-specific work now
             gather_domcaps(s, src_raw, dom)
+            for cpu_xml in guest_cpu_definitions(dom):  # the source's own view, to weigh the target's
+                compare_cpu(s, src_raw, dom, cpu_xml)
             source_cpu_ready.set()
             gather_host_files(s, src_raw)
             gather_paths(s, src_raw, source_paths_of(dom))
@@ -566,9 +597,16 @@ def cpu_definitions_to_compare(src_raw: RawHost, dom: Domain) -> list[str]:
             if hm is not None and hm.model:
                 out.append(hypervisor_cpu_xml(hm))
                 out.append(hypervisor_cpu_xml(hm, {"invtsc"}))
-    elif dom.cpu.model and dom.cpu.xml:
-        out.append(dom.cpu.xml)
+    else:
+        out += guest_cpu_definitions(dom)
     return out
+
+
+def guest_cpu_definitions(dom: Domain) -> list[str]:
+    """The guest's own CPU definition (host-model, custom), when it names a model."""
+    if dom.cpu.mode in ("host-passthrough", "maximum") or not (dom.cpu.model and dom.cpu.xml):
+        return []
+    return [dom.cpu.xml]
 
 
 def target_paths_of(dom: Domain) -> list[str]:

@@ -15,6 +15,9 @@ class CpuCompareAnswer(BaseModel):
 
     result: int  # libvirt.VIR_CPU_COMPARE_*: -1 error, 0 incompatible, 1 identical, 2 superset
     message: str = ""  # the error text libvirt gave when incompatible (lists the features)
+    # Feature names the host's libvirt refused as unknown; the answer above is for
+    # the definition without them (see probe.gather.compare_cpu).
+    unknown_features: list[str] = Field(default_factory=list)
 
 
 class PathStat(BaseModel):
