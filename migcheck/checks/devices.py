@@ -5,7 +5,9 @@ from __future__ import annotations
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
 from migcheck.report.model import Severity
 
-NOT_MIGRATABLE_FORMATS = {"vdi", "vpc", "vhdx", "vmdk", "qcow", "parallels", "vvfat", "cloop", "dmg", "bochs"}
+# QEMU block drivers that add a migration blocker when they open an image (read-only or not); vvfat only
+# when writable. cloop, dmg and bochs are read-only formats without a blocker.
+NOT_MIGRATABLE_FORMATS = {"vdi", "vpc", "vhdx", "vmdk", "qcow", "parallels"}
 
 
 def _live_only(ctx: CheckContext) -> None:
@@ -40,11 +42,16 @@ def hostdev_interface(ctx: CheckContext):
             for i in ctx.domain.interfaces if i.type in ("hostdev", "vdpa")]
 
 
-@check("devices.shmem-not-master", Severity.BLOCK, "a shared-memory device without role='master'")
+@check("devices.shmem-not-master", Severity.BLOCK, "a shared-memory device without role='master'",
+       proven_by_lab=True)
 def shmem_not_master(ctx: CheckContext):
+    """Proven in the lab (libvirt 9.0, QEMU 7.2): ivshmem-plain without role or with role='peer' fails with QEMU's
+    blocker "cannot migrate domain: Migration is disabled when using feature 'peer mode' in device 'ivshmem'";
+    role='master' migrates."""
     _live_only(ctx)
-    return [Hit(message=f"shmem device '{s['name']}' cannot be migrated, only shmem with role='master' can be "
-                        "migrated",
+    return [Hit(message=f"shmem device '{s['name']}' is not role='master': \"cannot migrate domain: Migration is "
+                        "disabled when using feature 'peer mode' in device 'ivshmem'\" (older libvirt: 'only shmem "
+                        "with role='master' can be migrated')",
                 evidence=[f"<shmem name='{s['name']}' role='{s['role'] or '(default)'}'> model {s['model'] or '?'}"],
                 fix="give the guest that keeps the memory role='master' (the others 'peer' cannot move), "
                     "or detach the device")
@@ -61,9 +68,13 @@ def virtiofs(ctx: CheckContext):
             for f in ctx.domain.filesystems if f["driver"] == "virtiofs"]
 
 
-@check("devices.9p-share", Severity.RISK, "a 9p (virtio-9p) filesystem: QEMU blocks once the guest mounts it")
+@check("devices.9p-share", Severity.RISK, "a 9p (virtio-9p) filesystem: QEMU blocks once the guest mounts it",
+       proven_by_lab=True)
 def ninep_share(ctx: CheckContext):
-    """QEMU adds 'Migration is disabled when VirtFS export path ... is mounted' only after the guest mounts it."""
+    """QEMU adds 'Migration is disabled when VirtFS export path ... is mounted' only after the guest mounts it.
+
+    Risky, not blocked: whether the guest mounted the share is guest state the host cannot see. Proven in the
+    lab for the unmounted case: a guest without an OS (share never mounted) migrates."""
     _live_only(ctx)
     return [Hit(message=f"9p share '{f['target']}' blocks migration if the guest has it mounted "
                         "(QEMU: 'Migration is disabled when VirtFS export path ... is mounted')",
@@ -73,8 +84,39 @@ def ninep_share(ctx: CheckContext):
             for f in ctx.domain.filesystems if f["driver"] in ("path", "handle", "loop") and f["type"] == "mount"]
 
 
-@check("devices.transient-disk", Severity.BLOCK, "a <transient/> disk")
+@check("devices.filesystem-source-missing", Severity.BLOCK,
+       "a passthrough <filesystem> whose source directory is missing on the target", proven_by_lab=True)
+def filesystem_source_missing(ctx: CheckContext):
+    """The target QEMU opens the exported directory when it starts (9p); if it is missing there it fails with
+    "cannot initialize fsdev '...': failed to open '...': No such file or directory" (proven in the lab).
+    virtiofs shares are refused earlier (devices.virtiofs)."""
+    _live_only(ctx)
+    out = []
+    for f in ctx.domain.filesystems:
+        src = f["source"]
+        if f["type"] != "mount" or f["driver"] == "virtiofs" or not src.startswith("/"):
+            continue
+        stat = ctx.target.raw.paths.get(src)
+        if stat is None:
+            out.append(Hit(message=f"could not check the shared directory {src} on the target",
+                           evidence=[ctx.target.errors.get("paths", "") or f"{src} not probed"],
+                           fix="allow SSH access to the target", severity=Severity.UNKNOWN))
+        elif not stat.exists:
+            out.append(Hit(message=f"filesystem share '{f['target']}' exports {src}, which does not exist on the "
+                                   f"target: \"cannot initialize fsdev ...: failed to open '{src}': No such file or "
+                                   "directory\"",
+                           evidence=[f"<filesystem> source dir {src} target {f['target']}",
+                                     f"{ctx.target.spec}: {src} not found"],
+                           fix=f"create {src} on the target (with the same content, if the guest uses it), or "
+                               "detach the share before migrating"))
+    return out
+
+
+@check("devices.transient-disk", Severity.BLOCK, "a <transient/> disk", proven_by_lab=True)
 def transient_disk(ctx: CheckContext):
+    """libvirt 9.0 starts such a guest on a qcow2 overlay (PATH.TRANSIENT-NAME) and refuses every live
+    migration (plain, --copy-storage-all, --unsafe) with "Requested operation is not valid: migration with
+    transient disk is not supported" (proven in the lab)."""
     _live_only(ctx)
     return [Hit(message=f"disk {d.target} is transient: 'migration with transient disk is not supported'",
                 evidence=[f"disk {d.target} source {d.source} has <transient/>"],
@@ -82,15 +124,24 @@ def transient_disk(ctx: CheckContext):
             for d in ctx.domain.disks if d.transient]
 
 
-@check("devices.image-format", Severity.BLOCK, "a disk image format QEMU cannot live-migrate")
+@check("devices.image-format", Severity.BLOCK, "a disk image format QEMU cannot live-migrate", proven_by_lab=True)
 def image_format(ctx: CheckContext):
+    """QEMU's block drivers for vmdk, vpc, vhdx, vdi, qcow (v1) and parallels add a migration blocker on open,
+    read-only disks included; vvfat only when writable. Proven in the lab (QEMU 7.2): vmdk (also read-only) and
+    vpc fail with "cannot migrate domain: The vmdk format used by node 'libvirt-1-format' does not support live
+    migration", with --copy-storage-all and --unsafe alike. libvirt 9.0 refuses to define a vhdx disk."""
     _live_only(ctx)
-    return [Hit(message=f"disk {d.target} uses format '{d.driver_type}': QEMU says 'The {d.driver_type} format "
-                        f"used by node ... does not support live migration'",
-                evidence=[f"disk {d.target}: <driver type='{d.driver_type}'/> source {d.source}"],
-                fix=f"convert it (qemu-img convert -O qcow2) with the guest shut down")
-            for d in ctx.domain.disks
-            if (d.driver_type or "").lower() in NOT_MIGRATABLE_FORMATS and not d.readonly]
+    out = []
+    for d in ctx.domain.disks:
+        fmt = (d.driver_type or "").lower()
+        if fmt in NOT_MIGRATABLE_FORMATS or (fmt == "vvfat" and not d.readonly):
+            shown = "Parallels" if fmt == "parallels" else "vvfat (rw)" if fmt == "vvfat" else fmt
+            out.append(Hit(message=f"disk {d.target} uses format '{d.driver_type}': \"cannot migrate domain: The "
+                                   f"{shown} format used by node '...' does not support live migration\"",
+                           evidence=[f"disk {d.target}: <driver type='{d.driver_type}'/> source {d.source}"
+                                     + (" (read-only, still blocked)" if d.readonly else "")],
+                           fix="convert it (qemu-img convert -O qcow2) with the guest shut down, or detach it"))
+    return out
 
 
 @check("devices.dimm-address", Severity.BLOCK, "a DIMM memory device without slot and base address")
@@ -102,9 +153,11 @@ def dimm_address(ctx: CheckContext):
             for m in ctx.domain.memory_devices if m.model == "dimm" and (m.slot is None or m.base is None)]
 
 
-@check("devices.snapshots", Severity.BLOCK, "the guest has libvirt snapshot metadata")
+@check("devices.snapshots", Severity.BLOCK, "the guest has libvirt snapshot metadata", proven_by_lab=True)
 def snapshots(ctx: CheckContext):
-    """libvirt refuses any migration to another host while snapshot metadata exists."""
+    """libvirt refuses any migration to another host while snapshot metadata exists. Proven in the lab: an
+    internal snapshot of a paused qcow2 guest makes --live --copy-storage-all fail with "Requested operation
+    is not valid: cannot migrate domain with 1 snapshots"."""
     count = ctx.guest.snapshot_count
     if count is None:
         return [Hit(message="could not count the guest's snapshots", evidence=[ctx.source.errors.get("snapshots", "")],
@@ -150,4 +203,73 @@ def vhost_user_socket(ctx: CheckContext):
             out.append(Hit(message=f"vhost-user socket {i.socket} does not exist on the target",
                            evidence=[f"interface {i.mac}: vhostuser path {i.socket}"],
                            fix="start the vhost-user backend (OVS-DPDK, ...) on the target with the same socket path"))
+    return out
+
+
+# QEMU devices whose state QEMU cannot send (their vmstate is "unmigratable"): QEMU
+# blocks the migration and libvirt quotes it, "cannot migrate domain: non-migratable
+# device: <path>/<device>". Seen in the lab with QEMU 10.0 (libvirt 9.0/QEMU 7.2 have
+# no virtio sound at all). QEMU driver -> (what the XML calls it, QEMU's device name).
+NON_MIGRATABLE_QEMU_DEVICES = {
+    "virtio-sound-pci": ("<sound model='virtio'>", "virtio-sound-device"),
+    "virtio-sound-device": ("<sound model='virtio'>", "virtio-sound-device"),
+}
+_NON_MIGRATABLE_XML = {("sound", "virtio"): "virtio-sound-pci"}  # (element, model) -> QEMU driver
+
+
+def qemu_device_drivers(argv: list[str]) -> list[str]:
+    """The driver of every -device argument, in libvirt's JSON or the key=value syntax."""
+    import json
+
+    out = []
+    for prev, arg in zip(argv, argv[1:]):
+        if prev != "-device":
+            continue
+        try:
+            driver = json.loads(arg).get("driver") if arg.startswith("{") else arg.split(",", 1)[0]
+        except (ValueError, AttributeError):
+            driver = None
+        if isinstance(driver, str) and driver:
+            out.append(driver)
+    return out
+
+
+def _xml_non_migratable(ctx: CheckContext) -> list[tuple[str, str]]:
+    """(QEMU driver, evidence) from the live domain XML, when the running command line is unknown."""
+    from migcheck.xmlsafe import parse_xml
+
+    raw = ctx.source.raw.domain
+    if raw is None or not raw.live_xml:
+        return []
+    devices = parse_xml(raw.live_xml, "domain XML").find("devices")
+    out = []
+    for (tag, model), driver in _NON_MIGRATABLE_XML.items():
+        for el in devices.findall(tag) if devices is not None else []:
+            if el.get("model") == model:
+                out.append((driver, f"domain XML: <{tag} model='{model}'>"))
+    return out
+
+
+@check("devices.non-migratable-device", Severity.BLOCK, "a device QEMU cannot migrate (virtio sound)",
+       proven_by_lab=True)
+def non_migratable_device(ctx: CheckContext):
+    """QEMU blocks migration for devices whose state it cannot send, whatever the target."""
+    _live_only(ctx)
+    cmd = ctx.guest.cmdline
+    if cmd is not None:
+        found = [(d, f"running QEMU: -device driver {d}") for d in qemu_device_drivers(cmd.argv)
+                 if d in NON_MIGRATABLE_QEMU_DEVICES]
+    else:
+        found = _xml_non_migratable(ctx)
+    qemu = ctx.source.qemu_version.text if ctx.source.qemu_version else "?"
+    out = []
+    for driver, evidence in found:
+        xml_name, qemu_name = NON_MIGRATABLE_QEMU_DEVICES[driver]
+        out.append(Hit(
+            message=f"the guest has a {xml_name} device, which QEMU {qemu} cannot migrate: libvirt refuses "
+                    f"'cannot migrate domain: non-migratable device: .../{qemu_name}'",
+            evidence=[evidence, f"{ctx.source.spec}: QEMU {qemu}"],
+            fix=f"remove the {xml_name} device before migrating (virsh detach-device --live, or edit it out and "
+                "power-cycle the guest), or use a sound model that migrates, such as <sound model='ich9'>",
+        ))
     return out

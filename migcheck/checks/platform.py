@@ -13,10 +13,23 @@ VIR_DOMAIN_PAUSED = 3
 VIR_DOMAIN_PAUSED_IOERROR = 5
 
 
-@check("flags.rejected-combination", Severity.BLOCK, "libvirt rejects this combination of migration flags")
+@check("flags.rejected-combination", Severity.BLOCK, "libvirt rejects this combination of migration flags",
+       proven_by_lab=True)
 def rejected_flag_combination(ctx: CheckContext):
+    """virsh's and libvirt's refusals of flag combinations (migcheck.flags.rejected_combinations), plus one that
+    depends on the guest: --tunnelled with --copy-storage-* fails only when there is a disk to copy (libvirt 9.0
+    with a -blockdev QEMU; proven in the lab: a diskless guest migrates, one with a disk fails)."""
+    whys = rejected_combinations(ctx.flags)
+    if ctx.flags.tunnelled and ctx.flags.copy_storage and not ctx.flags.offline:
+        copied = [d.target for d in ctx.domain.disks
+                  if d.source and d.device != "cdrom" and not d.readonly and not d.shareable]
+        if copied:
+            whys.append(f"disks cannot be copied over a tunnelled connection (disk {', '.join(copied)}): libvirt "
+                        "logs 'migration of non-shared storage is not supported with tunnelled migration and this "
+                        "QEMU', while virsh 9.0 reports 'End of file while reading data', "
+                        "\"argument key 'host' must not have null value\" or a storage pool error")
     return [Hit(message=f"libvirt refuses these flags: {why}", evidence=[" ".join(ctx.flags.as_args()) or "(no flags)"],
-                fix="change the virsh migrate flags") for why in rejected_combinations(ctx.flags)]
+                fix="change the virsh migrate flags") for why in whys]
 
 
 @check("platform.same-host", Severity.BLOCK, "source and target are the same host (equal host UUIDs)")
@@ -147,7 +160,8 @@ def machine_type_unknown(ctx: CheckContext):
     machines = {m for g in arch_guests for m in g.machines}
     if dom.machine in machines:
         return []
-    similar = sorted(m for m in machines if m.split("-")[:2] == dom.machine.split("-")[:2])[-3:]
+    similar = sorted((m for m in machines if m.split("-")[:2] == dom.machine.split("-")[:2]),
+                     key=machine_version)[-3:]
     return [Hit(
         message=f"the target's QEMU does not support machine type '{dom.machine}': libvirt fails with "
                 f"\"Emulator '{dom.emulator}' does not support machine type '{dom.machine}'\"",
@@ -156,6 +170,12 @@ def machine_type_unknown(ctx: CheckContext):
         fix="upgrade QEMU on the target, or migrate to a host whose QEMU is at least as new as the source's; "
             "a guest's machine type can only change with a cold boot",
     )]
+
+
+def machine_version(name: str) -> tuple[int, ...]:
+    """pc-q35-10.0 -> (10, 0): machine types in QEMU's order (9.2 before 10.0); () without a version."""
+    last = name.rsplit("-", 1)[-1]
+    return tuple(int(p) for p in last.split(".")) if all(p.isdigit() for p in last.split(".")) else ()
 
 
 @check("platform.target-older", Severity.WARN, "the target's libvirt or QEMU is older than the source's",
@@ -264,12 +284,13 @@ def block_job(ctx: CheckContext):
 QEMU_CONF = "/etc/libvirt/qemu.conf"
 
 
-@check("flags.tls-required", Severity.BLOCK, "the target's libvirt forces TLS migration and --tls is missing")
+@check("flags.tls-required", Severity.BLOCK, "the target's libvirt forces TLS migration and --tls is missing",
+       proven_by_lab=True)
 def tls_required(ctx: CheckContext):
     from migcheck.facts.procfs import parse_conf_value
 
-    if ctx.flags.tls or ctx.flags.offline:
-        return []
+    if ctx.flags.tls or ctx.flags.offline or ctx.flags.tunnelled:
+        return []  # libvirt exempts tunnelled migration (proven in the lab: --p2p --tunnelled migrates)
     out = []
     for host in (ctx.source, ctx.target):
         text = host.raw.files.get(QEMU_CONF)
@@ -281,26 +302,97 @@ def tls_required(ctx: CheckContext):
     return out
 
 
-TLS_DIR = "/etc/pki/qemu"  # libvirt's default migrate_tls_x509_cert_dir
-TLS_SOURCE_FILES = tuple(f"{TLS_DIR}/{n}" for n in ("ca-cert.pem", "client-cert.pem", "client-key.pem"))
-TLS_TARGET_FILES = tuple(f"{TLS_DIR}/{n}" for n in ("ca-cert.pem", "server-cert.pem", "server-key.pem"))
+TLS_DIR = "/etc/pki/qemu"  # libvirt's default_tls_x509_cert_dir
+MIGRATE_TLS_DIR = "/etc/pki/libvirt-migrate"  # used for migration instead, when it exists
+TLS_CLIENT_NAMES = ("ca-cert.pem", "client-cert.pem", "client-key.pem")
+TLS_SERVER_NAMES = ("ca-cert.pem", "server-cert.pem", "server-key.pem")
+TLS_SOURCE_FILES = tuple(f"{TLS_DIR}/{n}" for n in TLS_CLIENT_NAMES)
+TLS_TARGET_FILES = tuple(f"{TLS_DIR}/{n}" for n in TLS_SERVER_NAMES)
 
 
-@check("flags.tls-certificates", Severity.BLOCK, "--tls without the migration certificates on both hosts")
+def _tls_dir_candidates(conf: str | None) -> list[str]:
+    from migcheck.facts.procfs import parse_conf_value
+
+    conf = conf or ""
+    configured = parse_conf_value(conf, "migrate_tls_x509_cert_dir")
+    if configured:
+        return [configured]
+    return [MIGRATE_TLS_DIR, parse_conf_value(conf, "default_tls_x509_cert_dir") or TLS_DIR]
+
+
+def tls_paths(conf: str | None, role: str) -> list[str]:
+    """What the probe stats for --tls on a host: the candidate certificate dirs and their files.
+
+    role: "source" (the QEMU TLS client) or "target" (the server)."""
+    names = TLS_CLIENT_NAMES if role == "source" else TLS_SERVER_NAMES
+    dirs = _tls_dir_candidates(conf)
+    return list(dict.fromkeys([MIGRATE_TLS_DIR] + [f"{d.rstrip('/')}/{n}" for d in dirs for n in names]))
+
+
+def migrate_tls_dir(host) -> tuple[str | None, str]:
+    """The directory libvirt on host takes the migration certificates from, and why (None: cannot tell).
+
+    libvirt: migrate_tls_x509_cert_dir from qemu.conf; else /etc/pki/libvirt-migrate if it exists; else
+    default_tls_x509_cert_dir; else /etc/pki/qemu."""
+    if "host_files" in host.errors or f"file:{QEMU_CONF}" in host.errors:
+        return None, host.errors.get("host_files") or host.errors.get(f"file:{QEMU_CONF}", "")
+    conf = host.raw.files.get(QEMU_CONF)
+    from migcheck.facts.procfs import parse_conf_value
+
+    configured = parse_conf_value(conf or "", "migrate_tls_x509_cert_dir")
+    if configured:
+        return configured.rstrip("/") or "/", f"migrate_tls_x509_cert_dir = \"{configured}\" in {QEMU_CONF}"
+    stat = host.raw.paths.get(MIGRATE_TLS_DIR)
+    if stat is None:
+        return None, f"{MIGRATE_TLS_DIR} not checked"
+    if stat.exists:
+        return MIGRATE_TLS_DIR, f"{MIGRATE_TLS_DIR} exists (libvirt prefers it for migration)"
+    default = parse_conf_value(conf or "", "default_tls_x509_cert_dir")
+    if default:
+        return default.rstrip("/") or "/", f"default_tls_x509_cert_dir = \"{default}\" in {QEMU_CONF}"
+    return TLS_DIR, "libvirt's default (no *_tls_x509_cert_dir in qemu.conf)"
+
+
+def _target_verifies_clients(target) -> bool:
+    from migcheck.facts.procfs import parse_conf_value
+
+    conf = target.raw.files.get(QEMU_CONF) or ""
+    value = parse_conf_value(conf, "migrate_tls_x509_verify")
+    if value is None:
+        value = parse_conf_value(conf, "default_tls_x509_verify")
+    return value != "0"
+
+
+@check("flags.tls-certificates", Severity.BLOCK, "--tls without the migration certificates on both hosts",
+       proven_by_lab=True)
 def tls_certificates(ctx: CheckContext):
+    """The target QEMU (TLS server) needs ca-cert, server-cert and server-key; the source QEMU (client) needs
+    ca-cert, and client-cert/client-key unless the target sets migrate_tls_x509_verify = 0. Files are looked
+    for in the directory each host's libvirt uses (see migrate_tls_dir). Proven in the lab: without them
+    QEMU fails with "Unable to access credentials /etc/pki/qemu/ca-cert.pem: No such file or directory";
+    with them in a migrate_tls_x509_cert_dir of qemu.conf, --tls migrates."""
     if not ctx.flags.tls:
         raise NotApplicable
     out = []
-    for host, files in ((ctx.source, TLS_SOURCE_FILES), (ctx.target, TLS_TARGET_FILES)):
-        for path in files:
+    client_names = TLS_CLIENT_NAMES if _target_verifies_clients(ctx.target) else ("ca-cert.pem",)
+    for host, names in ((ctx.source, client_names), (ctx.target, TLS_SERVER_NAMES)):
+        directory, why = migrate_tls_dir(host)
+        if directory is None:
+            out.append(Hit(message=f"could not tell where {host.spec} keeps its migration TLS certificates",
+                           evidence=[why], fix="allow SSH access", severity=Severity.UNKNOWN))
+            continue
+        for name in names:
+            path = f"{directory}/{name}"
             stat = host.raw.paths.get(path)
             if stat is None:
-                out.append(Hit(message=f"could not check {path} on {host.spec}", evidence=[],
+                out.append(Hit(message=f"could not check {path} on {host.spec}", evidence=[why],
                                fix="allow SSH access", severity=Severity.UNKNOWN))
             elif not stat.exists:
-                out.append(Hit(message=f"--tls needs {path} on {host.spec}, and it is missing",
-                               evidence=[f"{host.spec}: {path} not found (migrate_tls_x509_cert_dir default)"],
-                               fix="create the migration TLS certificates (see libvirt's 'Migration: TLS' docs)"))
+                out.append(Hit(message=f"--tls needs {path} on {host.spec}, and it is missing: QEMU fails with "
+                                       f"'Unable to access credentials {path}: No such file or directory'",
+                               evidence=[f"{host.spec}: {path} not found", f"certificate dir: {why}"],
+                               fix="create the migration TLS certificates (see libvirt's 'Migration: TLS' docs), "
+                                   "or point migrate_tls_x509_cert_dir in qemu.conf at them"))
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
+from migcheck.facts.image import ImageInfo, image_info
 from migcheck.facts.models import Disk
 from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, mount_of, parse_mountinfo
 from migcheck.report.model import Severity
@@ -30,14 +31,33 @@ def _copied(ctx: CheckContext, d: Disk) -> bool:
 
 def _writable_disks(ctx: CheckContext):
     for d in ctx.domain.disks:
-        if not d.source or d.readonly:
-            continue
+        if not d.source or d.readonly or d.transient:
+            continue  # transient disks: devices.transient-disk refuses them anyway
         yield d
 
 
-@check("storage.not-shared", Severity.BLOCK, "a writable disk on local (non-shared) storage, not copied")
+def _image(host, d: Disk) -> ImageInfo | None:
+    """What the image's header on host says (format, virtual size); None when it was not read."""
+    stat = host.raw.paths.get(d.source)
+    return image_info(host.raw.image_headers.get(d.source), stat.size if stat else None)
+
+
+def _format_mismatch(d: Disk, info: ImageInfo | None) -> str | None:
+    """QEMU's complaint when it opens the file with the disk's format, if it would complain."""
+    if info is None or (d.driver_type or "raw") != "qcow2" or info.format == "qcow2":
+        return None
+    return "Image is not in qcow2 format"
+
+
+@check("storage.not-shared", Severity.BLOCK, "a writable disk on local (non-shared) storage, not copied",
+       proven_by_lab=True)
 def not_shared(ctx: CheckContext):
-    """libvirt's qemuMigrationSrcIsSafe: a file disk on a filesystem that is not shared needs storage copy."""
+    """libvirt's qemuMigrationSrcIsSafe: a file disk on a filesystem that is not shared needs storage copy.
+
+    Only file disks are judged: libvirt does not look at block devices (a /dev path visible on both hosts
+    migrates with plain --live, proven in the lab). Proven: a qcow2 on ext4 with --live fails with
+    "Unsafe migration: Migration without shared storage is unsafe"; with --copy-storage-all (or --unsafe)
+    this check has nothing to say."""
     if ctx.flags.offline or ctx.flags.unsafe:
         raise NotApplicable
     out = []
@@ -84,15 +104,20 @@ def unsafe_cache(ctx: CheckContext):
     return out
 
 
-@check("storage.missing-on-target", Severity.BLOCK, "a disk image that does not exist on the target")
+@check("storage.missing-on-target", Severity.BLOCK, "a disk image that does not exist on the target",
+       proven_by_lab=True)
 def missing_on_target(ctx: CheckContext):
-    """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it."""
+    """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it.
+
+    Proven in the lab (libvirt 9.0): a writable disk missing on the target with --live --unsafe fails with
+    "unable to stat: PATH: No such file or directory"; a read-only cdrom ISO present on the source only fails
+    with "Cannot access storage file 'PATH': No such file or directory", and migrates once it is on both."""
     if ctx.flags.offline:
         raise NotApplicable
     out = []
     for d in ctx.domain.disks:
         path = _local_path(d)
-        if path is None or d.type == "dir":
+        if path is None or d.type == "dir" or d.transient:
             continue
         if _copied(ctx, d):
             continue  # storage.copy-precreate judges whether the target can create it
@@ -104,20 +129,27 @@ def missing_on_target(ctx: CheckContext):
         if stat.exists:
             continue
         kind = "image" if d.device == "disk" else f"{d.device} image"
+        writable = d.device == "disk" and not d.readonly
         fix = ("migrate with --copy-storage-all, or make the path available on the target (shared storage)"
-               if d.device == "disk" and not d.readonly
+               if writable
                else f"copy {path} to the same path on the target, or eject it (virsh change-media --eject)")
-        out.append(Hit(message=f"{kind} {path} (disk {d.target}) does not exist on the target: the target QEMU "
-                               "will fail to open it ('Cannot access storage file')",
+        said = (f"'unable to stat: {path}: No such file or directory'" if writable
+                else f"'Cannot access storage file '{path}': No such file or directory'")
+        out.append(Hit(message=f"{kind} {path} (disk {d.target}) does not exist on the target: the target's "
+                               f"libvirt fails with {said}",
                        evidence=[f"{ctx.target.spec}: {path} not found"], fix=fix))
     return out
 
 
 @check("storage.stale-copy-on-target", Severity.RISK,
-       "a different file at the disk's path on the target (local storage on both hosts)")
+       "a different file at the disk's path on the target (local storage on both hosts)", proven_by_lab=True)
 def stale_copy(ctx: CheckContext):
     """A same-path file on the target's own local disk is not the guest's disk: with --unsafe the guest would
-    continue on stale data, with storage copy libvirt overwrites it."""
+    continue on stale data, with storage copy libvirt overwrites it.
+
+    Risky, not blocked: the migration itself works (proven in the lab: --live --unsafe with a same-size qcow2
+    at the path on the target migrates); whether the target's file holds the right data is not visible.
+    If the file there is not even in the disk's format, the target QEMU cannot open it: blocked."""
     if ctx.flags.offline:
         raise NotApplicable
     out = []
@@ -132,6 +164,12 @@ def stale_copy(ctx: CheckContext):
             out.append(Hit(message=f"{d.source} already exists on the target and --copy-storage will overwrite it",
                            evidence=[f"{ctx.target.spec}: {d.source} exists ({stat.size} bytes)"],
                            fix="make sure the target's file is not another guest's disk", severity=Severity.WARN))
+        elif ctx.flags.unsafe and (why := _format_mismatch(d, _image(ctx.target, d))):
+            out.append(Hit(message=f"{d.source} on the target is not a {d.driver_type} image: the target QEMU fails "
+                                   f"with '{why}'",
+                           evidence=[f"{ctx.target.spec}: {d.source} format {_image(ctx.target, d).format}"],
+                           fix="remove the target's file and use --copy-storage-all, or put the disk on shared "
+                               "storage", severity=Severity.BLOCK))
         elif ctx.flags.unsafe:
             out.append(Hit(message=f"{d.source} exists on both hosts on local storage: with --unsafe the guest "
                                    "continues on the target's copy, which is not the disk it was writing",
@@ -141,16 +179,27 @@ def stale_copy(ctx: CheckContext):
 
 
 @check("storage.copy-precreate", Severity.BLOCK,
-       "storage copy: the target cannot pre-create the disk (no pool holds its directory, or no space)")
+       "storage copy: the target cannot pre-create the disk, or the image already there does not fit",
+       proven_by_lab=True)
 def copy_precreate(ctx: CheckContext):
-    """With --copy-storage-*, libvirt pre-creates missing disks on the target inside a storage pool whose
-    target path is the disk's directory; outside any pool it fails."""
+    """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
+    whose target path is the disk's directory; outside any (active) pool it fails. An image already at the
+    path is used as it is: it must be in the disk's format and of the same virtual size.
+
+    Proven in the lab (libvirt 9.0, QEMU 7.2; the lab hosts have no 'default' pool):
+    - no pool, or an inactive one, for the directory: "Storage pool not found: no storage pool with matching
+      target path '/var/lib/libvirt/images'";
+    - an active dir pool there: libvirt creates the image and the migration works;
+    - a same-size qcow2 pre-created on the target: migrates;
+    - a smaller or larger one: "operation failed: migration of disk vda failed: Source and target image have
+      different sizes";
+    - a raw file where the disk is qcow2: the target QEMU fails with "Image is not in qcow2 format"."""
     if not ctx.flags.copy_storage or ctx.flags.offline:
         raise NotApplicable
     out = []
     pools = ctx.target.raw.pools
     for d in ctx.domain.disks:
-        if not _copied(ctx, d) or d.type != "file" or not d.source:
+        if not _copied(ctx, d) or d.type != "file" or not d.source or d.transient:
             continue
         stat = ctx.target.raw.paths.get(d.source)
         if stat is None:
@@ -158,6 +207,7 @@ def copy_precreate(ctx: CheckContext):
                            fix="allow SSH access to the target", severity=Severity.UNKNOWN))
             continue
         if stat.exists:
+            out += _existing_target_image(ctx, d)
             continue
         if pools is None:
             out.append(Hit(message="could not list the target's storage pools",
@@ -225,3 +275,35 @@ def volume_pool_missing(ctx: CheckContext):
                            evidence=[f"{ctx.target.spec}: pools {', '.join(sorted(by_name)) or 'none'}"],
                            fix=f"define and start pool '{d.pool}' on the target"))
     return out
+
+
+def _existing_target_image(ctx: CheckContext, d: Disk) -> list[Hit]:
+    """Storage copy into an image that already exists on the target: format and virtual size must match."""
+    fmt = (d.driver_type or "raw").lower()
+    if fmt not in ("raw", "qcow2"):
+        return []  # other formats: devices.image-format (or QEMU) has the say
+    target = _image(ctx.target, d)
+    if target is None:
+        return [Hit(message=f"could not read the header of {d.source} on the target",
+                    evidence=[ctx.target.errors.get(f"image:{d.source}", "image header not probed")],
+                    fix="allow SSH (SFTP) read access to the target", severity=Severity.UNKNOWN)]
+    if why := _format_mismatch(d, target):
+        return [Hit(message=f"{d.source} already exists on the target and is not a qcow2 image "
+                            f"({target.format}): the target QEMU fails with '{why}'",
+                    evidence=[f"{ctx.target.spec}: {d.source} format {target.format}", f"disk {d.target}: {fmt}"],
+                    fix=f"remove it on the target (libvirt then pre-creates it in a pool) or recreate it: "
+                        f"qemu-img create -f qcow2 {d.source} SIZE")]
+    source = _image(ctx.source, d)
+    if source is None:
+        return [Hit(message=f"could not read the header of {d.source} on the source",
+                    evidence=[ctx.source.errors.get(f"image:{d.source}", "image header not probed")],
+                    fix="allow SSH (SFTP) read access to the source", severity=Severity.UNKNOWN)]
+    if source.virtual_size is None or target.virtual_size is None or source.virtual_size == target.virtual_size:
+        return []
+    return [Hit(message=f"{d.source} exists on the target with a virtual size of {target.virtual_size} bytes, the "
+                        f"source's is {source.virtual_size}: \"migration of disk {d.target} failed: Source and "
+                        "target image have different sizes\"",
+                evidence=[f"{ctx.source.spec}: {d.source} {source.format}, {source.virtual_size} bytes",
+                          f"{ctx.target.spec}: {d.source} {target.format}, {target.virtual_size} bytes"],
+                fix=f"recreate it on the target with the source's size (qemu-img create -f {fmt} {d.source} "
+                    f"{source.virtual_size}), or remove it and let libvirt pre-create it in a pool")]

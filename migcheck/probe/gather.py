@@ -40,6 +40,7 @@ from migcheck.probe.raw import (
 from migcheck.xmlsafe import parse_xml
 
 LOG_TAIL_BYTES = 256 * 1024
+QEMU_CONF = "/etc/libvirt/qemu.conf"
 _LOG_START = re.compile(rb"^.*starting up libvirt version", re.M)
 
 
@@ -467,6 +468,22 @@ def gather_paths(session: HostSession, raw: RawHost, paths: list[str]) -> None:
             raw.paths[path] = st
 
 
+def gather_image_headers(session: HostSession, raw: RawHost, dom: Domain) -> None:
+    """The first bytes of each file-backed disk image that exists here (format, virtual size)."""
+    from migcheck.facts.image import HEADER_BYTES
+
+    files = session.files
+    if files is None:
+        return
+    for d in dom.disks:
+        st = raw.paths.get(d.source) if d.type == "file" and d.source else None
+        if st is None or not st.exists or st.is_dir:
+            continue
+        data = _fact(raw, f"image:{d.source}", lambda p=d.source: files.read(p, limit=HEADER_BYTES))
+        if data is not None:
+            raw.image_headers[d.source] = data.hex()
+
+
 # ----------------------------------------------------------------- orchestration
 
 
@@ -548,7 +565,8 @@ def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOp
                 compare_cpu(s, src_raw, dom, cpu_xml)
             source_cpu_ready.set()
             gather_host_files(s, src_raw)
-            gather_paths(s, src_raw, source_paths_of(dom))
+            gather_paths(s, src_raw, source_paths_of(dom, src_raw.files.get(QEMU_CONF)))
+            gather_image_headers(s, src_raw, dom)
             return src_raw
         finally:
             source_done.set()
@@ -567,7 +585,8 @@ def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOp
             return dst_raw  # the source failed; its error is reported
         dom = src_domain[0]
         gather_domcaps(s, dst_raw, dom)
-        gather_paths(s, dst_raw, target_paths_of(dom))
+        gather_paths(s, dst_raw, target_paths_of(dom, dst_raw.files.get(QEMU_CONF)))
+        gather_image_headers(s, dst_raw, dom)
         source_cpu_ready.wait(options.timeout)
         for cpu_xml in cpu_definitions_to_compare(src_raw, dom):
             compare_cpu(s, dst_raw, dom, cpu_xml)
@@ -609,9 +628,9 @@ def guest_cpu_definitions(dom: Domain) -> list[str]:
     return [dom.cpu.xml]
 
 
-def target_paths_of(dom: Domain) -> list[str]:
-    """Paths on the target whose existence the checks need."""
-    from migcheck.checks.platform import TLS_TARGET_FILES
+def target_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
+    """Paths on the target whose existence the checks need (qemu_conf: the target's, for the TLS dir)."""
+    from migcheck.checks.platform import tls_paths
     from migcheck.checks.network import netdev_path
     from migcheck.checks.paths import boot_files, chardev_dirs
 
@@ -623,15 +642,16 @@ def target_paths_of(dom: Domain) -> list[str]:
     paths += [netdev_path(i.dev) for i in dom.interfaces if i.type == "direct" and i.dev]
     paths += [i.socket for i in dom.interfaces if i.type == "vhostuser" and i.socket]
     paths += ["/usr/bin/swtpm"] if "emulator" in dom.tpms else []
-    paths += list(TLS_TARGET_FILES)
+    paths += [f["source"] for f in dom.filesystems if f["type"] == "mount" and f["source"]]
+    paths += tls_paths(qemu_conf, "target")
     return list(dict.fromkeys(p for p in paths if p.startswith("/")))
 
 
-def source_paths_of(dom: Domain) -> list[str]:
+def source_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
     """Paths on the source: disk images (their size, for storage copy) and the TLS client files."""
-    from migcheck.checks.platform import TLS_SOURCE_FILES
+    from migcheck.checks.platform import tls_paths
 
-    paths = [d.source for d in dom.disks if d.source and d.type == "file"] + list(TLS_SOURCE_FILES)
+    paths = [d.source for d in dom.disks if d.source and d.type == "file"] + tls_paths(qemu_conf, "source")
     return list(dict.fromkeys(p for p in paths if p.startswith("/")))
 
 

@@ -89,6 +89,7 @@ class RawHost(BaseModel):
     domain: RawDomain | None = None  # the guest, on the source
     peers: list[PeerDomain] = Field(default_factory=list)  # same name/uuid, on the target
     paths: dict[str, PathStat] = Field(default_factory=dict)
+    image_headers: dict[str, str] = Field(default_factory=dict)  # disk image path -> its first bytes, hex
     files: dict[str, str] = Field(default_factory=dict)  # small host files (meminfo, mountinfo, ...)
     networks: list[NetworkInfo] | None = None  # None: not gathered
     nwfilters: list[str] | None = None

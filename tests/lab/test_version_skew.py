@@ -128,6 +128,45 @@ def test_old_newest_machine_type_new_to_old_is_ok_with_warning_and_migrates(vlab
         assert out.migrated and TARGET_OLDER in out.rules("warn")
 
 
+def test_machine_type_newer_qemu_dropped_is_blocked_old_to_new(vlab: Lab) -> None:
+    """A newer target is not always fine either: QEMU 10.0 no longer has pc-i440fx-2.3 (7.2 does)."""
+    old, new = _hosts(vlab)
+    machine = "pc-i440fx-2.3"
+    if machine not in old.virsh("capabilities").stdout or machine in new.virsh("capabilities").stdout:
+        pytest.skip(f"{machine} is not one that only the older QEMU has here")
+    with guest(vlab, old, "skew-m23", vlab.guest_xml("skew-m23", machine=machine)):
+        out = pair(vlab, old, new, "skew-m23", ["--live"], expect="blocked",
+                   expect_rule="platform.machine-type-unknown", expect_error="does not support machine type")
+        assert TARGET_OLDER not in out.rules()
+
+
+# ---- devices ---------------------------------------------------------------
+
+VIRTIO_SOUND = "<sound model='virtio'/>"
+
+
+def test_virtio_sound_is_blocked_new_to_old(vlab: Lab) -> None:
+    """QEMU 10.0 cannot migrate virtio sound at all (a source-side blocker); libvirt 9.0 cannot
+    even define it, so there is no old -> new case."""
+    old, new = _hosts(vlab)
+    with guest(vlab, new, "skew-snd", vlab.guest_xml("skew-snd", extra_devices=VIRTIO_SOUND, machine=OLD_MACHINE)):
+        pair(vlab, new, old, "skew-snd", ["--live"], expect="blocked",
+             expect_rule="devices.non-migratable-device", expect_error="non-migratable device")
+    old.write_file("/tmp/skew-snd-old.xml", vlab.guest_xml("skew-snd-old", extra_devices=VIRTIO_SOUND))
+    p = old.virsh("define", "/tmp/skew-snd-old.xml", check=False)
+    assert p.returncode != 0 and "'virtio'" in p.stderr, p.stderr
+
+
+def test_ich9_sound_migrates_both_ways(vlab: Lab) -> None:
+    old, new = _hosts(vlab)
+    xml = vlab.guest_xml("skew-hda", extra_devices="<sound model='ich9'/>", machine=OLD_MACHINE)
+    with guest(vlab, new, "skew-hda", xml):
+        out = pair(vlab, new, old, "skew-hda", ["--live"], expect="ok")
+        assert out.migrated and "devices.non-migratable-device" not in out.rules()
+        out = pair(vlab, old, new, "skew-hda", ["--live"], expect="ok")
+        assert out.migrated
+
+
 # ---- CPU models and features ------------------------------------------------
 
 def test_named_model_both_know_migrates_both_ways(vlab: Lab) -> None:

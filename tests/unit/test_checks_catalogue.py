@@ -28,6 +28,15 @@ def missing(*paths):
 
 
 EMU = exists("/usr/bin/qemu-system-x86_64")
+
+
+def qcow2_header(size: int) -> str:
+    """The first 32 bytes of a qcow2 (v3) image of that virtual size, hex, as the probe keeps them."""
+    return (b"QFI\xfb" + (3).to_bytes(4, "big") + bytes(16) + size.to_bytes(8, "big")).hex()
+
+
+TLS_CONF_DIR = "/var/lib/libvirt/pki-migrate"
+TLS_CONF = f'migrate_tls_x509_cert_dir = "{TLS_CONF_DIR}"\n'
 NFS_DISK = "/mnt/nfs/vm1.qcow2"
 LOCAL_DISK = "/var/lib/libvirt/images/vm1.qcow2"
 BR = "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br-prod'/><model type='virtio'/></interface>"
@@ -73,10 +82,19 @@ CASES = [
     ("virtiofs", "devices.virtiofs", VIRTIOFS, {}, {}, "--live", "block"),
     ("virtiofs-offline-ok", "devices.virtiofs", VIRTIOFS, {"state": 5}, {}, "--offline --persistent", None),
     ("9p", "devices.9p-share", NINEP, {}, {}, "--live", "risk"),
+    ("9p-source-missing", "devices.filesystem-source-missing", NINEP, {}, {"paths": EMU | missing("/srv/share")},
+     "--live", "block"),
+    ("9p-source-present-ok", "devices.filesystem-source-missing", NINEP, {}, {"paths": EMU | exists("/srv/share")},
+     "--live", None),
+    ("9p-source-unprobed", "devices.filesystem-source-missing", NINEP, {}, {}, "--live", "unknown"),
     ("transient", "devices.transient-disk", disk(extra="<transient/>"), {}, {"paths": EMU | exists(LOCAL_DISK)},
      "--live --unsafe", "block"),
     ("vmdk", "devices.image-format", disk(fmt="vmdk"), {}, {}, "--live --unsafe", "block"),
     ("qcow2-ok", "devices.image-format", disk(fmt="qcow2"), {}, {}, "--live --unsafe", None),
+    ("vmdk-readonly", "devices.image-format", disk(fmt="vmdk", extra="<readonly/>"), {}, {}, "--live", "block"),
+    ("vpc", "devices.image-format", disk(fmt="vpc"), {}, {}, "--live --copy-storage-all", "block"),
+    ("dmg-readonly-ok", "devices.image-format", disk(fmt="dmg", extra="<readonly/>"), {}, {}, "--live", None),
+    ("vmdk-offline-ok", "devices.image-format", disk(fmt="vmdk"), {"state": 5}, {}, "--offline --persistent", None),
     ("dimm-no-addr", "devices.dimm-address", DIMM.format(addr=""), {}, {}, "--live", "block"),
     ("dimm-addr-ok", "devices.dimm-address",
      DIMM.format(addr="<address type='dimm' slot='0' base='0x100000000'/>"), {}, {}, "--live", None),
@@ -106,6 +124,29 @@ CASES = [
      "--live --copy-storage-all", None),
     ("stale-copy-unsafe", "storage.stale-copy-on-target", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
      "--live --unsafe", "risk"),
+    ("stale-copy-unsafe-not-qcow2", "storage.stale-copy-on-target", disk(), {},
+     {"paths": EMU | exists(LOCAL_DISK), "image_headers": {LOCAL_DISK: bytes(64).hex()}}, "--live --unsafe", "block"),
+    ("copy-existing-same-size-ok", "storage.copy-precreate", disk(), {"image_headers": {LOCAL_DISK: qcow2_header(16 << 20)}},
+     {"paths": EMU | exists(LOCAL_DISK), "image_headers": {LOCAL_DISK: qcow2_header(16 << 20)}},
+     "--live --copy-storage-all", None),
+    ("copy-existing-smaller", "storage.copy-precreate", disk(), {"image_headers": {LOCAL_DISK: qcow2_header(16 << 20)}},
+     {"paths": EMU | exists(LOCAL_DISK), "image_headers": {LOCAL_DISK: qcow2_header(8 << 20)}},
+     "--live --copy-storage-all", "block"),
+    ("copy-existing-raw-for-qcow2", "storage.copy-precreate", disk(),
+     {"image_headers": {LOCAL_DISK: qcow2_header(16 << 20)}},
+     {"paths": EMU | exists(LOCAL_DISK, size=16 << 20), "image_headers": {LOCAL_DISK: bytes(64).hex()}},
+     "--live --copy-storage-all", "block"),
+    ("copy-existing-raw-size-differs", "storage.copy-precreate", disk(fmt="raw"), {"image_headers": {LOCAL_DISK: ""}},
+     {"paths": EMU | exists(LOCAL_DISK, size=8 << 20), "image_headers": {LOCAL_DISK: ""}},
+     "--live --copy-storage-all", "block"),
+    ("copy-existing-header-unread", "storage.copy-precreate", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --copy-storage-all", "unknown"),
+    ("copy-pool-inactive", "storage.copy-precreate", disk(), {},
+     {"paths": EMU | missing(LOCAL_DISK),
+      "pools": [PoolInfo(name="default", active=False, target_path="/var/lib/libvirt/images")]},
+     "--live --copy-storage-all", "block"),
+    ("transient-not-a-storage-finding", "storage.not-shared", disk(extra="<transient/>"), {},
+     {"paths": EMU | exists(LOCAL_DISK)}, "--live", None),
     ("copy-no-pool", "storage.copy-precreate", disk(), {}, {"paths": EMU | missing(LOCAL_DISK), "pools": []},
      "--live --copy-storage-all", "block"),
     ("copy-pool-ok", "storage.copy-precreate", disk(), {},
@@ -175,6 +216,31 @@ CASES = [
      {"files": host_files() | {"/etc/libvirt/qemu.conf": "migrate_tls_force = 1\n"}}, "--live --tls", None),
     ("tls-no-certs", "flags.tls-certificates", "", {}, {"paths": EMU | missing("/etc/pki/qemu/server-cert.pem")},
      "--live --tls", "block"),
+    ("tls-certs-ok", "flags.tls-certificates", "", {}, {}, "--live --tls", None),
+    ("tls-certs-in-conf-dir-ok", "flags.tls-certificates", "", {"tls_conf": True},
+     {"paths": EMU | exists(*(f"{TLS_CONF_DIR}/{n}" for n in ("ca-cert.pem", "server-cert.pem", "server-key.pem"))),
+      "files": host_files() | {"/etc/libvirt/qemu.conf": TLS_CONF}}, "--live --tls", None),
+    ("tls-conf-dir-without-certs", "flags.tls-certificates", "", {},
+     {"paths": EMU | missing(f"{TLS_CONF_DIR}/server-cert.pem"),
+      "files": host_files() | {"/etc/libvirt/qemu.conf": TLS_CONF}}, "--live --tls", "block"),
+    ("tls-libvirt-migrate-dir-preferred", "flags.tls-certificates", "", {},
+     {"paths": EMU | exists("/etc/pki/libvirt-migrate") | missing("/etc/pki/libvirt-migrate/server-key.pem")},
+     "--live --tls", "block"),
+    ("tls-forced-tunnelled-ok", "flags.tls-required", "", {},
+     {"files": host_files() | {"/etc/libvirt/qemu.conf": "migrate_tls_force = 1\n"}}, "--live --p2p --tunnelled",
+     None),
+    ("tunnelled-copy-with-disk", "flags.rejected-combination", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --p2p --tunnelled --copy-storage-all", "block"),
+    ("tunnelled-copy-diskless-ok", "flags.rejected-combination", "", {}, {},
+     "--live --p2p --tunnelled --copy-storage-all", None),
+    ("tunnelled-without-p2p", "flags.rejected-combination", "", {}, {}, "--live --tunnelled", "block"),
+    ("postcopy-not-live", "flags.rejected-combination", "", {}, {}, "--postcopy", "block"),
+    ("postcopy-suspend", "flags.rejected-combination", "", {}, {}, "--live --postcopy --suspend", "block"),
+    ("postcopy-live-ok", "flags.rejected-combination", "", {}, {}, "--live --postcopy", None),
+    ("offline-tunnelled", "flags.rejected-combination", "", {"state": 5}, {}, "--offline --persistent --p2p --tunnelled",
+     "block"),
+    ("offline-without-persistent", "flags.rejected-combination", "", {"state": 5}, {}, "--offline", "block"),
+    ("tls-tunnelled", "flags.rejected-combination", "", {}, {}, "--live --p2p --tunnelled --tls", "block"),
     ("parallel-old-qemu", "flags.qemu-feature", "", {}, {"qemu": 3_001_000}, "--live --parallel", "block"),
     ("parallel-ok", "flags.qemu-feature", "", {}, {}, "--live --parallel", None),
 ]
@@ -186,14 +252,22 @@ def test_catalogue_case(case):
     guest_kw = dict(guest_kw)
     qemu = guest_kw.pop("qemu", 7_002_000)
     state = guest_kw.pop("state", 1)
+    src_headers = guest_kw.pop("image_headers", {})
+    tls_conf = guest_kw.pop("tls_conf", False)
     xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=devices)
     src = source(xml, argv("host,migratable=on") if state == 1 else None, state=state, qemu=qemu, **guest_kw)
     src.paths.update(exists(LOCAL_DISK, NFS_DISK, "/etc/pki/qemu/ca-cert.pem", "/etc/pki/qemu/client-cert.pem",
                             "/etc/pki/qemu/client-key.pem"))
     src.files["/proc/self/mountinfo"] = MOUNTINFO
+    src.image_headers.update(src_headers)
+    src.paths.update(missing("/etc/pki/libvirt-migrate"))
+    if tls_conf:
+        src.files["/etc/libvirt/qemu.conf"] = TLS_CONF
+        src.paths.update(exists(*(f"{TLS_CONF_DIR}/{n}" for n in ("ca-cert.pem", "client-cert.pem", "client-key.pem"))))
     tkw = dict(target_kw)
     paths = tkw.pop("paths", EMU)
-    paths = exists("/etc/pki/qemu/ca-cert.pem", "/etc/pki/qemu/server-cert.pem", "/etc/pki/qemu/server-key.pem") | paths
+    paths = exists("/etc/pki/qemu/ca-cert.pem", "/etc/pki/qemu/server-cert.pem", "/etc/pki/qemu/server-key.pem") \
+        | missing("/etc/pki/libvirt-migrate") | paths
     dst = target(paths=paths, **tkw)
     report = run(src, dst, flags)
     found = {f.severity.value for f in report.findings if f.rule == rule}

@@ -111,7 +111,7 @@ def test_defined_domain_of_same_name_other_uuid_blocks_and_dname_avoids_it():
 
 
 @pytest.mark.parametrize("flags", ["--offline", "--live --offline --persistent", "--postcopy --offline --persistent",
-                                   "--tunnelled", "--p2p --tunnelled --copy-storage-all"])
+                                   "--tunnelled", "--offline --persistent --p2p --tunnelled", "--postcopy"])
 def test_rejected_flag_combinations_block(flags):
     assert "flags.rejected-combination" in rules_of(run(clean_source(state=5), target(), flags), "block")
 
