@@ -337,6 +337,19 @@ def _block_jobs(dom, live_xml: str) -> list[str]:
     return [t for t in targets if dom.blockJobInfo(t, 0)]
 
 
+_SECURE_ATTR = re.compile(r"""\b(passwd|password|passphrase)=('[^']*'|"[^"]*")""")
+_COOKIE = re.compile(r"(<cookie\b[^>]*>)[^<]*(</cookie>)")
+
+
+def redact_secure_xml(text: str) -> str:
+    """libvirt's status XML is its "secure" form: graphics passwords and disk cookies in clear.
+
+    migcheck needs neither; without them a saved probe and -v output are safe to share.
+    """
+    text = _SECURE_ATTR.sub(lambda m: f"{m.group(1)}={m.group(2)[0]}***{m.group(2)[0]}", text)
+    return _COOKIE.sub(r"\1***\2", text)
+
+
 def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> None:
     files = session.files
     if files is None:
@@ -348,7 +361,8 @@ def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> N
         raw.errors["cmdline"] = "the domain name contains '/': not reading files named after it"
         return
     run_dir = "/run/libvirt/qemu"
-    rd.status_xml = _fact(raw, "status_xml", lambda: files.read(f"{run_dir}/{rd.name}.xml").decode("utf-8"))
+    rd.status_xml = _fact(raw, "status_xml",
+                          lambda: redact_secure_xml(files.read(f"{run_dir}/{rd.name}.xml").decode("utf-8")))
 
     def pid() -> int:
         # The status XML names QEMU's pid. Prefer it: libvirt 9 XML-escapes the guest name in the

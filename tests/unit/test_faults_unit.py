@@ -383,3 +383,15 @@ def test_probe_results_and_saved_snapshots_keep_no_secret(monkeypatch, tmp_path)
     texts = [raw.model_dump_json()] + [f.read_text() for f in (tmp_path / "s").rglob("*") if f.is_file()]
     for text in texts:
         assert "secretpw" not in text and "secret_key" not in text
+
+
+def test_the_status_xml_loses_graphics_passwords_and_cookies():
+    from migcheck.probe.gather import redact_secure_xml
+
+    status = ("<domstatus pid='42'><domain><devices><graphics type='vnc' port='5900' passwd='vncsec42' "
+              "listen='127.0.0.1'/><graphics type=\"spice\" passwd=\"sp'ice\"/><disk><source protocol='https'>"
+              "<cookies><cookie name='session'>tok-123</cookie></cookies></source></disk></devices></domain>"
+              "</domstatus>")
+    out = redact_secure_xml(status)
+    assert "vncsec42" not in out and "sp'ice" not in out and "tok-123" not in out
+    assert "passwd='***'" in out and "<cookie name='session'>***</cookie>" in out and "pid='42'" in out
