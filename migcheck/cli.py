@@ -38,9 +38,14 @@ def _fail(message: str, code: ExitCode) -> "typer.Exit":
     return typer.Exit(int(code))
 
 
+MAX_TIMEOUT = 24 * 3600.0
+
+
 def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str], qmp: bool = False):
     from migcheck.probe.gather import ProbeOptions
 
+    if not 0 < timeout <= MAX_TIMEOUT:  # also refuses nan; inf overflowed the thread join
+        raise _fail(f"--timeout {timeout:g}: give seconds, more than 0 and at most {MAX_TIMEOUT:g}", ExitCode.USAGE)
     return ProbeOptions(timeout=timeout, connect_timeout=min(timeout, 10.0), use_ssh=not no_ssh,
                         ssh_config=ssh_config, qmp=qmp)
 

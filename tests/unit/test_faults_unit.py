@@ -395,3 +395,18 @@ def test_the_status_xml_loses_graphics_passwords_and_cookies():
     out = redact_secure_xml(status)
     assert "vncsec42" not in out and "sp'ice" not in out and "tok-123" not in out
     assert "passwd='***'" in out and "<cookie name='session'>***</cookie>" in out and "pid='42'" in out
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "1e308"])
+def test_a_nonsense_timeout_is_a_usage_error_before_any_host_is_contacted(value):
+    for args in (["src1", "dst1", "vm1"], ["probe", "src1"]):
+        p = subprocess.run([MIGCHECK, *args, "--timeout", value], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--timeout" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("args", [["src1", "-oProxyCommand=touch x", "vm1"], ["src1", "dst1", "--help"],
+                                  ["src1", "dst1", "-h", "--live"], ["probe", "src1", "--help"]])
+def test_no_exit_0_without_a_verdict(args):
+    """A hostile host word or a guest named --help must not print the help and exit 0."""
+    p = subprocess.run([MIGCHECK, *args], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stdout == "", (p.returncode, p.stderr)
