@@ -116,8 +116,9 @@ def ensure_root(spec: VersionedRoot, cache: Path | None = None, log=None) -> Bui
         manifest = complete_manifest(final)
         if manifest is not None:
             return BuiltRoot(final / "root", manifest, False, round(time.monotonic() - t0, 1))
+        for stale in base.glob(f".{spec.key}.*-*"):  # a build or a delete that died (we hold the lock)
+            _rmtree(stale)
         tmp = base / f".{spec.key}.tmp-{os.getpid()}"
-        _rmtree(tmp)
         try:
             manifest = _build(spec, tmp, log)
         except BaseException:
@@ -143,10 +144,10 @@ def complete_manifest(final: Path) -> dict | None:
     return manifest
 
 
-def apt_mirror(codename: str) -> str:
+def apt_mirror(codename: str, etc_apt: Path = Path("/etc/apt")) -> str:
     """The Debian mirror this machine's apt uses for `codename` (sources.list and .sources files)."""
-    files = [Path("/etc/apt/sources.list")]
-    d = Path("/etc/apt/sources.list.d")
+    files = [etc_apt / "sources.list"]
+    d = etc_apt / "sources.list.d"
     if d.is_dir():
         files += sorted(p for p in d.iterdir() if p.suffix in (".list", ".sources"))
     for f in files:
