@@ -1,0 +1,844 @@
+"""Evaluate every guest against every candidate target: once per class of equal targets.
+
+For a guest ``v`` on ``S`` and a candidate target ``T``, the result is what
+``evaluate(source_raw(S, v), target_raw(T, v))`` gives (what ``migcheck S T v`` says).
+Computing that per pair would parse and check the same facts over and over; instead:
+
+* facts are parsed once: host capabilities once per distinct text (the host UUID left out of
+  the key and put back), domain capabilities once per distinct text, each guest once;
+* the targets of a guest are put in classes by a key that is equal for two targets exactly
+  when the checks cannot tell them apart for this guest:
+
+  - every *profile* fact of the target, exactly: versions, capabilities (without the UUID),
+    networks, nwfilters, secrets, pools (without free space), qemu.conf, online CPUs and NUMA
+    nodes, the errors of its probe, and its answers to this guest's questions (domain
+    capabilities, CPU comparisons, path stats);
+  - a few *identity* facts, coarsened to what the check that reads it can see, for this guest
+    (:data:`COVERED`): same host UUID as the source or not; the hostname only if it could be
+    localhost; the domains on the target of the guest's name or UUID; whether the guest fits
+    in the target's memory;
+
+* each class is evaluated once, on one of its members whose name is replaced by a marker
+  (findings name the target: the marker is replaced by each member's name afterwards);
+* while it runs, every read of the target's facts is traced. A check that did not read the
+  target at all is evaluated once per guest. A check that read an identity fact the table
+  does not cover for it (the numbers of a target short of memory, huge pages, addresses, free
+  pool space, or a new check reading a new fact) is evaluated again for every member of the
+  class, with that member's own facts, so the result stays that of every pair whatever checks
+  exist.
+
+``evaluate_every_pair`` is the plain per-pair reference; tests compare both on generated
+fleets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, source_raw, target_raw
+from migcheck.checks.registry import Check, CheckContext, all_checks, run_check
+from migcheck.facts.host import GuestFacts, HostFacts, build_host_facts
+from migcheck.facts.models import Version
+from migcheck.flags import MigrationFlags
+from migcheck.probe.raw import RawHost
+from migcheck.report.model import SEVERITY_ORDER, Finding, Report, Severity, Verdict, verdict_of
+
+MARKER = "\x00migcheck-audit-target\x00"  # never in host data: XML and the names cannot hold NUL
+
+MEMINFO = "/proc/meminfo"
+# files whose content is the same on hosts of one profile: compared exactly
+PROFILE_FILES = ("/etc/libvirt/qemu.conf", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online")
+
+
+# identity facet -> the checks known to depend on it only through its part of the class key
+# (see target_key). Any other read of an identity fact (the free memory, the addresses, huge
+# pages, the mounts, a file or field this table does not know) makes the check run once for
+# every member of the class, with that member's own facts.
+COVERED: dict[str, frozenset[str]] = {
+    "caps.uuid": frozenset({"platform.same-host"}),
+    "hostname": frozenset({"platform.target-hostname-localhost"}),
+    "peers": frozenset({"platform.name-collision"}),
+    "pools": frozenset({"storage.volume-pool-missing"}),  # names and states only: free space is not in the key
+    f"file:{MEMINFO}": frozenset({"resources.memory"}),  # only while the guest fits on every member (FITS)
+}
+
+
+# --------------------------------------------------------------------- tracing
+
+
+class _Trace:
+    __slots__ = ("touched", "facets")
+
+    def __init__(self) -> None:
+        self.touched = False
+        self.facets: set[str] = set()
+
+
+class _Proxy:
+    """Read-only view of a facts object that records which facets are read."""
+
+    __slots__ = ("_obj", "_t")
+    _CLASS: type = object
+    _PROFILE: frozenset[str] = frozenset()
+    _NESTED: dict[str, type] = {}
+    _FACET: dict[str, str] = {}
+
+    def __init__(self, obj, trace: _Trace):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_t", trace)
+
+    @property
+    def __class__(self):  # isinstance(proxy, HostFacts) stays true
+        return type(self)._CLASS
+
+    def __getattr__(self, name: str):
+        t = self._t
+        t.touched = True
+        value = getattr(self._obj, name)
+        if name in self._PROFILE:
+            return value
+        nested = self._NESTED.get(name)
+        if nested is not None:
+            return None if value is None else nested(value, t)
+        t.facets.add(self._FACET.get(name, f"{type(self).__name__}.{name}"))
+        return value
+
+    def __setattr__(self, name, value):
+        raise AttributeError("facts are read-only during a check")
+
+    def __eq__(self, other):
+        self._t.touched = True
+        self._t.facets.add("*")
+        return self._obj == (other._obj if isinstance(other, _Proxy) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._t.facets.add("*")
+        return repr(self._obj)
+
+
+class _FilesProxy:
+    __slots__ = ("_d", "_t")
+
+    def __init__(self, d: dict, trace: _Trace):
+        self._d, self._t = d, trace
+
+    def _read(self, key) -> None:
+        self._t.touched = True
+        if key not in PROFILE_FILES:
+            self._t.facets.add(f"file:{key}")
+
+    def get(self, key, default=None):
+        self._read(key)
+        return self._d.get(key, default)
+
+    def __getitem__(self, key):
+        self._read(key)
+        return self._d[key]
+
+    def __contains__(self, key):
+        self._read(key)
+        return key in self._d
+
+    def _all(self):
+        self._t.touched = True
+        self._t.facets.add("file:*")
+        return self._d
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._all())
+
+    def keys(self):
+        return self._all().keys()
+
+    def values(self):
+        return self._all().values()
+
+    def items(self):
+        return self._all().items()
+
+
+class _CapsProxy(_Proxy):
+    __slots__ = ()
+    _PROFILE = frozenset({"cpu", "guests", "numa_cells", "migration_transports"})
+    _FACET = {"uuid": "caps.uuid"}
+
+
+class _RawProxy(_Proxy):
+    __slots__ = ()
+    _PROFILE = frozenset({"spec", "libvirt_version", "qemu_version", "domcaps_xml", "cpu_compare", "domain",
+                          "paths", "networks", "nwfilters", "secrets", "errors"})
+    _FACET = {"hostname": "hostname", "peers": "peers", "pools": "pools"}
+
+    def __getattr__(self, name: str):
+        if name == "files":
+            return _FilesProxy(self._obj.files, self._t)
+        return _Proxy.__getattr__(self, name)
+
+
+class _HostProxy(_Proxy):
+    __slots__ = ()
+    _PROFILE = frozenset({"spec", "libvirt_version", "qemu_version", "domcaps", "guest", "errors", "domcaps_for"})
+    _NESTED = {"caps": _CapsProxy, "raw": _RawProxy}
+    _FACET = {"hostname": "hostname"}
+
+
+def _bind_classes() -> None:
+    from migcheck.facts.models import HostCapabilities
+
+    _CapsProxy._CLASS = HostCapabilities
+    _RawProxy._CLASS = RawHost
+    _HostProxy._CLASS = HostFacts
+
+
+_bind_classes()
+
+
+# ---------------------------------------------------------------- fact caches
+
+_UUID_IN_CAPS = re.compile(r"(<host>\s*<uuid>)([0-9A-Fa-f-]{36})(</uuid>)")
+_PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+class FactCache:
+    """Parsed facts, each distinct text parsed once (with migcheck's own build_host_facts)."""
+
+    def __init__(self) -> None:
+        self._caps: dict[str, tuple] = {}
+        self._domcaps: dict[str, tuple] = {}
+        self._versions: dict[int, Version] = {}
+        self._facts_template: HostFacts | None = None
+        self.parses = 0
+
+    def caps(self, text: str):
+        """(HostCapabilities | None, parse error | None) for a capabilities XML."""
+        key, uuid = text, None
+        m = _UUID_IN_CAPS.search(text)
+        if m and text.count("<uuid>") == 1:
+            key, uuid = text[: m.start(2)] + _PLACEHOLDER_UUID + text[m.end(2):], m.group(2)
+        hit = self._caps.get(key)
+        if hit is None:
+            self.parses += 1
+            f = build_host_facts(RawHost(spec="", uri="", capabilities_xml=key))
+            hit = (f.caps, f.errors.get("capabilities"))
+            self._caps[key] = hit
+        caps, err = hit
+        if err is not None and uuid is not None:  # exotic: parse the real text, errors and all
+            f = build_host_facts(RawHost(spec="", uri="", capabilities_xml=text))
+            return f.caps, f.errors.get("capabilities")
+        if caps is not None and uuid is not None:
+            caps = caps.model_copy(update={"uuid": uuid})
+        return caps, err
+
+    def domcaps(self, text: str):
+        hit = self._domcaps.get(text)
+        if hit is None:
+            self.parses += 1
+            f = build_host_facts(RawHost(spec="", uri="", domcaps_xml={"k": text}))
+            hit = (f.domcaps.get("k"), f.errors.get("domcaps:k"))
+            self._domcaps[text] = hit
+        return hit
+
+    def version(self, number: int | None) -> Version | None:
+        if not number:
+            return None
+        v = self._versions.get(number)
+        if v is None:
+            v = self._versions[number] = Version(number=number)
+        return v
+
+    def guest(self, raw: RawHost, lazy: bool = False) -> tuple[GuestFacts | None, dict[str, str]]:
+        """A guest's facts and the errors parsing it added, parsed once per guest.
+
+        lazy: leave the status XML (/run/libvirt/qemu/NAME.xml) unparsed. It is large and no
+        check reads it today; the evaluation watches whether one does (guest.status, or the
+        source's errors in a way that would show a status parse error) and then evaluates the
+        guest again with everything parsed.
+        """
+        self.parses += 1
+        rd = raw.domain
+        if lazy and rd is not None and rd.status_xml is not None:
+            rd = rd.model_copy(update={"status_xml": None})
+        f = build_host_facts(_bare_raw(raw.spec, raw.uri, rd))
+        return f.guest, f.errors
+
+    def assemble(self, raw: RawHost, guest: tuple[GuestFacts | None, dict[str, str]] | None = None,
+                 caps: tuple | None = None) -> HostFacts:
+        """build_host_facts(raw), from cached parses (tests check that both are equal)."""
+        errors = dict(raw.errors)
+        caps_parsed = None
+        if raw.capabilities_xml is not None:
+            caps_parsed, err = caps if caps is not None else self.caps(raw.capabilities_xml)
+            if err is not None:
+                errors["capabilities"] = err
+        domcaps = {}
+        for key, text in raw.domcaps_xml.items():
+            parsed, err = self.domcaps(text)
+            if err is not None:
+                errors[f"domcaps:{key}"] = err
+            elif parsed is not None:
+                domcaps[key] = parsed
+        g = None
+        if raw.domain is not None:
+            g, gerrors = guest if guest is not None else self.guest(raw)
+            errors.update(gerrors)
+        if self._facts_template is None:
+            self._facts_template = HostFacts(spec="", uri="", raw=RawHost(spec="", uri=""))
+        return self._facts_template.model_copy(update=dict(
+            spec=raw.spec, uri=raw.uri, hostname=raw.hostname,
+            libvirt_version=self.version(raw.libvirt_version), qemu_version=self.version(raw.qemu_version),
+            caps=caps_parsed, domcaps=domcaps, guest=g, raw=raw, errors=errors))
+
+
+def _bare_raw(spec: str, uri: str, domain) -> RawHost:
+    from migcheck.audit.fleet import _raw
+
+    return _raw(spec=spec, uri=uri, domain=domain)
+
+
+class _Watch:
+    __slots__ = ("revealed",)
+
+    def __init__(self) -> None:
+        self.revealed = False
+
+
+class _WatchedErrors(dict):
+    """The source's errors, for a guest whose status XML was left unparsed: notes any read that
+    could tell whether its parse failed (the key itself, or the dict as a whole)."""
+
+    __slots__ = ("_w",)
+    _KEY = "status_xml"
+
+    def __init__(self, data: dict, watch: _Watch):
+        super().__init__(data)
+        self._w = watch
+
+    def _whole(self):
+        self._w.revealed = True
+
+    def get(self, key, default=None):
+        if key == self._KEY:
+            self._whole()
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        if key == self._KEY:
+            self._whole()
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        if key == self._KEY:
+            self._whole()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self._whole()
+        return super().__iter__()
+
+    def __len__(self):
+        self._whole()
+        return super().__len__()
+
+    def keys(self):
+        self._whole()
+        return super().keys()
+
+    def values(self):
+        self._whole()
+        return super().values()
+
+    def items(self):
+        self._whole()
+        return super().items()
+
+    def copy(self):
+        self._whole()
+        return dict(super().items())
+
+    def __eq__(self, other):
+        self._whole()
+        return dict(super().items()) == other
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self):
+        self._whole()
+        return super().__repr__()
+
+    def __reduce__(self):
+        self._whole()
+        return (dict, (dict(super().items()),))
+
+
+_CURRENT_WATCH = _Watch()  # the guest being evaluated (evaluation is single-threaded)
+
+
+class _LazyStatusGuest(GuestFacts):
+    """GuestFacts whose status XML was left unparsed: reading ``status`` (or the whole object)
+    is noted, and the guest is then evaluated again with everything parsed."""
+
+    def _reveal(self) -> None:
+        _CURRENT_WATCH.revealed = True
+
+    def __eq__(self, other):
+        self._reveal()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._reveal()
+        return super().__repr__()
+
+    def model_dump(self, *a, **kw):
+        self._reveal()
+        return super().model_dump(*a, **kw)
+
+    def model_dump_json(self, *a, **kw):
+        self._reveal()
+        return super().model_dump_json(*a, **kw)
+
+    def model_copy(self, *a, **kw):
+        self._reveal()
+        return super().model_copy(*a, **kw)
+
+    def __copy__(self):
+        self._reveal()
+        return super().__copy__()
+
+    def __deepcopy__(self, memo=None):
+        self._reveal()
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self):
+        self._reveal()
+        return super().__getstate__()
+
+
+def _status_getter(self):
+    _CURRENT_WATCH.revealed = True
+    return self.__dict__.get("status")
+
+
+type.__setattr__(_LazyStatusGuest, "status", property(_status_getter))
+
+
+def _lazy_guest(g: GuestFacts) -> GuestFacts:
+    c = g.model_copy()
+    object.__setattr__(c, "__class__", _LazyStatusGuest)
+    return c
+
+
+# ------------------------------------------------------------------- results
+
+
+@dataclass
+class ClassResult:
+    """The findings of one class of equal targets for one guest, check by check (marker for the target)."""
+
+    by_check: dict[str, list[Finding]]
+    members: list[str]
+    per_member: dict[str, dict[str, list[Finding]]] = field(default_factory=dict)  # target -> check -> findings
+    error: str | None = None  # the target could not be probed: probe.failed
+
+
+@dataclass
+class VmResult:
+    host: str
+    name: str
+    uuid: str | None
+    state: int | None
+    running: bool
+    flags: list[str]
+    error: str | None = None  # the guest itself could not be probed
+    targets: list[str] = field(default_factory=list)
+    cell_class: list[int] = field(default_factory=list)  # per target: index into classes
+    classes: list[ClassResult] = field(default_factory=list)
+    memory_kib: int | None = None
+
+    def findings(self, target: str, spec: str) -> list[Finding]:
+        """The sorted findings of the pair, as engine.evaluate lists them."""
+        cr = self.classes[self.cell_class[self.targets.index(target)]]
+        return _materialize(cr, target, spec)
+
+    def verdict(self, target: str) -> Verdict:
+        cr = self.classes[self.cell_class[self.targets.index(target)]]
+        return _verdict_of_class(cr, target)
+
+
+def _substitute(f: Finding, spec: str) -> Finding:
+    if MARKER not in f.message and not any(MARKER in e for e in f.evidence) and MARKER not in (f.fix or ""):
+        return f
+    return Finding(rule=f.rule, severity=f.severity, message=f.message.replace(MARKER, spec),
+                   evidence=[e.replace(MARKER, spec) for e in f.evidence],
+                   fix=f.fix.replace(MARKER, spec) if f.fix is not None else None)
+
+
+def _materialize(cr: ClassResult, target: str, spec: str) -> list[Finding]:
+    if cr.error is not None:
+        return [Finding(rule="probe.failed", severity=Severity.UNKNOWN, message=cr.error,
+                        fix="fix the access problem named above and run migcheck again")]
+    own = cr.per_member.get(target, {})
+    out: list[Finding] = []
+    for cid, fs in cr.by_check.items():
+        if cid in own:
+            out.extend(own[cid])
+        else:
+            out.extend(_substitute(f, spec) for f in fs)
+    out.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.rule))
+    return out
+
+
+def _verdict_of_class(cr: ClassResult, target: str) -> Verdict:
+    if cr.error is not None:
+        return Verdict.UNKNOWN
+    own = cr.per_member.get(target, {})
+    return verdict_of([f for cid, fs in cr.by_check.items() for f in (own[cid] if cid in own else fs)])
+
+
+def pair_report(vm: VmResult, target: str, hosts: dict[str, HostProbe], checks_run: int) -> Report:
+    """The full report of one pair, equal to what migcheck SRC DST VM reports."""
+    src, dst = hosts[vm.host], hosts[target]
+    findings = vm.findings(target, dst.spec)
+    cr = vm.classes[vm.cell_class[vm.targets.index(target)]]
+    if cr.error is not None:
+        return Report(verdict=verdict_of(findings), source=src.spec, target=dst.spec, domain=vm.name,
+                      flags=vm.flags, findings=findings, errors=[cr.error])
+    return Report(verdict=verdict_of(findings), source=src.spec, target=dst.spec, domain=vm.name,
+                  flags=vm.flags, findings=findings, checks_run=checks_run)
+
+
+# ------------------------------------------------------------------- the plan
+
+
+@dataclass
+class AuditPlan:
+    """What is checked: each host's candidate targets, and which guests with which flags."""
+
+    candidates: dict[str, list[str]]  # host -> other hosts its guests may move to
+    flags: MigrationFlags
+    inactive: str = "offline"  # offline | skip | same
+
+    def guest_flags(self, g: GuestProbe) -> MigrationFlags | None:
+        if g.running or self.inactive == "same":
+            return self.flags
+        if self.inactive == "skip":
+            return None
+        return offline_flags(self.flags)
+
+
+def offline_flags(base: MigrationFlags) -> MigrationFlags:
+    """What moving a shut-off guest takes: --offline --persistent (keeping --undefinesource and --dname)."""
+    return MigrationFlags(offline=True, persistent=True, undefinesource=base.undefinesource, dname=base.dname)
+
+
+# ------------------------------------------------------------- per-host data
+
+
+class _TargetInfo:
+    """What the class key needs of a host as a target, computed once per host."""
+
+    __slots__ = ("profile", "uuid", "hostname_key", "peers_by_name", "peers_by_uuid", "peers", "mem", "mem_text",
+                 "dc", "cpu", "paths")
+
+    def __init__(self, host: HostProbe, cache: FactCache, intern: Callable[[object], int]):
+        from migcheck.facts.procfs import parse_meminfo
+
+        b = host.base
+        caps, caps_err = cache.caps(b.capabilities_xml) if b.capabilities_xml is not None else (None, None)
+        self.uuid = caps.uuid if caps is not None else None
+        caps_profile = caps.model_dump(exclude={"uuid"}) if caps is not None else None
+        host_errors = list({**host.e_host, **host.e_peers, **host.e_files, **host.e_objects}.items())
+        self.profile = intern((
+            "host", b.libvirt_version, b.qemu_version, repr(caps_profile), caps_err,
+            tuple((p, b.files.get(p)) for p in PROFILE_FILES),
+            repr([n.model_dump() for n in b.networks] if b.networks is not None else None),
+            repr(b.nwfilters), repr([s.model_dump() for s in b.secrets] if b.secrets is not None else None),
+            repr([p.model_dump(exclude={"available"}) for p in b.pools] if b.pools is not None else None),
+            tuple(host_errors),
+        ))
+        h = b.hostname
+        self.hostname_key = h if h is None or "localhost" in h.lower() else ""
+        self.peers = b.peers
+        self.peers_by_name: dict[str, list[int]] = {}
+        self.peers_by_uuid: dict[str | None, list[int]] = {}
+        for i, p in enumerate(b.peers):
+            self.peers_by_name.setdefault(p.name, []).append(i)
+            self.peers_by_uuid.setdefault(p.uuid, []).append(i)
+        self.mem_text = b.files.get(MEMINFO)
+        info = parse_meminfo(self.mem_text) if self.mem_text is not None else {}
+        self.mem = (info.get("MemTotal"), info.get("MemAvailable", info.get("MemFree")))
+        self.dc = {k: intern(("dc", a.value, tuple(a.errors.items()))) for k, a in host.domcaps.items()}
+        self.cpu = {k: intern(("cpu", repr(a.value.model_dump()) if a.value is not None else None,
+                               tuple(a.errors.items()))) for k, a in host.cpu.items()}
+        self.paths = {k: intern(("path", repr(a.value.model_dump()) if a.value is not None else None,
+                                 tuple(a.errors.items()))) for k, a in host.paths.items()}
+
+
+class _GuestInfo:
+    """What the class key needs of a guest, computed once per guest."""
+
+    __slots__ = ("needs", "hugepages", "name", "uuid", "tpaths", "cpu_qs", "key")
+
+    def __init__(self, g: GuestProbe, gf: GuestFacts | None, flags: MigrationFlags):
+        doms = [d for d in ((gf.live, gf.inactive) if gf else ()) if d is not None]
+        self.needs = max((d.memory_kib for d in doms), default=None)
+        self.hugepages = any(d.hugepages for d in doms)
+        self.name = flags.dname or (gf.name if gf else g.name)
+        self.uuid = gf.uuid if gf else None
+        self.tpaths = g.target_paths()
+        d = g.dom
+        self.cpu_qs = [((d.arch or "", d.virt_type or "", x)) for x in g.cpu_defs] if d else []
+        self.key = g.key
+
+
+def _peer_key(ti: _TargetInfo, gi: _GuestInfo) -> tuple:
+    idx = ti.peers_by_name.get(gi.name, []) + ti.peers_by_uuid.get(gi.uuid, [])
+    if not idx:
+        return ()
+    return tuple(ti.peers[i].model_dump_json() for i in sorted(set(idx)))
+
+
+FITS = ("fits",)  # the guest fits in MemTotal and MemAvailable: resources.memory finds nothing
+NO_MEMINFO = ("none",)  # resources.memory: "meminfo not available" and why (from the errors, in the key)
+KEY_MEM = 7
+
+
+def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None) -> tuple:
+    """Equal for two targets when the checks cannot tell them apart for this guest, except through
+    facts that make the checks reading them run per member (see COVERED)."""
+    if gi.hugepages:
+        mem: tuple = ("huge",)  # resources.hugepages reads meminfo, mounts, free pages: per member
+    elif ti.mem_text is None:
+        mem = NO_MEMINFO
+    else:
+        total, avail = ti.mem
+        need = gi.needs
+        fits = need is None or ((total is None or need <= total) and (avail is None or need <= avail))
+        mem = FITS if fits else ("short",)  # short: resources.memory per member (its numbers are in the text)
+    return (
+        ti.profile,
+        ti.dc.get(gi.key, -1),
+        tuple(map(ti.cpu.get, gi.cpu_qs)),
+        tuple(map(ti.paths.get, gi.tpaths)),
+        bool(src_uuid) and ti.uuid == src_uuid,
+        ti.hostname_key,
+        _peer_key(ti, gi),
+        mem,
+    )
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+@dataclass
+class EvalStats:
+    vms: int = 0
+    pairs: int = 0
+    classes: int = 0
+    check_runs: int = 0
+    per_member_runs: int = 0
+    exact_redo: int = 0  # guests evaluated again with their status XML parsed
+    uncovered: dict[str, int] = field(default_factory=dict)  # "check facet" -> times
+
+
+class Evaluator:
+    def __init__(self, hosts: dict[str, HostProbe], plan: AuditPlan, checks: list[Check] | None = None,
+                 cache: FactCache | None = None):
+        self.hosts = hosts
+        self.plan = plan
+        self.checks = checks if checks is not None else all_checks()
+        self.cache = cache or FactCache()
+        self._intern: dict[object, int] = {}
+        self._targets: dict[str, _TargetInfo] = {}
+        self._src_caps: dict[str, tuple] = {}
+        self.stats = EvalStats()
+
+    def intern(self, value: object) -> int:
+        i = self._intern.get(value)
+        if i is None:
+            i = self._intern[value] = len(self._intern)
+        return i
+
+    def target_info(self, name: str) -> _TargetInfo:
+        ti = self._targets.get(name)
+        if ti is None:
+            ti = self._targets[name] = _TargetInfo(self.hosts[name], self.cache, self.intern)
+        return ti
+
+    def forget_host(self, name: str) -> None:
+        """Drop what was computed for a host (the synthetic benchmark streams groups through)."""
+        self._targets.pop(name, None)
+        self._src_caps.pop(name, None)
+
+    def host_caps(self, name: str) -> tuple:
+        c = self._src_caps.get(name)
+        if c is None:
+            b = self.hosts[name].base
+            c = self._src_caps[name] = (self.cache.caps(b.capabilities_xml) if b.capabilities_xml is not None
+                                        else (None, None))
+        return c
+
+    def evaluate_host(self, name: str) -> list[VmResult]:
+        host = self.hosts[name]
+        if not host.ok:
+            return []
+        return [r for g in host.guests.values() if (r := self.evaluate_guest(host, g)) is not None]
+
+    def evaluate_guest(self, host: HostProbe, g: GuestProbe) -> VmResult | None:
+        flags = self.plan.guest_flags(g) if g.raw is not None else self.plan.flags
+        if flags is None:
+            return None
+        targets = self.plan.candidates.get(host.name, [])
+        vm = VmResult(host=host.name, name=g.name, uuid=g.raw.uuid if g.raw else None,
+                      state=g.raw.state if g.raw else None, running=g.running, flags=flags.as_args(),
+                      targets=list(targets))
+        self.stats.vms += 1
+        self.stats.pairs += len(targets)
+        if g.error is not None or g.raw is None:
+            vm.error = f"{host.spec}: {g.error or 'not probed'}"
+            vm.classes = [ClassResult(by_check={}, members=list(targets), error=vm.error)]
+            vm.cell_class = [0] * len(targets)
+            return vm
+        src_raw = source_raw(host, g)
+        lazy = g.raw.status_xml is not None
+        gfacts = self.cache.guest(src_raw, lazy=lazy)
+        global _CURRENT_WATCH
+        watch = _CURRENT_WATCH = _Watch()
+        src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
+        if lazy:
+            src = src.model_copy(update={"errors": _WatchedErrors(src.errors, watch),
+                                         "guest": _lazy_guest(src.guest) if src.guest is not None else None})
+        self._evaluate_targets(vm, host, g, gfacts, src, flags)
+        if watch.revealed:  # a check looked at what the unparsed status XML could change: do it exactly
+            self.stats.exact_redo += 1
+            gfacts = self.cache.guest(src_raw)
+            src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
+            vm.classes, vm.cell_class = [], []
+            self._evaluate_targets(vm, host, g, gfacts, src, flags)
+        self.stats.classes += len(vm.classes)
+        return vm
+
+    def _evaluate_targets(self, vm: VmResult, host: HostProbe, g: GuestProbe, gfacts, src: HostFacts,
+                          flags: MigrationFlags) -> None:
+        gi = _GuestInfo(g, gfacts[0], flags)
+        vm.memory_kib = gi.needs
+        src_uuid = src.caps.uuid if src.caps is not None else None
+        classes: dict[object, int] = {}
+        keys: list[tuple] = []
+        for t in vm.targets:
+            th = self.hosts[t]
+            if th.error is not None or th.target_error is not None:
+                key: tuple = ("failed", t)
+            else:
+                key = target_key(self.target_info(t), gi, src_uuid)
+            ci = classes.get(key)
+            if ci is None:
+                ci = classes[key] = len(vm.classes)
+                vm.classes.append(ClassResult(by_check={}, members=[]))
+                keys.append(key)
+            vm.classes[ci].members.append(t)
+            vm.cell_class.append(ci)
+        shared: dict[str, list[Finding]] = {}  # checks that never read the target
+        for cr, key in zip(vm.classes, keys):
+            rep = self.hosts[cr.members[0]]
+            if rep.error is not None or rep.target_error is not None:
+                cr.error = f"{rep.spec}: {rep.error or rep.target_error}"
+                continue
+            self._evaluate_class(cr, key, src, g, flags, shared)
+
+    def _target_facts(self, name: str, g: GuestProbe, spec: str | None) -> HostFacts:
+        raw = target_raw(self.hosts[name], g)
+        if spec is not None:
+            raw = raw.model_copy(update={"spec": spec})
+        ti_caps = self.host_caps(name)
+        return self.cache.assemble(raw, None, ti_caps)
+
+    def _evaluate_class(self, cr: ClassResult, key: tuple, src: HostFacts, g: GuestProbe, flags: MigrationFlags,
+                        shared: dict[str, list[Finding]]) -> None:
+        dst = self._target_facts(cr.members[0], g, MARKER)
+        trace = _Trace()
+        ctx = CheckContext(source=src, target=_HostProxy(dst, trace), flags=flags)
+        for chk in self.checks:
+            if chk.id in shared:
+                cr.by_check[chk.id] = shared[chk.id]
+                continue
+            trace.touched, trace.facets = False, set()
+            self.stats.check_runs += 1
+            found = run_check(chk, ctx)
+            if not trace.touched:
+                shared[chk.id] = found
+                cr.by_check[chk.id] = found
+                continue
+            uncovered = [f for f in trace.facets if chk.id not in COVERED.get(f, ())
+                         or (f == f"file:{MEMINFO}" and key[KEY_MEM] not in (FITS, NO_MEMINFO))]
+            cr.by_check[chk.id] = found
+            if uncovered:
+                for f in uncovered:
+                    k = f"{chk.id} {f}"
+                    self.stats.uncovered[k] = self.stats.uncovered.get(k, 0) + 1
+                for m in cr.members:
+                    mctx = CheckContext(source=src, target=self._target_facts(m, g, None), flags=flags)
+                    self.stats.per_member_runs += 1
+                    cr.per_member.setdefault(m, {})[chk.id] = run_check(chk, mctx)
+
+    def evaluate_all(self, progress: Callable[[str, int, int], None] | None = None) -> list[VmResult]:
+        out: list[VmResult] = []
+        names = [n for n in self.hosts]
+        total = sum(len(self.hosts[n].guests) for n in names if self.hosts[n].ok)
+        done = 0
+        for n in names:
+            out.extend(self.evaluate_host(n))
+            done += len(self.hosts[n].guests) if self.hosts[n].ok else 0
+            if progress:
+                progress("checking guests", done, total)
+        return out
+
+
+def evaluate_every_pair(hosts: dict[str, HostProbe], plan: AuditPlan) -> dict[tuple[str, str, str], Report]:
+    """The reference: for every guest and every candidate target, engine.evaluate on the pair's RawHosts."""
+    from migcheck.engine import evaluate
+
+    out: dict[tuple[str, str, str], Report] = {}
+    n_checks = len(all_checks())
+    for name, host in hosts.items():
+        if not host.ok:
+            continue
+        for g in host.guests.values():
+            flags = plan.guest_flags(g) if g.raw is not None else plan.flags
+            if flags is None:
+                continue
+            for t in plan.candidates.get(name, []):
+                th = hosts[t]
+                if g.error is not None or g.raw is None:
+                    err = f"{host.spec}: {g.error or 'not probed'}"
+                    out[(name, g.name, t)] = _unknown(host, th, g.name, flags, err)
+                elif th.error is not None or th.target_error is not None:
+                    err = f"{th.spec}: {th.error or th.target_error}"
+                    out[(name, g.name, t)] = _unknown(host, th, g.name, flags, err)
+                else:
+                    out[(name, g.name, t)] = evaluate(source_raw(host, g), target_raw(th, g), g.name, flags)
+                    assert out[(name, g.name, t)].checks_run == n_checks
+    return out
+
+
+def _unknown(src: HostProbe, dst: HostProbe, vm: str, flags: MigrationFlags, error: str) -> Report:
+    from migcheck.engine import unknown_report
+
+    return unknown_report(src.spec, dst.spec, vm, flags, error)
+
+
+def grouped_reports(results: Iterable[VmResult], hosts: dict[str, HostProbe],
+                    checks_run: int | None = None) -> dict[tuple[str, str, str], Report]:
+    n = checks_run if checks_run is not None else len(all_checks())
+    return {(vm.host, vm.name, t): pair_report(vm, t, hosts, n) for vm in results for t in vm.targets}

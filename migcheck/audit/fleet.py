@@ -1,0 +1,169 @@
+"""What the fleet audit knows about each host, and the per-pair views of it.
+
+A host is probed once (:mod:`migcheck.audit.probe`): its host facts, every guest on it, and
+the answers it gave to guest-specific questions (domain capabilities per domcaps key, CPU
+comparisons per CPU definition, stats per path). :func:`source_raw` and :func:`target_raw`
+cut from that exactly the :class:`RawHost` that ``migcheck SRC DST VM`` (probe_pair) would
+have gathered for one pair: the same facts, the same answers, the same errors in the same
+order. The audit's own evaluation never needs these per pair (it assembles facts from
+caches, see :mod:`migcheck.audit.evaluate`); the every-pair reference and the tests do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migcheck.facts.models import Domain
+from migcheck.probe.raw import CpuCompareAnswer, PathStat, RawDomain, RawHost, cpu_key, domcaps_key
+
+INACTIVE_STATES = (0, 5, 6)  # no state, shut off, crashed: no QEMU process
+
+
+@dataclass
+class Answer:
+    """One question's answer as a fresh RawHost would hold it: the value (or None) and the errors it set."""
+
+    value: object = None  # domcaps XML text | CpuCompareAnswer | PathStat
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class GuestProbe:
+    name: str
+    raw: RawDomain | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # what gather_guest recorded, in its order
+    error: str | None = None  # the guest could not be probed (vanished, changed, unreadable XML)
+    dom: Domain | None = None  # its live XML, parsed: what the questions are asked about
+    cpu_defs: list[str] = field(default_factory=list)  # CPU definitions a target must judge
+    _tpaths: list[str] | None = field(default=None, repr=False, compare=False)
+    _spaths: list[str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        d = self.dom
+        return domcaps_key(d.emulator, d.arch, d.machine, d.virt_type) if d else ""
+
+    @property
+    def running(self) -> bool:
+        return self.raw is not None and self.raw.state is not None and self.raw.state not in INACTIVE_STATES
+
+    def target_paths(self) -> list[str]:
+        """The paths probe_pair stats on a target for this guest (computed once)."""
+        if self._tpaths is None:
+            from migcheck.probe.gather import target_paths_of
+
+            self._tpaths = target_paths_of(self.dom) if self.dom else []
+        return self._tpaths
+
+    def source_paths(self) -> list[str]:
+        if self._spaths is None:
+            from migcheck.probe.gather import source_paths_of
+
+            self._spaths = source_paths_of(self.dom) if self.dom else []
+        return self._spaths
+
+
+@dataclass
+class HostProbe:
+    """One host, probed once: as a source (its guests) and as a target (its answers)."""
+
+    name: str  # inventory name
+    spec: str  # the host argument, secrets removed
+    uri: str  # redacted
+    base: RawHost | None = None  # host-level facts only (no guest, no answers, no errors)
+    e_host: dict[str, str] = field(default_factory=dict)  # errors of gather_host
+    e_peers: dict[str, str] = field(default_factory=dict)  # of gather_peers
+    e_files: dict[str, str] = field(default_factory=dict)  # of gather_host_files
+    e_objects: dict[str, str] = field(default_factory=dict)  # of gather_target_objects
+    guests: dict[str, GuestProbe] = field(default_factory=dict)
+    domcaps: dict[str, Answer] = field(default_factory=dict)  # by domcaps key
+    cpu: dict[tuple[str, str, str], Answer] = field(default_factory=dict)  # by (arch, virt type, CPU XML)
+    paths: dict[str, Answer] = field(default_factory=dict)  # by path
+    error: str | None = None  # could not be probed at all: no guests, and unknown as a target
+    target_error: str | None = None  # could not answer the questions of its group's guests
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.base is not None
+
+
+def _merged(*parts: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in parts:
+        out.update(p)
+    return out
+
+
+def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
+    """The source's RawHost for one guest, as probe_pair's source side gathers it:
+    gather_host, gather_guest, gather_domcaps, gather_host_files, gather_paths(source paths)."""
+    b = host.base
+    key = guest.key
+    dc = host.domcaps.get(key)
+    paths, path_errors = _paths(host, guest.source_paths())
+    return _raw(
+        spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
+        qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
+        domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
+        domain=guest.raw, files=b.files, paths=paths,
+        errors=_merged(host.e_host, guest.errors, dc.errors if dc else {}, host.e_files, path_errors),
+    )
+
+
+def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
+    """The target's RawHost for one guest, as probe_pair's target side gathers it:
+    gather_host, gather_peers, gather_host_files, gather_target_objects, gather_domcaps,
+    gather_paths(target paths), compare_cpu per CPU definition."""
+    b = host.base
+    key = guest.key
+    dc = host.domcaps.get(key)
+    paths, path_errors = _paths(host, guest.target_paths())
+    cpu: dict[str, CpuCompareAnswer] = {}
+    cpu_errors: dict[str, str] = {}
+    d = guest.dom
+    for xml in guest.cpu_defs:
+        a = host.cpu.get((d.arch or "", d.virt_type or "", xml))
+        if a is None:
+            continue
+        if a.value is not None:
+            cpu[cpu_key(xml)] = a.value
+        cpu_errors.update(a.errors)
+    return _raw(
+        spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
+        qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
+        domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
+        cpu_compare=cpu, peers=b.peers, paths=paths, files=b.files, networks=b.networks,
+        nwfilters=b.nwfilters, secrets=b.secrets, pools=b.pools, free_memory=b.free_memory,
+        errors=_merged(host.e_host, host.e_peers, host.e_files, host.e_objects, dc.errors if dc else {},
+                       path_errors, cpu_errors),
+    )
+
+
+def _paths(host: HostProbe, wanted: list[str]) -> tuple[dict[str, PathStat], dict[str, str]]:
+    paths: dict[str, PathStat] = {}
+    errors: dict[str, str] = {}
+    for p in wanted:
+        a = host.paths.get(p)
+        if a is None:
+            continue
+        if a.value is not None:
+            paths[p] = a.value
+        errors.update(a.errors)
+    return paths, errors
+
+
+_TEMPLATE: RawHost | None = None
+
+
+def _raw(**fields) -> RawHost:
+    """A RawHost with these fields and every other at its default, without re-validating what the
+    probe already validated (a copy of an empty RawHost: much cheaper than model_construct)."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        _TEMPLATE = RawHost(spec="", uri="")
+    raw = _TEMPLATE.model_copy(update=fields)
+    for name, value in _TEMPLATE.__dict__.items():  # no default dict or list shared between copies
+        if name not in fields and isinstance(value, (dict, list)):
+            raw.__dict__[name] = type(value)()
+    return raw

@@ -1,0 +1,315 @@
+"""Probe a whole fleet: every host once, in parallel, with bounded concurrency and deadlines.
+
+Phase 1, per host: host facts, the domain list, every guest (gather_guest), the domain
+capabilities its own guests need and the stats of their source paths. Phase 2, per host as a
+target, on the connections still open from phase 1: the distinct questions of every guest that
+may move to it (domain capabilities per domcaps key, compareHypervisorCPU per CPU definition,
+stat per path). Both phases reuse migcheck.probe.gather's functions, each question asked into a
+fresh RawHost so that its answer and its errors can be cut out per pair
+(:func:`migcheck.audit.fleet.target_raw`).
+
+A host that fails (unreachable, timeout) is recorded with one line naming the cause; the
+audit goes on without it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, source_raw
+from migcheck.audit.inventory import Inventory
+from migcheck.connectors.hostspec import HostTarget, parse_host, redact
+from migcheck.connectors.libvirt_conn import one_line
+from migcheck.facts.domain_xml import parse_domain_xml
+from migcheck.probe import gather
+from migcheck.probe.gather import HostSession, ProbeError, ProbeOptions
+from migcheck.probe.raw import RawHost
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+# ----------------------------------------------------------------- the scheduler
+
+
+@dataclass
+class _Task:
+    name: str
+    fn: Callable[["_Task"], object]
+    stage: str = "waiting"
+    result: object = None
+    error: str | None = None
+    started: float = 0.0
+    finished: bool = False
+
+
+def run_bounded(tasks: list[_Task], jobs: int, timeout: float, progress: Progress | None = None,
+                phase: str = "") -> None:
+    """Run tasks in daemon threads, at most ``jobs`` at a time, each within ``timeout`` seconds.
+
+    A task that overruns is marked failed and its slot given to the next one; its thread is left
+    to finish on its own (a libvirt or ssh call cannot be interrupted) and whatever it produces
+    later is ignored.
+    """
+    jobs = max(1, jobs)
+    pending = list(tasks)
+    running: list[_Task] = []
+    done = 0
+    cond = threading.Condition()
+    finished_q: list[_Task] = []
+
+    def body(t: _Task) -> None:
+        try:
+            res = t.fn(t)
+            err = None
+        except ProbeError as exc:
+            res, err = None, exc.message
+        except BaseException as exc:  # noqa: BLE001 - one line naming the host, never a traceback
+            res, err = None, f"probe failed: {type(exc).__name__}: {one_line(str(exc))}"
+        with cond:
+            if not t.finished:  # not already given up on
+                t.result, t.error, t.finished = res, err, True
+                finished_q.append(t)
+            cond.notify_all()
+
+    while pending or running:
+        while pending and len(running) < jobs:
+            t = pending.pop(0)
+            t.started = time.monotonic()
+            t.stage = "starting"
+            running.append(t)
+            threading.Thread(target=body, args=(t,), daemon=True, name=f"audit-{t.name}").start()
+        with cond:
+            now = time.monotonic()
+            next_deadline = min(t.started + timeout for t in running)
+            if not finished_q:
+                cond.wait(max(0.0, min(next_deadline - now, 0.5)))
+            now = time.monotonic()
+            for t in list(running):
+                if t.finished:
+                    running.remove(t)
+                    done += 1
+                elif now >= t.started + timeout:
+                    t.finished = True
+                    t.error = (f"no complete answer within {timeout:g}s, still {t.stage} "
+                               "(use --timeout to allow more)")
+                    running.remove(t)
+                    done += 1
+            finished_q.clear()
+        if progress:
+            progress(phase, done, len(tasks))
+
+
+# ------------------------------------------------------------------- one host
+
+
+def _stage_raw(target: HostTarget) -> RawHost:
+    return RawHost(spec=target.spec, uri=redact(target.uri))
+
+
+def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None = None) -> HostProbe:
+    """Host facts, all guests, and the answers the host's own guests need from it as their source."""
+    def stage(what: str) -> None:
+        if task is not None:
+            task.stage = what
+
+    target = session.target
+    stage("opening the libvirt and SSH connections")
+    session.open()
+    base = _stage_raw(target)
+    stage("gathering host facts")
+    gather.gather_host(session, base)
+    host.e_host, base.errors = dict(base.errors), {}
+    gather.gather_peers(session, base)
+    host.e_peers, base.errors = dict(base.errors), {}
+    if "peers" in host.e_peers:
+        raise ProbeError(target.spec, f"cannot list its domains: {host.e_peers['peers']}")
+    gather.gather_host_files(session, base)
+    host.e_files, base.errors = dict(base.errors), {}
+    gather.gather_target_objects(session, base)
+    host.e_objects, base.errors = dict(base.errors), {}
+    host.base = base
+    names = list(dict.fromkeys(p.name for p in base.peers))
+    for n, name in enumerate(names, 1):
+        stage(f"gathering guest {n}/{len(names)} ({name!r})")
+        host.guests[name] = probe_guest(session, target, name)
+    stage("domain capabilities for its guests")
+    for g in host.guests.values():
+        if g.dom is not None and g.key not in host.domcaps:
+            host.domcaps[g.key] = ask_domcaps(session, target, g)
+    stage("its guests' paths")
+    for p in dict.fromkeys(p for g in host.guests.values() for p in g.source_paths()):
+        host.paths[p] = ask_path(session, target, p)
+    for g in host.guests.values():
+        if g.dom is not None:
+            g.cpu_defs = gather.cpu_definitions_to_compare(source_raw(host, g), g.dom)
+    return host
+
+
+def probe_guest(session: HostSession, target: HostTarget, name: str) -> GuestProbe:
+    g = GuestProbe(name=name)
+    raw = _stage_raw(target)
+    try:
+        gather.gather_guest(session, raw, name)
+        g.raw, g.errors = raw.domain, dict(raw.errors)
+        g.dom = parse_domain_xml(raw.domain.live_xml)
+    except ProbeError as exc:
+        g.error = exc.message
+    except Exception as exc:  # noqa: BLE001 - as probe_pair reports it
+        g.error = f"probe failed: {type(exc).__name__}: {one_line(str(exc))}"
+    return g
+
+
+def ask_domcaps(session: HostSession, target: HostTarget, g: GuestProbe) -> Answer:
+    raw = _stage_raw(target)
+    gather.gather_domcaps(session, raw, g.dom)
+    return Answer(value=raw.domcaps_xml.get(g.key), errors=dict(raw.errors))
+
+
+def ask_cpu(session: HostSession, target: HostTarget, g: GuestProbe, xml: str) -> Answer:
+    from migcheck.probe.raw import cpu_key
+
+    raw = _stage_raw(target)
+    gather.compare_cpu(session, raw, g.dom, xml)
+    return Answer(value=raw.cpu_compare.get(cpu_key(xml)), errors=dict(raw.errors))
+
+
+def ask_path(session: HostSession, target: HostTarget, path: str) -> Answer:
+    raw = _stage_raw(target)
+    gather.gather_paths(session, raw, [path])
+    return Answer(value=raw.paths.get(path), errors=dict(raw.errors))
+
+
+@dataclass
+class Questions:
+    domcaps: dict[str, GuestProbe]  # key -> a guest with that key
+    cpu: dict[tuple[str, str, str], GuestProbe]  # (arch, virt type, xml) -> a guest asking it
+    paths: list[str]
+
+
+def questions_for(guests: Iterable[GuestProbe]) -> Questions:
+    """The distinct questions a target must answer for these guests."""
+    q = Questions({}, {}, [])
+    paths: dict[str, None] = {}
+    for g in guests:
+        if g.dom is None or g.error:
+            continue
+        q.domcaps.setdefault(g.key, g)
+        for xml in g.cpu_defs:
+            q.cpu.setdefault((g.dom.arch or "", g.dom.virt_type or "", xml), g)
+        paths.update(dict.fromkeys(g.target_paths()))
+    q.paths = list(paths)
+    return q
+
+
+def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: _Task | None = None) -> dict:
+    """Phase 2: the host's answers to the questions not answered yet. Returned, not stored, so a
+    late answer after a timeout cannot change what the audit already evaluated."""
+    target = session.target
+    out: dict = {"domcaps": {}, "cpu": {}, "paths": {}}
+    todo_dc = [(k, g) for k, g in q.domcaps.items() if k not in host.domcaps]
+    todo_cpu = [(k, g) for k, g in q.cpu.items() if k not in host.cpu]
+    todo_paths = [p for p in q.paths if p not in host.paths]
+    for n, (k, g) in enumerate(todo_dc, 1):
+        if task:
+            task.stage = f"answering domain capabilities {n}/{len(todo_dc)}"
+        out["domcaps"][k] = ask_domcaps(session, target, g)
+    for n, (k, g) in enumerate(todo_cpu, 1):
+        if task:
+            task.stage = f"comparing CPU definition {n}/{len(todo_cpu)}"
+        out["cpu"][k] = ask_cpu(session, target, g, k[2])
+    if task:
+        task.stage = f"checking {len(todo_paths)} path(s)"
+    for p in todo_paths:
+        out["paths"][p] = ask_path(session, target, p)
+    return out
+
+
+# ------------------------------------------------------------------ the fleet
+
+
+def _scrub(host: HostProbe, target: HostTarget) -> None:
+    s = target.scrub
+    for d in (host.e_host, host.e_peers, host.e_files, host.e_objects):
+        for k in d:
+            d[k] = s(d[k])
+    for g in host.guests.values():
+        g.errors = {k: s(v) for k, v in g.errors.items()}
+        g.error = s(g.error) if g.error else g.error
+    for answers in (host.domcaps, host.cpu, host.paths):
+        for a in answers.values():
+            a.errors = {k: s(v) for k, v in a.errors.items()}
+    host.error = s(host.error) if host.error else None
+    host.target_error = s(host.target_error) if host.target_error else None
+
+
+def _close_later(session: HostSession | None, only_readonly: bool = False) -> None:
+    """Close in a daemon thread: a hung host must not hang the audit."""
+    if session is None:
+        return
+
+    def close() -> None:
+        try:
+            if only_readonly:
+                conn, session.conn = session.conn, None
+                if conn is not None:
+                    conn.close()
+            else:
+                session.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+
+    threading.Thread(target=close, daemon=True).start()
+
+
+def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress: Progress | None = None,
+                audited: Callable[[GuestProbe], bool] = lambda g: True) -> dict[str, HostProbe]:
+    """Every host of the inventory, probed once; guest-specific questions answered by each target."""
+    targets = {name: parse_host(h.spec) for name, h in inv.hosts.items()}
+    hosts = {name: HostProbe(name=name, spec=t.spec, uri=redact(t.uri)) for name, t in targets.items()}
+    sessions: dict[str, HostSession] = {}
+
+    def phase1(task: _Task) -> HostProbe:
+        name = task.name
+        private = HostProbe(name=name, spec=hosts[name].spec, uri=hosts[name].uri)
+        s = HostSession(targets[name], options)
+        sessions[name] = s
+        t0 = time.monotonic()
+        probe_host_phase1(s, private, task)
+        private.seconds = time.monotonic() - t0
+        return private
+
+    tasks = [_Task(name, phase1) for name in hosts]
+    run_bounded(tasks, jobs, options.timeout, progress, "probing hosts")
+    for t in tasks:
+        if t.error is None and isinstance(t.result, HostProbe):
+            hosts[t.name] = t.result
+            _close_later(sessions.get(t.name), only_readonly=True)  # phase 2 needs only the rw conn and SFTP
+        else:
+            hosts[t.name].error = t.error or "probe failed"
+            _close_later(sessions.pop(t.name, None))
+
+    def phase2(task: _Task) -> dict:
+        name = task.name
+        host = hosts[name]
+        sources = [hosts[s] for s in inv.hosts if name in inv.candidates(s) and hosts[s].ok]
+        q = questions_for(g for src in sources for g in src.guests.values() if audited(g))
+        return answer_as_target(sessions[name], host, q, task)
+
+    tasks2 = [_Task(name, phase2) for name, h in hosts.items() if h.ok]
+    run_bounded(tasks2, jobs, options.timeout, progress, "asking targets")
+    for t in tasks2:
+        host = hosts[t.name]
+        if t.error is None and isinstance(t.result, dict):
+            host.domcaps.update(t.result["domcaps"])
+            host.cpu.update(t.result["cpu"])
+            host.paths.update(t.result["paths"])
+        else:
+            host.target_error = t.error or "probe failed"
+    for name in list(sessions):
+        _close_later(sessions.pop(name))
+    for name, host in hosts.items():
+        _scrub(host, targets[name])
+    return hosts

@@ -1,0 +1,145 @@
+"""The grouped evaluation gives exactly what evaluating every pair gives (migcheck SRC DST VM)."""
+
+from __future__ import annotations
+
+import pytest
+
+from migcheck.audit import evaluate as E
+from migcheck.audit.fleet import source_raw, target_raw
+from migcheck.checks.registry import REGISTRY, Check, Hit, check
+from migcheck.facts.host import build_host_facts
+from migcheck.flags import parse_flags
+from migcheck.report.model import Severity
+from tests.unit.fleetgen import DEFAULT_PROFILES, UUID_PLACEHOLDER, small_fleet
+
+
+def _compare(fleet, flags: list[str], inactive: str = "offline") -> E.Evaluator:
+    plan = E.AuditPlan(candidates=fleet.candidates(), flags=parse_flags(flags), inactive=inactive)
+    ev = E.Evaluator(fleet.hosts, plan)
+    grouped = E.grouped_reports(ev.evaluate_all(), fleet.hosts)
+    every = E.evaluate_every_pair(fleet.hosts, plan)
+    assert set(grouped) == set(every)
+    assert len(every) > 100
+    for key, report in every.items():
+        assert grouped[key] == report, key
+    # the grouping does group: fewer classes than pairs
+    assert ev.stats.classes < ev.stats.pairs
+    return ev
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("flags", [[], ["--live"], ["--live", "--persistent", "--copy-storage-all"],
+                                   ["--live", "--dname", "g0-h00-vm000"], ["--live", "--tls", "--p2p"]])
+def test_grouped_equals_every_pair(seed: int, flags: list[str]) -> None:
+    _compare(small_fleet(seed=seed), flags)
+
+
+@pytest.mark.parametrize("inactive", ["skip", "same"])
+def test_inactive_policies(inactive: str) -> None:
+    _compare(small_fleet(seed=4), ["--live"], inactive)
+
+
+def test_the_fleet_has_what_the_grouping_must_get_right() -> None:
+    """Make sure the generated fleet really exercises the identity facts (else the equality proves little)."""
+    fleet = small_fleet(seed=1)
+    plan = E.AuditPlan(candidates=fleet.candidates(), flags=parse_flags(["--live"]))
+    rules = {(f.rule, f.severity.value) for r in E.evaluate_every_pair(fleet.hosts, plan).values() for f in r.findings}
+    for expected in [("platform.same-host", "block"), ("platform.target-hostname-localhost", "block"),
+                     ("platform.name-collision", "block"), ("resources.memory", "risk"),
+                     ("resources.memory", "block"), ("probe.failed", "unknown"), ("network.bridge-missing", "block"),
+                     ("paths.chardev-directory", "block"), ("cpu.guest-cpu-not-on-target", "block"),
+                     ("resources.hugepages", "block"), ("paths.graphics-listen", "block")]:
+        assert expected in rules, expected
+
+
+def _with_check(cid: str, fn) -> None:
+    check(cid, Severity.BLOCK, "test-only")(fn)
+
+
+def test_a_new_check_reading_an_uncovered_identity_fact_runs_per_member() -> None:
+    """A check the grouping knows nothing about (it reads the free memory) still gets per-pair answers."""
+    def reads_free_memory(ctx):
+        free = ctx.target.raw.free_memory
+        if free is not None and free < 100 * 1024 ** 3:
+            return [Hit(message=f"{ctx.target.spec} has {free} bytes free")]
+        return []
+
+    _with_check("zz.test-free-memory", reads_free_memory)
+    try:
+        ev = _compare(small_fleet(seed=5), ["--live"])
+        assert ev.stats.per_member_runs > 0
+        assert any(k.startswith("zz.test-free-memory") for k in ev.stats.uncovered)
+    finally:
+        del REGISTRY["zz.test-free-memory"]
+
+
+def test_a_check_reading_the_status_xml_gets_it_parsed() -> None:
+    """The status XML is left unparsed until a check looks at it; then the guest is redone exactly."""
+    def reads_status(ctx):
+        st = ctx.guest.status
+        return [] if st is None else [Hit(message=f"status names {st.name}", severity=Severity.INFO)]
+
+    _with_check("zz.test-status", reads_status)
+    try:
+        ev = _compare(small_fleet(seed=6), ["--live"])
+        assert ev.stats.exact_redo > 0
+    finally:
+        del REGISTRY["zz.test-status"]
+
+
+def test_a_check_reading_the_source_errors_whole_gets_the_status_parsed() -> None:
+    def lists_errors(ctx):
+        return [Hit(message=f"{len(ctx.source.errors)} errors", severity=Severity.INFO)]
+
+    _with_check("zz.test-errors", lists_errors)
+    try:
+        ev = _compare(small_fleet(seed=7), [])
+        assert ev.stats.exact_redo > 0
+    finally:
+        del REGISTRY["zz.test-errors"]
+
+
+def test_assembled_facts_equal_build_host_facts() -> None:
+    """The cached fact assembly is build_host_facts, for sources and targets, malformed answers included."""
+    fleet = small_fleet(seed=8)
+    cache = E.FactCache()
+    n = 0
+    for host in fleet.hosts.values():
+        if not host.ok:
+            continue
+        for g in host.guests.values():
+            if g.raw is None or g.error:
+                continue
+            sr = source_raw(host, g)
+            assert cache.assemble(sr) == build_host_facts(sr)
+            for t in fleet.candidates()[host.name]:
+                th = fleet.hosts[t]
+                if th.ok:
+                    tr = target_raw(th, g)
+                    assert cache.assemble(tr) == build_host_facts(tr)
+                    n += 1
+    assert n > 100
+    bad = source_raw(*_first(fleet))
+    for text in ("<capabilities><host><uuid>12345678-1234-1234-1234-123456789abc</uuid></host>",  # truncated
+                 "<domain/>", "not xml"):
+        raw = bad.model_copy(update={"capabilities_xml": text, "domcaps_xml": {"k|x||kvm": text}})
+        assert cache.assemble(raw) == build_host_facts(raw)
+        assert "capabilities" in cache.assemble(raw).errors
+
+
+def _first(fleet):
+    for host in fleet.hosts.values():
+        if host.ok:
+            for g in host.guests.values():
+                if g.raw is not None and not g.error:
+                    return host, g
+
+
+def test_host_capabilities_differing_only_in_uuid_are_parsed_once() -> None:
+    cache = E.FactCache()
+    p = DEFAULT_PROFILES[0]
+    a = cache.caps(p.caps_xml.replace(UUID_PLACEHOLDER, "11111111-2222-3333-4444-555555555555"))[0]
+    b = cache.caps(p.caps_xml.replace(UUID_PLACEHOLDER, "66666666-7777-8888-9999-000000000000"))[0]
+    assert cache.parses == 1
+    assert (a.uuid, b.uuid) == ("11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000")
+    assert a.model_copy(update={"uuid": None}) == b.model_copy(update={"uuid": None})
