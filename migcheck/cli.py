@@ -246,11 +246,17 @@ def probe(
 
 
 @app.command()
-def rules(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
+def rules(
+    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+    markdown: bool = typer.Option(False, "--markdown", help="the README's check table"),
+) -> None:
     """List every check: ID, severity, and what it finds."""
-    from migcheck.checks.registry import all_checks
+    from migcheck.checks.registry import all_checks, markdown_table
 
     checks = all_checks()
+    if markdown:
+        typer.echo(markdown_table(checks), nl=False)
+        return
     if fmt == Format.json:
         import json
 

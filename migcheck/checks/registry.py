@@ -144,6 +144,15 @@ def run_check(chk: Check, ctx: CheckContext) -> list[Finding]:
     return findings
 
 
+def markdown_table(checks: list[Check]) -> str:
+    """The check table of the README (a unit test keeps the two equal)."""
+    rows = ["| check | severity | proven by a real migration | finds |", "|---|---|---|---|"]
+    for c in checks:
+        title = c.title.replace("|", "\\|").replace("<", "&lt;")
+        rows.append(f"| `{c.id}` | {c.severity.value} | {'yes' if c.proven_by_lab else '-'} | {title} |")
+    return "\n".join(rows) + "\n"
+
+
 def run_checks(ctx: CheckContext, only: Iterable[str] | None = None) -> tuple[list[Finding], int]:
     selected = [c for c in all_checks() if only is None or c.id in set(only)]
     findings: list[Finding] = []
