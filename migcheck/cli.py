@@ -25,7 +25,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-SUBCOMMANDS = {"check", "migrate", "probe", "rules", "explain", "version"}
+SUBCOMMANDS = {"check", "migrate", "probe", "audit", "rules", "explain", "version"}
 
 
 class Format(str, Enum):
@@ -243,6 +243,49 @@ def probe(
     if raw.errors:
         for fact, why in sorted(raw.errors.items()):
             typer.echo(f"migcheck: {target.spec}: could not gather {fact}: {why}", err=True)
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def audit(
+    ctx: typer.Context,
+    inventory: str = typer.Argument(..., help="inventory: migcheck YAML (groups:), or an Ansible inventory (INI or YAML)"),
+    group: Optional[list[str]] = typer.Option(None, "--group", "-g", help="migration group(s) to use, each with the "
+                                              "hosts of its children (default: every group that lists hosts)"),
+    jobs: int = typer.Option(16, "--jobs", "-j", help="hosts probed at the same time"),
+    timeout: float = typer.Option(120.0, "--timeout", help="seconds allowed for each host, in each probe phase"),
+    no_ssh: bool = _NO_SSH,
+    ssh_config: Optional[str] = _SSH_CONFIG,
+    inactive: str = typer.Option("offline", "--inactive", help="shut-off guests: offline (check --offline "
+                                 "--persistent), skip, or same (the given flags)"),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (text) or json, on stdout"),
+    matrix: bool = typer.Option(False, "--matrix", help="list every pair in the text report, not only problems"),
+    json_file: Optional[str] = typer.Option(None, "--json", help="also write the JSON report to this file"),
+    html_file: Optional[str] = typer.Option(None, "--html", help="also write a self-contained HTML report"),
+    prometheus: Optional[str] = typer.Option(None, "--prometheus", help="write node_exporter textfile metrics (atomically)"),
+    db: Optional[str] = typer.Option(None, "--db", help="history database (default ~/.local/state/migcheck/audit.sqlite)"),
+    no_db: bool = typer.Option(False, "--no-db", help="keep no history (and show no changes)"),
+    keep_runs: int = typer.Option(60, "--keep-runs", help="runs of this inventory kept in the history"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: when "
+                                            "stderr is a terminal)"),
+) -> None:
+    """Audit a fleet: every guest against every other host of its groups. Extra arguments are virsh migrate flags.
+
+    Exit codes: 0 every guest can move somewhere and every host was probed; 1 some guest is stuck (no target);
+    3 some host could not be probed (or a guest not checked); 4 some guest can only move with a risk; 2 usage.
+    """
+    from migcheck.audit.cli import AuditOptions, UsageError, run_audit
+    from migcheck.audit.history import default_db_path
+
+    opts = AuditOptions(inventory=inventory, flags=list(ctx.args), groups=group or None, jobs=jobs, timeout=timeout,
+                        use_ssh=not no_ssh, ssh_config=ssh_config, inactive=inactive,
+                        fmt="json" if fmt == Format.json else "text", matrix=matrix, json_file=json_file,
+                        html_file=html_file, prometheus_file=prometheus,
+                        db=None if no_db else (db or str(default_db_path())), keep_runs=keep_runs, progress=progress)
+    try:
+        code = run_audit(opts, sys.stdout, sys.stderr)
+    except UsageError as exc:
+        raise _fail(str(exc), ExitCode.USAGE)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -281,6 +281,55 @@ def block_job(ctx: CheckContext):
                 fix="wait for the block job to finish (virsh blockjob GUEST DISK --info) or abort it")]
 
 
+# libvirt.VIR_DOMAIN_JOB_OPERATION_*: jobs that stream the guest's memory with QEMU's migration
+_STREAM_OPERATIONS = {5: "an outgoing migration", 6: "a snapshot with memory", 8: "a dump"}
+VIR_DOMAIN_JOB_COMPLETED = 3
+
+
+@check("state.postmigrate-paused", Severity.BLOCK,
+       "a paused guest whose QEMU a dump left in 'postmigrate': QEMU refuses to migrate it", proven_by_lab=True)
+def postmigrate_paused(ctx: CheckContext):
+    """`virsh dump` (not --memory-only; also --live) streams memory with QEMU's migration code. A guest
+    that was paused stays paused, its QEMU in runstate 'postmigrate', which refuses every later
+    migration: "internal error: unable to execute QEMU command 'migrate': Can't migrate the vm that
+    was paused due to previous migration" (lab: libvirt 9.0, QEMU 7.2). `virsh resume` + `virsh
+    suspend` brings QEMU back to 'paused' and the guest migrates.
+
+    Only QEMU knows its runstate: with --qmp migcheck asks it (query-status), 'postmigrate' blocks.
+    Without --qmp, libvirt's statistics of the last finished job (kept until the next job or until
+    someone reads them without KEEP_COMPLETED; resume/suspend do not clear them) say a dump happened,
+    not whether the guest was resumed since: a risk. A --memory-only dump leaves neither.
+    """
+    g = ctx.guest
+    if ctx.flags.offline or g.state != VIR_DOMAIN_PAUSED:
+        raise NotApplicable
+    fix = (f"resume and pause the guest once (virsh resume {g.name}; virsh suspend {g.name}): QEMU leaves "
+           "'postmigrate'; then migrate")
+    if g.qmp_status is not None:
+        if g.qmp_status != "postmigrate":
+            return []
+        return [Hit(message="QEMU is in runstate 'postmigrate' (paused after a dump or a migration stream) and "
+                            "refuses with \"Can't migrate the vm that was paused due to previous migration\"",
+                    evidence=[f"QMP query-status of {g.name}: postmigrate"], fix=fix)]
+    job = g.completed_job
+    if job is None:
+        if "completed_job" in ctx.source.errors:
+            raise FactMissing(f"completed job statistics of {ctx.source.spec}: {ctx.source.errors['completed_job']}")
+        raise NotApplicable  # a probe saved before this fact was gathered
+    op = job.get("operation")
+    if job.get("type") != VIR_DOMAIN_JOB_COMPLETED or op not in _STREAM_OPERATIONS or "memory_iteration" not in job:
+        return []
+    what = _STREAM_OPERATIONS[op]
+    return [Hit(message=f"the guest is paused and the last job that finished on it was {what}: unless it was "
+                        "resumed since, QEMU is in 'postmigrate' and refuses with \"Can't migrate the vm that was "
+                        "paused due to previous migration\"",
+                evidence=[f"virsh domjobinfo --completed --keep-completed {g.name}: Completed, operation {op} ({what})",
+                          f"{ctx.source.spec}: {g.name} paused"],
+                fix=fix + f"; migcheck --qmp asks QEMU for its runstate, and virsh domjobinfo --completed {g.name} "
+                          "(without --keep-completed) discards the old statistics",
+                severity=Severity.RISK)]
+
+
 QEMU_CONF = "/etc/libvirt/qemu.conf"
 
 

@@ -37,6 +37,8 @@ class GuestFacts(BaseModel):
     started_libvirt: Version | None = None  # from the QEMU log header
     started_qemu: Version | None = None
     job_type: int | None = None
+    completed_job: dict[str, int | float | str] | None = None  # the last finished job (paused guests)
+    qmp_status: str | None = None  # QEMU's runstate, only with --qmp (paused guests)
     block_jobs: list[str] = Field(default_factory=list)
     snapshot_count: int | None = None
     qmp_blocked_reasons: list[str] | None = None
@@ -97,6 +99,8 @@ def build_host_facts(raw: RawHost) -> HostFacts:
             persistent=rd.persistent,
             exe_link=rd.exe_link,
             job_type=rd.job_type,
+            completed_job=rd.completed_job,
+            qmp_status=rd.qmp_status,
             block_jobs=rd.block_jobs,
             snapshot_count=rd.snapshot_count,
             qmp_blocked_reasons=rd.qmp_blocked_reasons,

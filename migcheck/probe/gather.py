@@ -274,6 +274,10 @@ def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
     if rd.state in (1, 2, 3, 4, 7):
         info = _fact(raw, "job", dom.jobInfo)
         rd.job_type = info[0] if info else None
+    if rd.state == 3:  # paused: did a dump leave QEMU in 'postmigrate'? (state.postmigrate-paused)
+        # KEEP_COMPLETED: without it, reading the statistics discards them
+        rd.completed_job = _fact(raw, "completed_job", lambda: dict(dom.jobStats(
+            libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED | libvirt.VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED)))
     rd.snapshot_count = _fact(raw, "snapshots", lambda: dom.snapshotNum(0))
     if rd.state in (1, 2, 3, 4, 7) and rd.live_xml:
         rd.block_jobs = _fact(raw, "block_jobs", lambda: _block_jobs(dom, rd.live_xml)) or []
@@ -284,6 +288,8 @@ def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
         _gather_running_qemu(session, raw, rd)
         if session.options.qmp:
             rd.qmp_blocked_reasons = _fact(raw, "qmp", lambda: query_migrate_blockers(session, name))
+            if rd.state == 3:
+                rd.qmp_status = _fact(raw, "qmp_status", lambda: query_status(session, name))
     _same_guest_or_fail(session, name, before)
 
 
@@ -331,6 +337,18 @@ def query_migrate_blockers(session: HostSession, name: str) -> list[str]:
         raise ValueError("QEMU older than 6.0 does not report blocked-reasons")
     return [str(r) for r in result.get("blocked-reasons", [])]
 
+
+def query_status(session: HostSession, name: str) -> str:
+    """QEMU's runstate (query-status), asked through libvirt like query_migrate_blockers (--qmp only)."""
+    import json
+
+    import libvirt_qemu
+
+    dom = session.query_conn.lookupByName(name)
+    answer = json.loads(libvirt_qemu.qemuMonitorCommand(dom, '{"execute":"query-status"}', 0))
+    if "error" in answer:
+        raise ValueError(f"QEMU answered: {answer['error'].get('desc', answer['error'])}")
+    return str(answer.get("return", {}).get("status", ""))
 
 def _block_jobs(dom, live_xml: str) -> list[str]:
     targets = [d.target for d in parse_domain_xml(live_xml).disks if d.target]

@@ -45,6 +45,9 @@ class RawDomain(BaseModel):
     block_jobs: list[str] = Field(default_factory=list)
     snapshot_count: int | None = None
     qmp_blocked_reasons: list[str] | None = None  # QEMU's query-migrate answer, only with --qmp
+    # virDomainGetJobStats(COMPLETED | KEEP_COMPLETED) of a paused guest: the last job that finished
+    completed_job: dict[str, int | float | str] | None = None
+    qmp_status: str | None = None  # QEMU's runstate (query-status) of a paused guest, only with --qmp
 
 
 class PeerDomain(BaseModel):

@@ -40,6 +40,10 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | same name and UUID defined on target | --live --persistent | ok | migrates; definition replaced |
 | shut-off guest | --live | blocked | Requested operation is not valid: domain is not running |
 | shut-off guest | --offline --persistent | ok | defined on the target |
+| paused guest after `virsh dump` | --live | risky | internal error: unable to execute QEMU command 'migrate': Can't migrate the vm that was paused due to previous migration |
+| the same, migcheck --qmp | --live | blocked | (the same error) |
+| dumped, then resumed and paused again, migcheck --qmp | --live | ok | migrates |
+| the same without --qmp | --live | risky | migrates (libvirt keeps the dump's job statistics) |
 | VNC on the source's own IP | --live | blocked | ... -vnc 10.251.77.75:0,...: Failed to bind socket: Cannot assign requested address |
 | VNC on an address both hosts have | --live | ok | migrates |
 """
@@ -56,7 +60,7 @@ import pytest
 
 from tests.lab import HostSpec, Lab
 from tests.lab.fixtures import require_lab
-from tests.lab.pairing import guest, pair
+from tests.lab.pairing import guest, migcheck, pair
 
 pytestmark = pytest.mark.lab
 
@@ -453,6 +457,62 @@ def test_shut_off_guest_offline_persistent_is_ok_and_is_defined_on_target(lab):
         assert out.migrated
         assert _state(b, "net-off-move") == "shut off"
         assert b.virsh("dominfo", "net-off-move").stdout.count("Persistent:     yes") == 1
+
+
+def _dumped_paused_guest(lab, host, name: str, *, paused_again: bool = False) -> None:
+    """A paused guest after `virsh dump` (not --memory-only): its QEMU is left in 'postmigrate'
+    (paused_again: then resumed and paused, back to 'paused')."""
+    core = f"/srv/only-on-a/{name}.core"
+    host.virsh("dump", name, core, timeout=120)
+    host.run(["rm", "-f", core])
+    if paused_again:
+        host.virsh("resume", name)
+        host.virsh("suspend", name)
+    status = host.run(["virsh", "qemu-monitor-command", name, '{"execute":"query-status"}']).stdout
+    assert ('"paused"' if paused_again else '"postmigrate"') in status, status
+
+
+POSTMIGRATE_ERROR = ("internal error: unable to execute QEMU command 'migrate': Can't migrate the vm that was "
+                     "paused due to previous migration")
+
+
+def test_paused_guest_after_a_dump_is_risky_without_qmp_and_fails(lab):
+    """Without --qmp migcheck sees that a dump finished, not whether the guest was resumed since."""
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-dumped", lab.guest_xml("net-dumped")):
+        _dumped_paused_guest(lab, a, "net-dumped")
+        out = pair(lab, a, b, "net-dumped", ["--live"], expect="risky", expect_rule="state.postmigrate-paused")
+        assert not out.migrated and POSTMIGRATE_ERROR in out.migrate_error, out.migrate_error
+
+
+def test_paused_guest_after_a_dump_is_blocked_with_qmp_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-dumped-qmp", lab.guest_xml("net-dumped-qmp")):
+        _dumped_paused_guest(lab, a, "net-dumped-qmp")
+        code, report, stderr = migcheck(a.name, b.name, "net-dumped-qmp", ["--live"], "--qmp")
+        assert report.get("verdict") == "blocked", (code, report.get("findings"), stderr)
+        assert any(f["rule"] == "state.postmigrate-paused" and f["severity"] == "block" for f in report["findings"])
+        p = lab.migrate(a, b, "net-dumped-qmp", ["--live"])
+        assert p.returncode != 0 and POSTMIGRATE_ERROR in p.stderr, p.stderr
+
+
+def test_paused_again_after_a_dump_is_ok_with_qmp_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-redumped", lab.guest_xml("net-redumped")):
+        _dumped_paused_guest(lab, a, "net-redumped", paused_again=True)
+        code, report, stderr = migcheck(a.name, b.name, "net-redumped", ["--live"], "--qmp")
+        assert report.get("verdict") == "ok", (code, report.get("findings"), stderr)
+        p = lab.migrate(a, b, "net-redumped", ["--live"])
+        assert p.returncode == 0, p.stderr
+
+
+def test_paused_again_after_a_dump_is_still_risky_without_qmp_and_migrates(lab):
+    """libvirt keeps the dump's statistics through resume and suspend: risky (state-dependent), and it migrates."""
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-redumped2", lab.guest_xml("net-redumped2")):
+        _dumped_paused_guest(lab, a, "net-redumped2", paused_again=True)
+        out = pair(lab, a, b, "net-redumped2", ["--live"], expect="risky", expect_rule="state.postmigrate-paused")
+        assert out.migrated, out.migrate_error
 
 
 # ------------------------------------------------------------------ graphics listen address

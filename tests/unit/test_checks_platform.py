@@ -169,3 +169,37 @@ def test_missing_target_domain_capabilities_make_vcpus_unknown():
     dst = target(domcaps_xml={})
     dst.errors["domcaps:x"] = "operation forbidden"
     assert "resources.vcpus" in rules_of(run(clean_source(), dst), "unknown")
+
+
+DUMP_STATS = {"type": 3, "operation": 8, "memory_iteration": 2, "downtime": 1, "data_total": 67641344}
+
+
+def test_paused_guest_after_a_dump_is_a_risk_without_qmp():
+    r = run(clean_source(state=3, reason=1, completed_job=DUMP_STATS), target())
+    f = next(f for f in r.findings if f.rule == "state.postmigrate-paused")
+    assert f.severity == Severity.RISK and "previous migration" in f.message and "--qmp" in f.fix
+
+
+def test_qemu_in_postmigrate_blocks_with_qmp():
+    r = run(clean_source(state=3, reason=1, completed_job=DUMP_STATS, qmp_status="postmigrate"), target())
+    assert "state.postmigrate-paused" in rules_of(r, "block")
+
+
+def test_qemu_paused_again_passes_with_qmp():
+    r = run(clean_source(state=3, reason=1, completed_job=DUMP_STATS, qmp_status="paused"), target())
+    assert "state.postmigrate-paused" not in rules_of(r)
+
+
+@pytest.mark.parametrize("kw", [
+    {"state": 3, "completed_job": {"type": 0}},  # no finished job, or a --memory-only dump
+    {"state": 1, "completed_job": None},  # running: libvirt resumed it after the dump
+    {"state": 3, "completed_job": None},  # a probe saved before the fact was gathered
+], ids=["no-finished-job", "running", "old-probe"])
+def test_paused_guest_without_a_finished_dump_passes(kw):
+    assert "state.postmigrate-paused" not in rules_of(run(clean_source(reason=1, **kw), target()))
+
+
+def test_completed_job_stats_that_failed_to_gather_are_unknown():
+    src = clean_source(state=3, reason=1)
+    src.errors["completed_job"] = "timed out"
+    assert "state.postmigrate-paused" in rules_of(run(src, target()), "unknown")
