@@ -362,7 +362,26 @@ def _exit_now_if_threads_linger(code) -> None:
                                                     if t is not threading.main_thread()):
         sys.stdout.flush()
         sys.stderr.flush()
+        _end_own_children()
         os._exit(code or 0)
+
+
+def _end_own_children() -> None:
+    """SIGTERM this process's own children: the ssh that libvirt's qemu+ssh transport started for a
+    host that never answered would otherwise outlive migcheck, as long as that host holds the connection."""
+    import signal
+
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = fh.read().rsplit(")", 1)[1].split()[1]
+            if ppid == me:
+                os.kill(int(entry), signal.SIGTERM)
+        except (OSError, IndexError):
+            continue
 
 
 def _short_option_cluster(args: list[str]) -> str | None:

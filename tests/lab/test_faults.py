@@ -12,6 +12,7 @@ Secrets in host URIs (item 4 of the issue) are tested here too, on success and f
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -159,11 +160,34 @@ def test_source_that_never_answers(lab, vm, silent_ssh):
     assert_fault(run, silent_ssh, "no complete answer within 3s", bound=6)
 
 
+def _ssh_processes_to(port: int) -> list[str]:
+    out = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ssh") and str(port).encode() in argv and b"127.0.0.96" in argv:
+            out.append(f"{pid}: {b' '.join(argv)[:120]!r}")
+    return out
+
+
 def test_host_slower_than_the_timeout(lab, vm, silent_ssh):
     run = migcheck("flt-a", silent_ssh, vm, "--timeout", "2", "--format", "json")
     assert_fault(run, silent_ssh, "within 2s", "--timeout", bound=4.5)
     run = migcheck("probe", silent_ssh, vm, "--timeout", "2")
     assert_fault(run, silent_ssh, "within 2s", bound=4.5, json_report=False)
+
+
+def test_no_ssh_process_outlives_migcheck(lab, vm, silent_ssh):
+    """libvirt's qemu+ssh transport runs ssh; stuck on a silent server, it must end with migcheck."""
+    port = int(silent_ssh.rsplit(":", 1)[1].split("/")[0])
+    run = migcheck("probe", silent_ssh, "--timeout", "2", "--no-ssh")  # libvirt's own ssh, straight away
+    assert_fault(run, silent_ssh, "within 2s", "opening the libvirt connection", bound=4.5, json_report=False)
+    end = time.monotonic() + 3
+    while _ssh_processes_to(port) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert _ssh_processes_to(port) == []
 
 
 # ------------------------------------------------------------------ the guest
