@@ -9,7 +9,7 @@ APT_PACKAGES := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config \
 	python3-venv python3-dev gcc procps util-linux debootstrap
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv test demo lab-up lab-down fuzz clean
+.PHONY: install apt venv test demo lab-up lab-down fuzz clean bench-audit
 
 install: apt venv
 
@@ -49,3 +49,8 @@ lab-down:
 clean:
 	-$(PY) -m tests.lab down
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# Fleet audit benchmark (not a test): (a) the audit vs a plain virsh/ssh script on the audit
+# lab, (b) the checking step on a generated fleet of 10,000 hosts and 100,000 guests.
+bench-audit: install
+	$(PY) -m tests.bench.bench_audit $(BENCH_ARGS)

@@ -769,20 +769,23 @@ class Evaluator:
         dst = self._target_facts(cr.members[0], g, MARKER)
         trace = _Trace()
         ctx = CheckContext(source=src, target=_HostProxy(dst, trace), flags=flags)
-        for chk in self.checks:
+        for chk in self.checks:  # by_check keeps only checks with findings (or per-member ones), in order
             if chk.id in shared:
-                cr.by_check[chk.id] = shared[chk.id]
+                if shared[chk.id]:
+                    cr.by_check[chk.id] = shared[chk.id]
                 continue
             trace.touched, trace.facets = False, set()
             self.stats.check_runs += 1
             found = run_check(chk, ctx)
             if not trace.touched:
                 shared[chk.id] = found
-                cr.by_check[chk.id] = found
+                if found:
+                    cr.by_check[chk.id] = found
                 continue
             uncovered = [f for f in trace.facets if chk.id not in COVERED.get(f, ())
                          or (f == f"file:{MEMINFO}" and key[KEY_MEM] not in (FITS, NO_MEMINFO))]
-            cr.by_check[chk.id] = found
+            if found or uncovered:
+                cr.by_check[chk.id] = found
             if uncovered:
                 for f in uncovered:
                     k = f"{chk.id} {f}"

@@ -592,11 +592,16 @@ def small_fleet(seed: int = 1, groups: int = 3, hosts_per_group: int = 5, guests
     return finish(specs, group_members)
 
 
-def big_fleet_groups(seed: int, n_hosts: int, n_guests: int, group_size: int):
-    """Yield (group name, Fleet) one group at a time: a fleet of n_hosts/n_guests never held at once."""
-    rng = random.Random(seed)
+def big_fleet_groups(seed: int, n_hosts: int, n_guests: int, group_size: int, only=None):
+    """Yield (group name, Fleet) one group at a time: a fleet of n_hosts/n_guests never held at once.
+
+    Each group has its own seed, so ``only(group index)`` can pick groups without generating the others.
+    """
     per_host = max(1, n_guests // n_hosts)
     n_groups = max(1, n_hosts // group_size)
     for gi in range(n_groups):
+        if only is not None and not only(gi):
+            continue
+        rng = random.Random(seed * 1_000_003 + gi)
         hs = build_group(rng, f"r{gi:04d}", group_size, per_host, DEFAULT_PROFILES, gi * group_size)
         yield f"r{gi:04d}", finish(hs, {f"r{gi:04d}": [h.name for h in hs]})

@@ -141,3 +141,15 @@ def test_host_ranges() -> None:
 def test_unreadable_file(tmp_path) -> None:
     with pytest.raises(InventoryError, match="cannot read"):
         load_inventory(tmp_path / "missing.yml")
+
+
+def test_the_examples_parse() -> None:
+    from pathlib import Path
+
+    ex = Path(__file__).resolve().parents[2] / "examples" / "audit"
+    y = load_inventory(ex / "fleet.yml")
+    assert y.hosts["kvm01"].spec == "root@10.0.0.11" and "overflow" in y.hosts["kvm03"].groups
+    ini = load_inventory(ex / "hosts.ini")
+    assert ini.hosts["kvm06.example.net"].spec == "ops@10.0.2.6"
+    assert ini.hosts["kvm07.example.net"].spec == "qemu+tls://kvm07.example.net/system"
+    assert list(load_inventory(ex / "hosts.ini", groups=["dc1"]).groups) == ["dc1"]
