@@ -80,6 +80,13 @@ def test_source_port_closed(lab, vm):
     assert_fault(run, "flt-c", "connection refused", bound=8)
 
 
+def test_target_address_where_nothing_answers(lab, vm):
+    """An address of the lab's subnet that no host holds: no ARP answer, 'No route to host'."""
+    run = migcheck("flt-a", "10.251.77.120", vm, "--live", "--timeout", "10", "--format", "json")
+    assert_fault(run, "10.251.77.120", bound=13)
+    assert "no route to host" in run.lines[0].lower() or "no complete answer within 10s" in run.lines[0]
+
+
 def test_libvirtd_stopped(lab, vm):
     run = migcheck("flt-a", "flt-d", vm, "--live", "--timeout", "5", "--format", "json")
     assert_fault(run, "flt-d", "libvirtd is not running", bound=8)
