@@ -74,13 +74,30 @@ def _summary(dom: Domain) -> dict[str, str]:
         "memory": f"{dom.memory_kib} KiB",
         "vcpus": str(dom.vcpus),
         "machine": dom.machine or "",
-        "cpu": f"{dom.cpu.mode} migratable={dom.cpu.migratable} model={dom.cpu.model} "
-               f"features={sorted(dom.cpu.features.items())}",
         "tsc": str(dom.tsc.frequency if dom.tsc else None),
         "disks": ", ".join(sorted(f"{d.target}={d.source}" for d in dom.disks)),
         "interfaces": ", ".join(sorted(f"{i.type}:{i.bridge or i.network or i.dev or ''}" for i in dom.interfaces)),
         "hostdevs": str(len(dom.hostdevs)),
     }
+
+
+def _cpu_difference(live: Domain, inactive: Domain) -> str | None:
+    """What the next boot changes about the CPU. The live XML always carries libvirt's expansion
+    (host-model becomes a named model, default models gain feature policies), so only what the
+    inactive definition states explicitly is compared."""
+    want, have = inactive.cpu, live.cpu
+    if want.mode == "host-model":
+        return None  # expanded at every start: nothing to compare
+    if want.mode in ("host-passthrough", "maximum"):
+        if have.mode != want.mode or (want.migratable is not False) != (have.migratable is not False):
+            return (f"cpu: running mode={have.mode} migratable={have.migratable}, "
+                    f"next boot mode={want.mode} migratable={want.migratable}")
+        return None
+    if want.model and want.model != have.model:
+        return f"cpu: running model {have.model}, next boot model {want.model}"
+    changed = sorted(f"{name}={policy} (running: {have.features.get(name, 'unset')})"
+                     for name, policy in want.features.items() if have.features.get(name) != policy)
+    return "cpu features at next boot: " + ", ".join(changed) if changed else None
 
 
 @check("drift.inactive-config-differs", Severity.WARN,
@@ -98,6 +115,9 @@ def inactive_config_differs(ctx: CheckContext):
         raise NotApplicable
     live, inactive = _summary(g.live), _summary(g.inactive)
     diffs = [f"{k}: running {live[k]!r}, next boot {inactive[k]!r}" for k in live if live[k] != inactive[k]]
+    cpu = _cpu_difference(g.live, g.inactive)
+    if cpu:
+        diffs.append(cpu)
     if not diffs:
         return []
     if ctx.flags.persistent:

@@ -75,3 +75,19 @@ def test_error_texts_map_to_checks():
     assert rule_for_error("error: Cannot get interface MTU on 'br-prod': No such device") == "network.bridge-missing"
     assert rule_for_error("error: Unsafe migration: Migration without shared storage is unsafe") == "storage.not-shared"
     assert rule_for_error("error: something nobody predicted") is None
+
+
+def test_live_cpu_expansion_alone_is_not_drift():
+    """libvirt expands the CPU in the live XML (model features); the next boot changes nothing."""
+    s = src()
+    s.domain.live_xml = s.domain.live_xml.replace(
+        PT_ON, "<cpu mode='custom' match='exact'><model>qemu64</model><feature policy='require' name='x2apic'/></cpu>")
+    s.domain.inactive_xml = s.domain.live_xml.replace("<feature policy='require' name='x2apic'/>", "")
+    assert "drift.inactive-config-differs" not in rules_of(run(s, target(), "--live"))
+
+
+def test_pending_cpu_mode_change_is_drift():
+    s = src()
+    s.domain.inactive_xml = s.domain.live_xml.replace(PT_ON, "<cpu mode='host-passthrough' migratable='off'/>")
+    f = next(f for f in run(s, target(), "--live").findings if f.rule == "drift.inactive-config-differs")
+    assert any("migratable" in e for e in f.evidence)
