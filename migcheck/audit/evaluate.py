@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, source_raw, target_raw
+from migcheck.audit.fleet import QEMU_CONF, GuestProbe, HostProbe, source_raw, target_raw
 from migcheck.checks.registry import Check, CheckContext, all_checks, run_check
 from migcheck.facts.host import GuestFacts, HostFacts, build_host_facts
 from migcheck.facts.models import Version
@@ -173,7 +173,7 @@ class _CapsProxy(_Proxy):
 class _RawProxy(_Proxy):
     __slots__ = ()
     _PROFILE = frozenset({"spec", "libvirt_version", "qemu_version", "domcaps_xml", "cpu_compare", "domain",
-                          "paths", "networks", "nwfilters", "secrets", "errors"})
+                          "paths", "image_headers", "networks", "nwfilters", "secrets", "errors"})
     _FACET = {"hostname": "hostname", "peers": "peers", "pools": "pools"}
 
     def __getattr__(self, name: str):
@@ -549,7 +549,7 @@ class _TargetInfo:
     """What the class key needs of a host as a target, computed once per host."""
 
     __slots__ = ("profile", "uuid", "hostname_key", "peers_by_name", "peers_by_uuid", "peers", "mem", "mem_text",
-                 "dc", "cpu", "paths")
+                 "dc", "cpu", "paths", "images", "conf")
 
     def __init__(self, host: HostProbe, cache: FactCache, intern: Callable[[object], int]):
         from migcheck.facts.procfs import parse_meminfo
@@ -583,12 +583,14 @@ class _TargetInfo:
                                tuple(a.errors.items()))) for k, a in host.cpu.items()}
         self.paths = {k: intern(("path", repr(a.value.model_dump()) if a.value is not None else None,
                                  tuple(a.errors.items()))) for k, a in host.paths.items()}
+        self.images = {k: intern(("image", a.value, tuple(a.errors.items()))) for k, a in host.images.items()}
+        self.conf = b.files.get(QEMU_CONF)
 
 
 class _GuestInfo:
     """What the class key needs of a guest, computed once per guest."""
 
-    __slots__ = ("needs", "hugepages", "name", "uuid", "tpaths", "cpu_qs", "key")
+    __slots__ = ("needs", "hugepages", "name", "uuid", "g", "cpu_qs", "key", "disks")
 
     def __init__(self, g: GuestProbe, gf: GuestFacts | None, flags: MigrationFlags):
         doms = [d for d in ((gf.live, gf.inactive) if gf else ()) if d is not None]
@@ -596,7 +598,8 @@ class _GuestInfo:
         self.hugepages = any(d.hugepages for d in doms)
         self.name = flags.dname or (gf.name if gf else g.name)
         self.uuid = gf.uuid if gf else None
-        self.tpaths = g.target_paths()
+        self.g = g
+        self.disks = g.disk_files()
         d = g.dom
         self.cpu_qs = [((d.arch or "", d.virt_type or "", x)) for x in g.cpu_defs] if d else []
         self.key = g.key
@@ -611,7 +614,7 @@ def _peer_key(ti: _TargetInfo, gi: _GuestInfo) -> tuple:
 
 FITS = ("fits",)  # the guest fits in MemTotal and MemAvailable: resources.memory finds nothing
 NO_MEMINFO = ("none",)  # resources.memory: "meminfo not available" and why (from the errors, in the key)
-KEY_MEM = 7
+KEY_MEM = 8
 
 
 def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None) -> tuple:
@@ -630,7 +633,8 @@ def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None) -> tuple:
         ti.profile,
         ti.dc.get(gi.key, -1),
         tuple(map(ti.cpu.get, gi.cpu_qs)),
-        tuple(map(ti.paths.get, gi.tpaths)),
+        tuple(map(ti.paths.get, gi.g.target_paths(ti.conf))),
+        tuple(map(ti.images.get, gi.disks)),
         bool(src_uuid) and ti.uuid == src_uuid,
         ti.hostname_key,
         _peer_key(ti, gi),

@@ -35,8 +35,8 @@ class GuestProbe:
     error: str | None = None  # the guest could not be probed (vanished, changed, unreadable XML)
     dom: Domain | None = None  # its live XML, parsed: what the questions are asked about
     cpu_defs: list[str] = field(default_factory=list)  # CPU definitions a target must judge
-    _tpaths: list[str] | None = field(default=None, repr=False, compare=False)
-    _spaths: list[str] | None = field(default=None, repr=False, compare=False)
+    _tpaths: dict = field(default_factory=dict, repr=False, compare=False)  # qemu.conf -> paths
+    _spaths: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -47,20 +47,32 @@ class GuestProbe:
     def running(self) -> bool:
         return self.raw is not None and self.raw.state is not None and self.raw.state not in INACTIVE_STATES
 
-    def target_paths(self) -> list[str]:
-        """The paths probe_pair stats on a target for this guest (computed once)."""
-        if self._tpaths is None:
+    def target_paths(self, qemu_conf: str | None) -> list[str]:
+        """The paths probe_pair stats on a target (whose qemu.conf names its TLS folder) for this guest."""
+        hit = self._tpaths.get(qemu_conf)
+        if hit is None:
             from migcheck.probe.gather import target_paths_of
 
-            self._tpaths = target_paths_of(self.dom) if self.dom else []
-        return self._tpaths
+            hit = self._tpaths[qemu_conf] = target_paths_of(self.dom, qemu_conf) if self.dom else []
+        return hit
 
-    def source_paths(self) -> list[str]:
-        if self._spaths is None:
+    def source_paths(self, qemu_conf: str | None) -> list[str]:
+        hit = self._spaths.get(qemu_conf)
+        if hit is None:
             from migcheck.probe.gather import source_paths_of
 
-            self._spaths = source_paths_of(self.dom) if self.dom else []
-        return self._spaths
+            hit = self._spaths[qemu_conf] = source_paths_of(self.dom, qemu_conf) if self.dom else []
+        return hit
+
+    def disk_files(self) -> list[str]:
+        """File-backed disk sources, in order: gather_image_headers reads their first bytes where they exist."""
+        return [d.source for d in self.dom.disks if d.type == "file" and d.source] if self.dom else []
+
+    def source_cpu_defs(self) -> list[str]:
+        """The guest's own CPU definition, which probe_pair also asks the source about."""
+        from migcheck.probe.gather import guest_cpu_definitions
+
+        return guest_cpu_definitions(self.dom) if self.dom else []
 
 
 @dataclass
@@ -79,6 +91,7 @@ class HostProbe:
     domcaps: dict[str, Answer] = field(default_factory=dict)  # by domcaps key
     cpu: dict[tuple[str, str, str], Answer] = field(default_factory=dict)  # by (arch, virt type, CPU XML)
     paths: dict[str, Answer] = field(default_factory=dict)  # by path
+    images: dict[str, Answer] = field(default_factory=dict)  # disk image path -> its header (gather_image_headers)
     error: str | None = None  # could not be probed at all: no guests, and unknown as a target
     target_error: str | None = None  # could not answer the questions of its group's guests
     seconds: float = 0.0
@@ -95,49 +108,82 @@ def _merged(*parts: dict[str, str]) -> dict[str, str]:
     return out
 
 
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+
+
 def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
-    """The source's RawHost for one guest, as probe_pair's source side gathers it:
-    gather_host, gather_guest, gather_domcaps, gather_host_files, gather_paths(source paths)."""
+    """The source's RawHost for one guest, as probe_pair's source side gathers it: gather_host,
+    gather_guest, gather_domcaps, compare_cpu (the guest's own CPU), gather_host_files,
+    gather_paths (source paths), gather_image_headers."""
     b = host.base
     key = guest.key
     dc = host.domcaps.get(key)
-    paths, path_errors = _paths(host, guest.source_paths())
+    cpu, cpu_errors = _cpu(host, guest, guest.source_cpu_defs())
+    paths, path_errors = _paths(host, guest.source_paths(b.files.get(QEMU_CONF)))
+    images, image_errors = _images(host, guest, paths)
     return _raw(
         spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
         qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
         domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
-        domain=guest.raw, files=b.files, paths=paths,
-        errors=_merged(host.e_host, guest.errors, dc.errors if dc else {}, host.e_files, path_errors),
+        cpu_compare=cpu, domain=guest.raw, files=b.files, paths=paths, image_headers=images,
+        errors=_merged(host.e_host, guest.errors, dc.errors if dc else {}, cpu_errors, host.e_files, path_errors,
+                       image_errors),
     )
 
 
 def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
-    """The target's RawHost for one guest, as probe_pair's target side gathers it:
-    gather_host, gather_peers, gather_host_files, gather_target_objects, gather_domcaps,
-    gather_paths(target paths), compare_cpu per CPU definition."""
+    """The target's RawHost for one guest, as probe_pair's target side gathers it: gather_host,
+    gather_peers, gather_host_files, gather_target_objects, gather_domcaps, gather_paths (target
+    paths, by the target's qemu.conf), gather_image_headers, compare_cpu per CPU definition."""
     b = host.base
     key = guest.key
     dc = host.domcaps.get(key)
-    paths, path_errors = _paths(host, guest.target_paths())
+    paths, path_errors = _paths(host, guest.target_paths(b.files.get(QEMU_CONF)))
+    images, image_errors = _images(host, guest, paths)
+    cpu, cpu_errors = _cpu(host, guest, guest.cpu_defs)
+    return _raw(
+        spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
+        qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
+        domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
+        cpu_compare=cpu, peers=b.peers, paths=paths, image_headers=images, files=b.files, networks=b.networks,
+        nwfilters=b.nwfilters, secrets=b.secrets, pools=b.pools, free_memory=b.free_memory,
+        errors=_merged(host.e_host, host.e_peers, host.e_files, host.e_objects, dc.errors if dc else {},
+                       path_errors, image_errors, cpu_errors),
+    )
+
+
+def _cpu(host: HostProbe, guest: GuestProbe, defs: list[str]) -> tuple[dict[str, CpuCompareAnswer], dict[str, str]]:
     cpu: dict[str, CpuCompareAnswer] = {}
-    cpu_errors: dict[str, str] = {}
+    errors: dict[str, str] = {}
     d = guest.dom
-    for xml in guest.cpu_defs:
+    for xml in defs:
         a = host.cpu.get((d.arch or "", d.virt_type or "", xml))
         if a is None:
             continue
         if a.value is not None:
             cpu[cpu_key(xml)] = a.value
-        cpu_errors.update(a.errors)
-    return _raw(
-        spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
-        qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
-        domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
-        cpu_compare=cpu, peers=b.peers, paths=paths, files=b.files, networks=b.networks,
-        nwfilters=b.nwfilters, secrets=b.secrets, pools=b.pools, free_memory=b.free_memory,
-        errors=_merged(host.e_host, host.e_peers, host.e_files, host.e_objects, dc.errors if dc else {},
-                       path_errors, cpu_errors),
-    )
+        errors.update(a.errors)
+    return cpu, errors
+
+
+def image_wanted(stat: PathStat | None) -> bool:
+    """gather_image_headers reads an image only where it exists and is not a directory."""
+    return stat is not None and stat.exists and not stat.is_dir
+
+
+def _images(host: HostProbe, guest: GuestProbe, paths: dict[str, PathStat]) -> tuple[dict[str, str], dict[str, str]]:
+    images: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for p in guest.disk_files():
+        if not image_wanted(paths.get(p)):
+            continue
+        a = host.images.get(p)
+        if a is None:
+            continue
+        if a.value is not None:
+            images[p] = a.value
+        errors.update(a.errors)
+    return images, errors
 
 
 def _paths(host: HostProbe, wanted: list[str]) -> tuple[dict[str, PathStat], dict[str, str]]:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, source_raw
+from migcheck.audit.fleet import QEMU_CONF, Answer, GuestProbe, HostProbe, image_wanted, source_raw
 from migcheck.audit.inventory import Inventory
 from migcheck.connectors.hostspec import HostTarget, parse_host, redact
 from migcheck.connectors.libvirt_conn import one_line
@@ -131,7 +131,7 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     gather.gather_target_objects(session, base)
     host.e_objects, base.errors = dict(base.errors), {}
     host.base = base
-    names = list(dict.fromkeys(p.name for p in base.peers))
+    names = list(dict.fromkeys(p.name for p in base.peers))  # every domain, running or not
     for n, name in enumerate(names, 1):
         stage(f"gathering guest {n}/{len(names)} ({name!r})")
         host.guests[name] = probe_guest(session, target, name)
@@ -139,9 +139,18 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     for g in host.guests.values():
         if g.dom is not None and g.key not in host.domcaps:
             host.domcaps[g.key] = ask_domcaps(session, target, g)
+    for g in host.guests.values():
+        for xml in g.source_cpu_defs():
+            k = (g.dom.arch or "", g.dom.virt_type or "", xml)
+            if k not in host.cpu:
+                host.cpu[k] = ask_cpu(session, target, g, xml)
     stage("its guests' paths")
-    for p in dict.fromkeys(p for g in host.guests.values() for p in g.source_paths()):
+    conf = base.files.get(QEMU_CONF)
+    for p in dict.fromkeys(p for g in host.guests.values() if g.dom is not None for p in g.source_paths(conf)):
         host.paths[p] = ask_path(session, target, p)
+    for p in dict.fromkeys(p for g in host.guests.values() for p in g.disk_files()):
+        if image_wanted(host.paths[p].value if p in host.paths else None) and p not in host.images:
+            host.images[p] = ask_image(session, target, p, host.paths[p].value)
     for g in host.guests.values():
         if g.dom is not None:
             g.cpu_defs = gather.cpu_definitions_to_compare(source_raw(host, g), g.dom)
@@ -182,25 +191,39 @@ def ask_path(session: HostSession, target: HostTarget, path: str) -> Answer:
     return Answer(value=raw.paths.get(path), errors=dict(raw.errors))
 
 
+def ask_image(session: HostSession, target: HostTarget, path: str, stat) -> Answer:
+    """gather_image_headers for one disk image the host has."""
+    from migcheck.facts.models import Disk, Domain
+
+    raw = _stage_raw(target)
+    raw.paths[path] = stat
+    gather.gather_image_headers(session, raw, Domain(name="-", disks=[Disk(type="file", source=path)]))
+    return Answer(value=raw.image_headers.get(path), errors=dict(raw.errors))
+
+
 @dataclass
 class Questions:
     domcaps: dict[str, GuestProbe]  # key -> a guest with that key
     cpu: dict[tuple[str, str, str], GuestProbe]  # (arch, virt type, xml) -> a guest asking it
     paths: list[str]
+    images: list[str]  # disk files: their header is read where the path exists
 
 
-def questions_for(guests: Iterable[GuestProbe]) -> Questions:
-    """The distinct questions a target must answer for these guests."""
-    q = Questions({}, {}, [])
+def questions_for(guests: Iterable[GuestProbe], qemu_conf: str | None) -> Questions:
+    """The distinct questions a target (with this qemu.conf) must answer for these guests."""
+    q = Questions({}, {}, [], [])
     paths: dict[str, None] = {}
+    images: dict[str, None] = {}
     for g in guests:
         if g.dom is None or g.error:
             continue
         q.domcaps.setdefault(g.key, g)
         for xml in g.cpu_defs:
             q.cpu.setdefault((g.dom.arch or "", g.dom.virt_type or "", xml), g)
-        paths.update(dict.fromkeys(g.target_paths()))
+        paths.update(dict.fromkeys(g.target_paths(qemu_conf)))
+        images.update(dict.fromkeys(g.disk_files()))
     q.paths = list(paths)
+    q.images = list(images)
     return q
 
 
@@ -208,7 +231,7 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
     """Phase 2: the host's answers to the questions not answered yet. Returned, not stored, so a
     late answer after a timeout cannot change what the audit already evaluated."""
     target = session.target
-    out: dict = {"domcaps": {}, "cpu": {}, "paths": {}}
+    out: dict = {"domcaps": {}, "cpu": {}, "paths": {}, "images": {}}
     todo_dc = [(k, g) for k, g in q.domcaps.items() if k not in host.domcaps]
     todo_cpu = [(k, g) for k, g in q.cpu.items() if k not in host.cpu]
     todo_paths = [p for p in q.paths if p not in host.paths]
@@ -224,6 +247,10 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
         task.stage = f"checking {len(todo_paths)} path(s)"
     for p in todo_paths:
         out["paths"][p] = ask_path(session, target, p)
+    for p in q.images:
+        a = out["paths"].get(p) or host.paths.get(p)
+        if p not in host.images and image_wanted(a.value if a else None):
+            out["images"][p] = ask_image(session, target, p, a.value)
     return out
 
 
@@ -238,7 +265,7 @@ def _scrub(host: HostProbe, target: HostTarget) -> None:
     for g in host.guests.values():
         g.errors = {k: s(v) for k, v in g.errors.items()}
         g.error = s(g.error) if g.error else g.error
-    for answers in (host.domcaps, host.cpu, host.paths):
+    for answers in (host.domcaps, host.cpu, host.paths, host.images):
         for a in answers.values():
             a.errors = {k: s(v) for k, v in a.errors.items()}
     host.error = s(host.error) if host.error else None
@@ -291,11 +318,17 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
             hosts[t.name].error = t.error or "probe failed"
             _close_later(sessions.pop(t.name, None))
 
+    sources_of: dict[str, list[str]] = {name: [] for name in hosts}
+    for s_name in inv.hosts:
+        for t_name in inv.candidates(s_name):
+            sources_of[t_name].append(s_name)
+
     def phase2(task: _Task) -> dict:
         name = task.name
         host = hosts[name]
-        sources = [hosts[s] for s in inv.hosts if name in inv.candidates(s) and hosts[s].ok]
-        q = questions_for(g for src in sources for g in src.guests.values() if audited(g))
+        sources = [hosts[s] for s in sources_of[name] if hosts[s].ok]
+        q = questions_for((g for src in sources for g in src.guests.values() if audited(g)),
+                          host.base.files.get(QEMU_CONF))
         return answer_as_target(sessions[name], host, q, task)
 
     tasks2 = [_Task(name, phase2) for name, h in hosts.items() if h.ok]
@@ -306,6 +339,7 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
             host.domcaps.update(t.result["domcaps"])
             host.cpu.update(t.result["cpu"])
             host.paths.update(t.result["paths"])
+            host.images.update(t.result["images"])
         else:
             host.target_error = t.error or "probe failed"
     for name in list(sessions):

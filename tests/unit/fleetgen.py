@@ -25,7 +25,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, source_raw
+from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, image_wanted, source_raw
 from migcheck.audit.probe import questions_for
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.probe.raw import (CpuCompareAnswer, NetworkInfo, PathStat, PeerDomain, PoolInfo, RawDomain, RawHost,
@@ -422,9 +422,16 @@ def host_probe(h: HostSpec, cpu_answers: dict | None = None) -> HostProbe:
     for gp in hp.guests.values():
         if gp.dom is not None and gp.key not in hp.domcaps:
             hp.domcaps[gp.key] = Answer(value=domcaps_text(p, gp.dom.machine), errors={})
+    conf = files.get("/etc/libvirt/qemu.conf")
     for gp in hp.guests.values():
-        for path in gp.source_paths():
+        for xml in gp.source_cpu_defs():
+            hp.cpu.setdefault((gp.dom.arch or "", gp.dom.virt_type or "", xml), _cpu_answer(p, xml))
+        for path in gp.source_paths(conf):
             hp.paths.setdefault(path, _path_answer(h, path, source=True))
+        for path in gp.disk_files():
+            a = hp.paths.get(path)
+            if a is not None and image_wanted(a.value):
+                hp.images.setdefault(path, _image_answer(path))
     for gp in hp.guests.values():
         if gp.dom is not None:
             gp.cpu_defs = _cpu_defs(hp, gp)
@@ -468,6 +475,12 @@ def _path_answer(h: HostSpec, path: str, source: bool = False) -> Answer:
     return Answer(PathStat(path=path, exists=True, is_dir=is_dir, size=size, mtime=1_700_000_000.0), {})
 
 
+def _image_answer(path: str) -> Answer:
+    """A qcow2 header (v3, 10 GiB), as gather_image_headers brings it back (hex)."""
+    header = bytes.fromhex("514649fb00000003") + bytes(16) + (10 * 1024 ** 3).to_bytes(8, "big") + bytes(40)
+    return Answer(value=header.hex(), errors={})
+
+
 def _cpu_answer(target: Profile, xml: str) -> Answer:
     """The target's compareHypervisorCPU: a CPU of the target's generation or older is fine."""
     gen = next((i for i, m in enumerate(CPU_GENERATIONS) if f">{m}<" in xml), 0)
@@ -482,7 +495,7 @@ def answer_questions(hp: HostProbe, h: HostSpec, sources: list[HostProbe]) -> No
     if hp.error or h.target_error:
         hp.target_error = h.target_error
         return
-    q = questions_for(g for s in sources for g in s.guests.values())
+    q = questions_for((g for s in sources for g in s.guests.values()), hp.base.files.get("/etc/libvirt/qemu.conf"))
     for key, g in q.domcaps.items():
         if key not in hp.domcaps:
             hp.domcaps[key] = Answer(value=domcaps_text(h.profile, g.dom.machine), errors={})
@@ -492,6 +505,10 @@ def answer_questions(hp: HostProbe, h: HostSpec, sources: list[HostProbe]) -> No
     for path in q.paths:
         if path not in hp.paths:
             hp.paths[path] = _path_answer(h, path)
+    for path in q.images:
+        a = hp.paths.get(path)
+        if path not in hp.images and a is not None and image_wanted(a.value):
+            hp.images[path] = _image_answer(path)
 
 
 @dataclass
