@@ -579,12 +579,24 @@ class _TargetInfo:
         info = parse_meminfo(self.mem_text) if self.mem_text is not None else {}
         self.mem = (info.get("MemTotal"), info.get("MemAvailable", info.get("MemFree")))
         self.dc = {k: intern(("dc", a.value, tuple(a.errors.items()))) for k, a in host.domcaps.items()}
-        self.cpu = {k: intern(("cpu", repr(a.value.model_dump()) if a.value is not None else None,
-                               tuple(a.errors.items()))) for k, a in host.cpu.items()}
-        self.paths = {k: intern(("path", repr(a.value.model_dump()) if a.value is not None else None,
-                                 tuple(a.errors.items()))) for k, a in host.paths.items()}
+        self.cpu = {k: intern(("cpu", _fp(a.value), tuple(a.errors.items()))) for k, a in host.cpu.items()}
+        self.paths = {k: intern(("path", _fp(a.value), tuple(a.errors.items()))) for k, a in host.paths.items()}
         self.images = {k: intern(("image", a.value, tuple(a.errors.items()))) for k, a in host.images.items()}
         self.conf = b.files.get(QEMU_CONF)
+
+
+def _fp(value: object) -> object:
+    """A hashable value equal for equal answers (pydantic models by their fields)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    d = getattr(value, "__dict__", None)
+    if d is not None:
+        return (type(value).__name__,) + tuple((k, _fp(v)) for k, v in d.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_fp(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _fp(v)) for k, v in value.items())
+    return repr(value)
 
 
 class _GuestInfo:
