@@ -63,9 +63,10 @@ def libvirt_network(ctx: CheckContext):
     Proven in the lab (libvirt 9.0): a network not defined on the target fails the migration with
     "Network not found: no network with matching name 'NET'"; defined but inactive with
     "Requested operation is not valid: network 'NET' is not active". A portgroup the target's
-    network lacks does NOT fail it: libvirt looks the portgroup up by name, finds none and plugs
-    the guest in without any portgroup settings (not even the default portgroup's), so the guest
-    silently loses the VLAN, bandwidth or virtualport the source's portgroup gave it: a warning.
+    network lacks does NOT fail it (lab): libvirt looks the portgroup up by name, finds none and
+    plugs the guest in without that portgroup's settings (by libvirt's code, virPortGroupFindByName,
+    not the default portgroup's either; not lab-checked), so the guest silently loses the VLAN,
+    bandwidth or virtualport the source's portgroup gave it: a warning.
     """
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "network" and i.network]
