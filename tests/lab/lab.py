@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from . import sshconf
@@ -566,9 +566,14 @@ def find_leftovers(prefix: str, state_dir: Path, netns_inodes: Iterable[int] = (
         out.append(f"Include line for {state_dir} in {sshconf.root_ssh_dir() / 'config'}")
     for line in Path("/proc/self/mounts").read_text().splitlines():
         fields = line.split()
-        if any(f == str(state_dir) or f.startswith((f"{state_dir}/", f"/run/netns/{prefix}-"))
-               for f in fields[:2]):
+        if any(f.startswith(f"/run/netns/{prefix}-") for f in fields[:2]):
             out.append(f"mount {line}")
+    # Mounts under the state dir (a host's own root, its binds) live in the hosts' mount
+    # namespaces: any namespace still holding one is a leftover.
+    for pid, line in _mounts_everywhere():
+        fields = line.split()
+        if any(f == str(state_dir) or f.startswith(f"{state_dir}/") for f in fields[:2]):
+            out.append(f"mount (pid {pid}) {line}")
     if state_dir.is_dir():
         out += [f"file {c}" for c in state_dir.iterdir() if c.name != CACHE_DIR]
     inodes = set(netns_inodes)
@@ -637,11 +642,8 @@ def _is_mountpoint(path: str) -> bool:
     return any(line.split()[1] == path for line in Path("/proc/self/mounts").read_text().splitlines())
 
 
-def _mounted_anywhere(path: str) -> bool:
-    """Whether any mount namespace (another lab's host, say) has something mounted at path.
-
-    rmdir on such a mount point would silently unmount it there.
-    """
+def _mounts_everywhere() -> Iterator[tuple[str, str]]:
+    """(pid, line of /proc/PID/mounts) for one process of every mount namespace on the machine."""
     seen: set[int] = set()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -650,12 +652,20 @@ def _mounted_anywhere(path: str) -> bool:
             ns = os.stat(d / "ns" / "mnt").st_ino
             if ns in seen:
                 continue
-            seen.add(ns)
-            if any(line.split()[1] == path for line in (d / "mounts").read_text().splitlines()):
-                return True
-        except (OSError, IndexError):
+            lines = (d / "mounts").read_text().splitlines()
+        except OSError:
             continue
-    return False
+        seen.add(ns)
+        for line in lines:
+            yield d.name, line
+
+
+def _mounted_anywhere(path: str) -> bool:
+    """Whether any mount namespace (another lab's host, say) has something mounted at path.
+
+    rmdir on such a mount point would silently unmount it there.
+    """
+    return any(len(f := line.split()) > 1 and f[1] == path for _, line in _mounts_everywhere())
 
 
 def _umount_empty_netns_dir() -> None:
