@@ -26,7 +26,15 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class SshError(Exception):
-    """Could not reach the host over SSH; the message says why and what to do."""
+    """Could not reach the host over SSH; the message says why and what to do.
+
+    ``unreachable``: the network said no (refused, no route, no answer), so
+    trying another SSH client would only wait again.
+    """
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def _expand_includes(path: str, depth: int = 0) -> str:
@@ -59,6 +67,12 @@ def _expand_includes(path: str, depth: int = 0) -> str:
 def load_ssh_config(path: str | None = None) -> paramiko.SSHConfig:
     path = path or os.path.expanduser("~/.ssh/config")
     return paramiko.SSHConfig.from_text(_expand_includes(path))
+
+
+def uses_proxy(host: str, config_path: str | None = None) -> bool:
+    """ProxyJump/ProxyCommand in ssh_config: reachable only the way OpenSSH goes, not directly."""
+    hc = load_ssh_config(config_path).lookup(host)
+    return bool(hc.get("proxyjump") or hc.get("proxycommand"))
 
 
 @dataclass
@@ -126,10 +140,12 @@ class SshConnection:
             raise SshError(f"{where}: SSH failed: {text or type(exc).__name__} (timeout {timeout:g}s)") from None
         except socket.timeout:
             client.close()
-            raise SshError(f"{where}: no answer within {timeout:g}s") from None
+            raise SshError(f"{where}: no answer within {timeout:g}s", unreachable=True) from None
         except OSError as exc:
             client.close()
-            raise SshError(f"{where}: cannot connect: {exc.strerror or exc}") from None
+            causes = getattr(exc, "errors", None) or {}  # paramiko's NoValidConnectionsError wraps the OSErrors
+            why = "; ".join(sorted({(e.strerror or str(e)) for e in causes.values()})) or exc.strerror or str(exc)
+            raise SshError(f"{where}: cannot connect: {why}", unreachable=True) from None
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(max(1, int(timeout)))

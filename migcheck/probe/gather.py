@@ -9,6 +9,7 @@ naming the host and what to do.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -20,7 +21,8 @@ import libvirt
 from migcheck.connectors.files import MAX_FILE_BYTES, HostFiles, LocalFiles
 from migcheck.connectors.hostspec import HostTarget, redact
 from migcheck.connectors.libvirt_conn import LibvirtError, error_text, one_line, open_readonly, open_readwrite
-from migcheck.connectors.ssh import SshConnection, SshError, SshOptions
+from migcheck.connectors.ssh import SshConnection, SshError, SshOptions, uses_proxy
+from migcheck.connectors.tunnel import LibvirtTunnel, remote_uri
 from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.models import Domain
@@ -61,6 +63,8 @@ class ProbeOptions:
     use_ssh: bool = True
     ssh_config: str | None = None
     qmp: bool = False  # ask the running QEMU (query-migrate); taints the guest "custom-monitor"
+    # libvirt over migcheck's own SSH connection (connectors/tunnel.py); MIGCHECK_NO_TUNNEL=1 for A/B benchmarks
+    tunnel: bool = field(default_factory=lambda: os.environ.get("MIGCHECK_NO_TUNNEL") != "1")
 
 
 @dataclass
@@ -74,20 +78,39 @@ class HostSession:
     rw_error: str | None = None
     ssh: SshConnection | None = None
     ssh_error: str | None = None
+    ssh_unreachable: bool = False
     _local_files: LocalFiles = field(default_factory=LocalFiles)
+    _tunnels: list[LibvirtTunnel] = field(default_factory=list)
 
     def open(self) -> "HostSession":
-        """Open SSH, the read-only and the read-write libvirt connection in parallel.
+        """Open the SSH connection and the read-only and read-write libvirt connections.
 
-        The read-write connection is used only for the two queries libvirt refuses
-        on a read-only one (getDomainCapabilities, compareHypervisorCPU); neither
-        changes anything on the host.
+        For plain qemu+ssh URIs, SSH (paramiko) comes first and both libvirt
+        connections run through it (connectors/tunnel.py): one handshake per
+        host.  Otherwise, or if that fails, libvirt uses its own transport and
+        the three connections are opened in parallel.
+
+        The read-write connection is used only for the queries libvirt refuses
+        on a read-only one (getDomainCapabilities, compareHypervisorCPU, and the
+        opt-in QEMU monitor question of --qmp); none changes anything on the host.
         """
-        threads = []
-        if self.options.use_ssh and self.target.ssh is not None:
-            threads.append(threading.Thread(target=self._open_ssh, daemon=True))
-        elif self.options.use_ssh is False:
+        ssh_wanted = self.options.use_ssh and self.target.ssh is not None
+        if not self.options.use_ssh:
             self.ssh_error = "SSH disabled (--no-ssh)"
+        remote = None
+        if ssh_wanted and self.options.tunnel and not uses_proxy(self.target.ssh.host, self.options.ssh_config):
+            remote = remote_uri(self.target.uri)
+        if remote is not None:
+            _stage("opening the SSH connection")
+            self._open_ssh()
+            if self.ssh is not None and self._open_tunnelled(remote):
+                _stage("gathering facts")
+                return self
+            if self.ssh_unreachable:  # libvirt's own ssh would only wait for the same silence
+                raise ProbeError(self.target.spec, self.target.scrub(self.ssh_error or "unreachable"))
+        threads = []
+        if ssh_wanted and self.ssh is None and self.ssh_error is None:
+            threads.append(threading.Thread(target=self._open_ssh, daemon=True))
         threads.append(threading.Thread(target=self._open_rw, daemon=True))
         for t in threads:
             t.start()
@@ -100,13 +123,40 @@ class HostSession:
         for t in threads:
             t.join(self.options.connect_timeout + 2)
         _stage("gathering facts")
-        if self.ssh is None and self.ssh_error is None and self.target.ssh is not None and self.options.use_ssh:
+        if self.ssh is None and self.ssh_error is None and ssh_wanted:
             self.ssh_error = f"SSH: no answer within {self.options.connect_timeout:g}s"
         return self
 
-    def _open_rw(self) -> None:
+    def _open_tunnelled(self, remote: str) -> bool:
+        """Both libvirt connections over the SSH connection; False (nothing left open) if that fails."""
+        transport = self.ssh.client.get_transport() if self.ssh and self.ssh.client else None
+        if transport is None:
+            return False
+        _stage("opening the libvirt connection")
         try:
-            self.conn_rw = open_readwrite(self.target.uri)
+            self._tunnels = [LibvirtTunnel(transport, remote, readonly, self.options.connect_timeout)
+                             for readonly in (True, False)]
+        except OSError:
+            return False
+        # each channel costs the host a session setup: open all three at once
+        side = [threading.Thread(target=self._open_rw, args=(self._tunnels[1].uri,), daemon=True),
+                threading.Thread(target=lambda: self.files, daemon=True)]
+        for t in side:
+            t.start()
+        try:
+            self.conn = open_readonly(self._tunnels[0].uri)
+        except LibvirtError:
+            self.conn = None
+        for t in side:
+            t.join(self.options.connect_timeout + 2)
+        if self.conn is None:
+            self._close_libvirt()
+            return False
+        return True
+
+    def _open_rw(self, uri: str | None = None) -> None:
+        try:
+            self.conn_rw = open_readwrite(uri or self.target.uri)
         except LibvirtError as exc:
             self.rw_error = str(exc)
 
@@ -123,6 +173,7 @@ class HostSession:
                                                                  self.options.ssh_config)).connect()
         except SshError as exc:
             self.ssh_error = str(exc)
+            self.ssh_unreachable = exc.unreachable
         except Exception as exc:  # paramiko can raise odd things on garbage servers
             self.ssh_error = f"SSH failed: {type(exc).__name__}: {exc}"
 
@@ -139,15 +190,22 @@ class HostSession:
             self.ssh = None
             return None
 
-    def close(self) -> None:
-        if self.ssh is not None:
-            self.ssh.close()
+    def _close_libvirt(self) -> None:
         for conn in (self.conn, self.conn_rw):
             if conn is not None:
                 try:
                     conn.close()
                 except libvirt.libvirtError:
                     pass
+        self.conn = self.conn_rw = None
+        for tunnel in self._tunnels:
+            tunnel.close()
+        self._tunnels = []
+
+    def close(self) -> None:
+        self._close_libvirt()
+        if self.ssh is not None:
+            self.ssh.close()
 
 
 def _fact(raw: RawHost, name: str, fn: Callable[[], object]) -> object | None:
@@ -632,6 +690,9 @@ def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOp
         threading.Thread(target=s.close, daemon=True).start()
     for w, t in workers:
         _raise_failure(w, t)
+    if src_raw.domain is None:  # never evaluate a half-probed source as if it were complete
+        raise ProbeError(source.spec, source.scrub("the probe ended without the guest's facts: "
+                         + ("; ".join(f"{k}: {v}" for k, v in src_raw.errors.items()) or "no reason recorded")))
     return PairProbe(source=_scrubbed(src_raw, source), target=_scrubbed(dst_raw, target), domain=vm)
 
 
