@@ -23,7 +23,9 @@ from migcheck.facts.host import _parse_status_xml
 from migcheck.facts.models import Domain, DomainCapabilities, HostCapabilities, QemuCommandLine
 from migcheck.facts.qemu_cmdline import parse_qemu_argv
 
-CORPUS = Path(os.environ.get("MIGCHECK_LIBVIRT_CORPUS", "/work/shared/corpus/libvirt"))
+# ../shared/corpus/libvirt beside the checkout (as laid for sessions and for CI's fresh clone)
+_BESIDE = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "libvirt"
+CORPUS = Path(os.environ.get("MIGCHECK_LIBVIRT_CORPUS", str(_BESIDE)))
 AVAILABLE = (CORPUS / "qemuxmlconfdata").is_dir()
 MISSING_REASON = f"libvirt test corpus not found at {CORPUS} (set MIGCHECK_LIBVIRT_CORPUS)"
 

@@ -9,9 +9,7 @@ from migcheck.engine import evaluate
 from migcheck.flags import parse_flags
 from migcheck.probe.raw import RawDomain, RawHost
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "libvirt"
-if not CORPUS.exists():  # CI lays shared/ beside the clone
-    CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "libvirt"
+from tests.corpus.libvirt_corpus import CORPUS  # ../shared/corpus/libvirt beside the checkout
 
 # A real host: Intel Haswell-noTSX with invtsc, TSC 2596991000 Hz, no scaling.
 HOST_CAPS = (CORPUS / "capabilityschemadata" / "caps-qemu-kvm.xml").read_text()
