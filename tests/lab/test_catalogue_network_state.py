@@ -40,6 +40,7 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | same name and UUID defined on target | --live --persistent | ok | migrates; definition replaced |
 | shut-off guest | --live | blocked | Requested operation is not valid: domain is not running |
 | shut-off guest | --offline --persistent | ok | defined on the target |
+| a dump job in progress (slow reader) | --live | blocked | Timed out during operation: cannot acquire state change lock (held by monitor=remoteDispatchDomainCoreDump) |
 | paused guest after `virsh dump` | --live | risky | internal error: unable to execute QEMU command 'migrate': Can't migrate the vm that was paused due to previous migration |
 | the same, migcheck --qmp | --live | blocked | (the same error) |
 | dumped, then resumed and paused again, migcheck --qmp | --live | ok | migrates |
@@ -513,6 +514,40 @@ def test_paused_again_after_a_dump_is_still_risky_without_qmp_and_migrates(lab):
         _dumped_paused_guest(lab, a, "net-redumped2", paused_again=True)
         out = pair(lab, a, b, "net-redumped2", ["--live"], expect="risky", expect_rule="state.postmigrate-paused")
         assert out.migrated, out.migrate_error
+
+
+# A reader that drains a FIFO slowly: `virsh dump` into it keeps the dump job (and its lock) for a minute.
+SLOW_READER = "import sys, time\nf = open(sys.argv[1], 'rb')\nwhile f.read(4096):\n    time.sleep(1)\n"
+
+
+def test_guest_with_a_dump_job_in_progress_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    name = "net-job"
+    fifo = f"/srv/only-on-a/{name}.fifo"
+    with guest(lab, a, name, lab.guest_xml(name)):
+        a.run(["rm", "-f", fifo])
+        a.run(["mkfifo", fifo], check=True)
+        reader = subprocess.Popen(a.nsenter_argv(["python3", "-c", SLOW_READER, fifo]),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dump = subprocess.Popen(a.nsenter_argv(["virsh", "-c", "qemu:///system", "dump", name, fifo]),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while "Job type:         None" in a.virsh("domjobinfo", name, check=False).stdout:
+                assert time.monotonic() < deadline and dump.poll() is None, "the dump job did not start"
+                time.sleep(0.2)
+            pair(lab, a, b, name, ["--live"], expect="blocked", expect_rule="state.job-active",
+                 expect_error="Timed out during operation: cannot acquire state change lock "
+                              "(held by monitor=remoteDispatchDomainCoreDump)")
+        finally:
+            reader.terminate()
+            reader.wait(timeout=10)
+            try:
+                dump.wait(timeout=60)  # fails on the closed FIFO, which ends the job
+            except subprocess.TimeoutExpired:
+                dump.kill()
+                dump.wait(timeout=10)
+            a.run(["rm", "-f", fifo])
 
 
 # ------------------------------------------------------------------ graphics listen address
