@@ -133,5 +133,6 @@ def rejected_combinations(f: MigrationFlags) -> list[str]:
         out.append("'post-copy is not supported with tunnelled migration'")
     if f.tls and f.tunnelled:
         out.append("TLS cannot be used for tunnelled migration (libvirt 9.0 does not refuse it up front: the "
-                   "migration fails with 'TLS handshake failed' or 'End of file while reading data')")
+                   "migration fails with 'TLS handshake failed', 'failed to convert virJSONValue to yajl data' or "
+                   "'End of file while reading data')")
     return out
