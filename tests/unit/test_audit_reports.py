@@ -109,3 +109,21 @@ def test_cli_usage_error_exit_2(tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["audit", str(tmp_path / "nope.yml"), "--no-db"])
     assert exc.value.code == 2
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    from migcheck.audit.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet = io.StringIO()
+    Progress(stream=quiet)("probing hosts", 1, 2)
+    assert quiet.getvalue() == ""
+    tty = Tty()
+    p = Progress(stream=tty)
+    p("probing hosts", 2, 2)
+    assert "probing hosts" in tty.getvalue() and "2/2" in tty.getvalue()
+    p.done()
+    assert tty.getvalue().endswith("\r\x1b[K")
