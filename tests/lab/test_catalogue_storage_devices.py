@@ -74,6 +74,8 @@ def lab() -> Iterator[Lab]:
     with lab:
         inodes = lab.netns_inodes()
         yield lab
+    for xml in Path("/tmp").glob("sto-*.xml"):  # pairing.guest() leaves each guest's XML in the shared /tmp
+        xml.unlink(missing_ok=True)
     assert not lab.leftovers(inodes), lab.leftovers(inodes)
 
 
