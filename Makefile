@@ -9,7 +9,7 @@ APT_PACKAGES := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config \
 	python3-venv python3-dev gcc procps util-linux debootstrap
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv test demo lab-up lab-down fuzz clean bench-audit
+.PHONY: install apt venv test demo bench lab-up lab-down fuzz clean bench-audit
 
 install: apt venv
 
@@ -35,6 +35,10 @@ test: install
 
 demo: install
 	$(PY) -m tests.lab.demo
+
+# benchmarks, not tests: ratios from one run on the lab (see README, Speed)
+bench: install
+	$(PY) -m tests.bench.bench_check
 
 # a long fuzzing run of the parsers (the short one is part of make test)
 fuzz: install
