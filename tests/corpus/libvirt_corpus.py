@@ -25,6 +25,8 @@ from migcheck.facts.qemu_cmdline import parse_qemu_argv
 
 # ../shared/corpus/libvirt beside the checkout (as laid for sessions and for CI's fresh clone)
 _BESIDE = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "libvirt"
+if not _BESIDE.is_dir():  # a checkout elsewhere on a workplace machine
+    _BESIDE = Path("/work/shared/corpus/libvirt")
 CORPUS = Path(os.environ.get("MIGCHECK_LIBVIRT_CORPUS", str(_BESIDE)))
 AVAILABLE = (CORPUS / "qemuxmlconfdata").is_dir()
 MISSING_REASON = f"libvirt test corpus not found at {CORPUS} (set MIGCHECK_LIBVIRT_CORPUS)"
