@@ -7,6 +7,7 @@ from migcheck.report.model import Severity
 
 # QEMU block drivers that add a migration blocker when they open an image (read-only or not); vvfat only
 # when writable. cloop, dmg and bochs are read-only formats without a blocker.
+SWTPM_PATHS = ("/usr/bin/swtpm", "/usr/local/bin/swtpm")  # libvirt finds swtpm on its PATH
 NOT_MIGRATABLE_FORMATS = {"vdi", "vpc", "vhdx", "vmdk", "qcow", "parallels"}
 
 
@@ -22,6 +23,8 @@ def hostdev(ctx: CheckContext):
     _live_only(ctx)
     out = []
     for hd in ctx.domain.hostdevs:
+        if hd.teaming == "transient":
+            continue  # the VF half of a failover pair: libvirt unplugs it for the migration
         if hd.mode == "subsystem" and hd.type in ("pci", "scsi", "scsi_host", "mdev"):
             what = "vhost-scsi" if hd.type == "scsi_host" else hd.type
             out.append(Hit(
@@ -39,7 +42,7 @@ def hostdev_interface(ctx: CheckContext):
     return [Hit(message=f"<interface type='{i.type}'> ({i.mac or 'no MAC'}) cannot be migrated",
                 evidence=[f"interface type={i.type} mac={i.mac}"],
                 fix="detach the interface before migrating, or use a virtio NIC with a teaming failover VF")
-            for i in ctx.domain.interfaces if i.type in ("hostdev", "vdpa")]
+            for i in ctx.domain.interfaces if i.type in ("hostdev", "vdpa") and i.teaming != "transient"]
 
 
 @check("devices.shmem-not-master", Severity.BLOCK, "a shared-memory device without role='master'",
@@ -176,15 +179,17 @@ def tpm_emulator(ctx: CheckContext):
     _live_only(ctx)
     if "emulator" not in ctx.domain.tpms:
         raise NotApplicable
-    stat = ctx.target.raw.paths.get("/usr/bin/swtpm")
+    stats = [ctx.target.raw.paths.get(p) for p in SWTPM_PATHS]
+    stat = next((st for st in stats if st is not None and st.exists), stats[0])
     if stat is None:
         return [Hit(message="could not tell whether swtpm is installed on the target",
                     evidence=["TPM backend emulator"], fix="allow SSH access to the target",
                     severity=Severity.UNKNOWN)]
     if stat.exists:
         return []
-    return [Hit(message="the guest has an emulated TPM and the target has no /usr/bin/swtpm",
-                evidence=["<tpm><backend type='emulator'/>", f"{ctx.target.spec}: /usr/bin/swtpm not found"],
+    return [Hit(message="the guest has an emulated TPM and the target has no swtpm",
+                evidence=["<tpm><backend type='emulator'/>",
+                          f"{ctx.target.spec}: no swtpm in {', '.join(SWTPM_PATHS)}"],
                 fix="install swtpm (and swtpm-tools) on the target")]
 
 
@@ -193,8 +198,8 @@ def vhost_user_socket(ctx: CheckContext):
     _live_only(ctx)
     out = []
     for i in ctx.domain.interfaces:
-        if i.type != "vhostuser" or not i.socket:
-            continue
+        if i.type != "vhostuser" or not i.socket or i.socket_mode == "server":
+            continue  # mode='server': QEMU creates the socket itself on the target
         stat = ctx.target.raw.paths.get(i.socket)
         if stat is None:
             out.append(Hit(message=f"could not check the vhost-user socket {i.socket} on the target",

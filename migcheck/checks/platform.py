@@ -51,11 +51,18 @@ def same_host(ctx: CheckContext):
 @check("platform.target-hostname-localhost", Severity.BLOCK,
        "the target's hostname resolves to localhost")
 def target_hostname_localhost(ctx: CheckContext):
-    """Without --migrateuri libvirt builds the incoming URI from the target's hostname."""
-    if ctx.flags.migrateuri or ctx.flags.offline:
+    """Without --migrateuri libvirt builds the incoming URI from the target's hostname (qemuMigrationDstPrepare:
+    a hostname starting with 'localhost' is refused), unless the target's qemu.conf sets migration_host.
+    Tunnelled migration carries the data over the libvirt connection and needs no incoming URI."""
+    from migcheck.facts.procfs import parse_conf_value
+
+    if ctx.flags.migrateuri or ctx.flags.offline or ctx.flags.tunnelled:
         raise NotApplicable
     name = ctx.need(ctx.target.hostname, "hostname", ctx.target)
-    if name.split(".")[0] not in ("localhost", "localhost4", "localhost6") and not name.startswith("localhost."):
+    if not name.startswith("localhost"):
+        return []
+    conf = ctx.target.raw.files.get(QEMU_CONF)
+    if conf and parse_conf_value(conf, "migration_host"):
         return []
     return [Hit(
         message=f"the target's hostname is '{name}': libvirt fails with 'hostname on destination resolved to "

@@ -118,6 +118,7 @@ def _interface(elem: Element) -> Interface:
     model = elem.find("model")
     target = elem.find("target")
     fref = elem.find("filterref")
+    teaming = elem.find("teaming")
     return Interface(
         type=elem.get("type", ""),
         mac=mac.get("address") if mac is not None else None,
@@ -126,6 +127,8 @@ def _interface(elem: Element) -> Interface:
         portgroup=get("portgroup"),
         dev=get("dev"),
         socket=get("path") if elem.get("type") == "vhostuser" else None,
+        socket_mode=get("mode") if elem.get("type") == "vhostuser" else None,
+        teaming=teaming.get("type") if teaming is not None else None,
         filterref=fref.get("filter") if fref is not None else None,
         model=model.get("type") if model is not None else None,
         target_dev=target.get("dev") if target is not None else None,
@@ -141,7 +144,9 @@ def _hostdev(elem: Element) -> HostDev:
             summary = " ".join(f"{k}={v}" for k, v in sorted(addr.attrib.items()))
         elif src.find("adapter") is not None:
             summary = f"adapter={src.find('adapter').get('name')}"
-    return HostDev(mode=elem.get("mode", "subsystem"), type=elem.get("type", ""), summary=summary)
+    teaming = elem.find("teaming")
+    return HostDev(mode=elem.get("mode", "subsystem"), type=elem.get("type", ""), summary=summary,
+                   teaming=teaming.get("type") if teaming is not None else None)
 
 
 def _chardev(elem: Element) -> CharDev:

@@ -131,6 +131,8 @@ class Interface(BaseModel):
     portgroup: str | None = None
     dev: str | None = None  # direct: source dev
     socket: str | None = None  # vhostuser socket path
+    socket_mode: str | None = None  # vhostuser: server (QEMU creates the socket) | client
+    teaming: str | None = None  # <teaming type='persistent'|'transient'>: failover pairs
     filterref: str | None = None
     model: str | None = None
     target_dev: str | None = None
@@ -140,6 +142,7 @@ class HostDev(BaseModel):
     mode: str = "subsystem"
     type: str = "pci"  # pci | usb | scsi | scsi_host | mdev
     summary: str = ""
+    teaming: str | None = None  # <teaming type='transient'>: the VF of a failover pair, unplugged to migrate
 
 
 class CharDev(BaseModel):

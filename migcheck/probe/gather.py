@@ -723,6 +723,7 @@ def guest_cpu_definitions(dom: Domain) -> list[str]:
 
 def target_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
     """Paths on the target whose existence the checks need (qemu_conf: the target's, for the TLS dir)."""
+    from migcheck.checks.devices import SWTPM_PATHS
     from migcheck.checks.platform import tls_paths
     from migcheck.checks.network import netdev_path
     from migcheck.checks.paths import boot_files, chardev_dirs
@@ -734,7 +735,7 @@ def target_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
     paths += [netdev_path(i.bridge) for i in dom.interfaces if i.type == "bridge" and i.bridge]
     paths += [netdev_path(i.dev) for i in dom.interfaces if i.type == "direct" and i.dev]
     paths += [i.socket for i in dom.interfaces if i.type == "vhostuser" and i.socket]
-    paths += ["/usr/bin/swtpm"] if "emulator" in dom.tpms else []
+    paths += list(SWTPM_PATHS) if "emulator" in dom.tpms else []
     paths += [f["source"] for f in dom.filesystems if f["type"] == "mount" and f["source"]]
     paths += tls_paths(qemu_conf, "target")
     return list(dict.fromkeys(p for p in paths if p.startswith("/")))

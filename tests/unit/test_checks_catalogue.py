@@ -275,3 +275,37 @@ def test_catalogue_case(case):
         assert not found, [f for f in report.findings if f.rule == rule]
     else:
         assert expected in found, report.findings
+
+
+TEAMING_VF = ("<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x03' "
+              "slot='0x00' function='0x1'/></source><teaming type='transient' persistent='ua-net0'/></hostdev>")
+VHU_SERVER = ("<interface type='vhostuser'><source type='unix' path='/run/vhu/s0' mode='server'/>"
+              "<model type='virtio'/></interface>")
+
+REVIEW_CASES = [
+    ("teaming-vf-ok", "devices.hostdev", TEAMING_VF, {}, "--live", None),
+    ("vhostuser-server-ok", "devices.vhost-user-socket", VHU_SERVER, {"paths": EMU | missing("/run/vhu/s0")},
+     "--live", None),
+    ("swtpm-in-local-bin-ok", "devices.tpm-emulator", TPM,
+     {"paths": EMU | missing("/usr/bin/swtpm") | exists("/usr/local/bin/swtpm")}, "--live", None),
+]
+
+
+@pytest.mark.parametrize("case", REVIEW_CASES, ids=[c[0] for c in REVIEW_CASES])
+def test_review_case(case):
+    _id, rule, devices, target_kw, flags, expected = case
+    test_catalogue_case((_id, rule, devices, {}, target_kw, flags, expected))
+
+
+@pytest.mark.parametrize("name,flags,conf,fires", [
+    ("localhost.localdomain", "--live", "", True),
+    ("localhost-kvm7", "--live", "", True),  # libvirt: STRPREFIX(hostname, "localhost")
+    ("localhost", "--live --p2p --tunnelled", "", False),  # no incoming URI to build
+    ("localhost", "--live", 'migration_host = "10.0.0.2"\n', False),
+    ("kvm7.example.net", "--live", "", False),
+])
+def test_target_hostname_localhost(name, flags, conf, fires):
+    dst = target(files=host_files() | {"/etc/libvirt/qemu.conf": conf})
+    dst.hostname = name
+    src = source(guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>"), argv("host,migratable=on"))
+    assert ("platform.target-hostname-localhost" in rules_of(run(src, dst, flags))) == fires
