@@ -36,9 +36,10 @@ test: install
 demo: install
 	$(PY) -m tests.lab.demo
 
-# benchmarks, not tests: ratios from one run on the lab (see README, Speed)
+# benchmarks, not tests: ratios from one run on the lab (see README, Speed and Fleet audit)
 bench: install
 	$(PY) -m tests.bench.bench_check
+	$(PY) -m tests.bench.bench_audit $(BENCH_ARGS)
 
 # a long fuzzing run of the parsers (the short one is part of make test)
 fuzz: install
