@@ -18,7 +18,7 @@ def open_readonly(uri: str) -> libvirt.virConnect:
     try:
         conn = libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:
-        raise LibvirtError(explain_connect_error(exc)) from None
+        raise LibvirtError(explain_connect_error(exc, uri)) from None
     if conn is None:  # pragma: no cover - old bindings
         raise LibvirtError("libvirt returned no connection")
     return conn
@@ -29,7 +29,7 @@ def open_readwrite(uri: str) -> libvirt.virConnect:
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as exc:
-        raise LibvirtError(explain_connect_error(exc)) from None
+        raise LibvirtError(explain_connect_error(exc, uri)) from None
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -59,7 +59,32 @@ def _host_key_error(text: str) -> str | None:
     return None
 
 
-def explain_connect_error(exc: libvirt.libvirtError) -> str:
+_TRANSPORT_PORTS = {"ssh": 22, "libssh": 22, "libssh2": 22, "tls": 16514, "tcp": 16509}
+_GENERIC = ("broken pipe", "end of file", "cannot recv data", "cannot write data")
+
+
+def _tcp_diagnosis(uri: str) -> str:
+    """When libvirt only says 'Broken pipe' (the ssh child died first), say what the network says."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    transport = parts.scheme.partition("+")[2]
+    if not parts.hostname or transport not in _TRANSPORT_PORTS:
+        return ""
+    port = parts.port or _TRANSPORT_PORTS[transport]
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=3):
+            return ""
+    except ConnectionRefusedError:
+        return f"connection refused on port {port}: nothing listens there; is sshd (or libvirtd's port) running?"
+    except socket.timeout:
+        return f"no answer on port {port}"
+    except OSError as exc:
+        return f"port {port}: {exc.strerror or exc}"
+
+
+def explain_connect_error(exc: libvirt.libvirtError, uri: str | None = None) -> str:
     raw = exc.get_error_message() or str(exc)
     host_key = _host_key_error(raw)
     if host_key:
@@ -78,6 +103,8 @@ def explain_connect_error(exc: libvirt.libvirtError) -> str:
         hint = "the host name does not resolve"
     elif "timed out" in low:
         hint = "the host did not answer in time"
+    elif uri and any(g in low for g in _GENERIC):
+        hint = _tcp_diagnosis(uri)
     else:
         hint = ""
     return f"libvirt: {text}" + (f" ({hint})" if hint else "")

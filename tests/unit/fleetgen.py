@@ -31,9 +31,7 @@ from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.probe.raw import (CpuCompareAnswer, NetworkInfo, PathStat, PeerDomain, PoolInfo, RawDomain, RawHost,
                                 SecretInfo)
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "libvirt"
-if not CORPUS.exists():
-    CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "libvirt"
+from tests.corpus.libvirt_corpus import CORPUS  # ../shared/corpus/libvirt beside the checkout
 QEMU = "/usr/bin/qemu-system-x86_64"
 
 CPU_FEATURES = ["ds", "acpi", "ss", "ht", "tm", "pbe", "dtes64", "monitor", "ds_cpl", "vmx", "smx", "est", "tm2",
