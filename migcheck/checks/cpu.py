@@ -31,6 +31,11 @@ class EffectiveCpu:
 def _xml_invtsc(dom: Domain, host: HostFacts) -> bool:
     if dom.cpu.exposes("invtsc"):
         return True
+    policy = dom.cpu.features.get("invtsc")
+    if policy == "optional":  # libvirt passes optional features as invtsc=on when the host has them
+        return _host_has_invtsc(host) is not False
+    if policy == "disable":  # an explicit policy wins over passthrough (libvirt: -cpu host,...,invtsc=off)
+        return False
     if dom.cpu.mode in ("host-passthrough", "maximum") and dom.cpu.migratable is False:
         return _host_has_invtsc(host) is not False
     return False

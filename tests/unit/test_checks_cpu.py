@@ -193,3 +193,16 @@ def test_tsc_frequency_outside_tolerance_with_unknown_scaling_is_a_risk():
                                 tsc="<counter name='tsc' frequency='2000000000'/>"))
     src = source(guest_xml(cpu=PT_OFF, clock=TSC_CLOCK), argv("host,migratable=off,tsc-frequency=2596991000"))
     assert TSC_TARGET in rules_of(run(src, dst), "risk")
+
+
+def test_optional_invtsc_counts_when_the_host_has_it_and_disable_wins_over_passthrough():
+    from migcheck.checks.cpu import _xml_invtsc
+    from migcheck.facts.domain_xml import parse_domain_xml
+    from migcheck.facts.host import build_host_facts
+
+    host = build_host_facts(source(guest_xml(cpu=PT_ON), None))
+    optional = parse_domain_xml(guest_xml(cpu="<cpu mode='host-model'><feature policy='optional' name='invtsc'/></cpu>"))
+    disabled = parse_domain_xml(guest_xml(
+        cpu="<cpu mode='host-passthrough' migratable='off'><feature policy='disable' name='invtsc'/></cpu>"))
+    assert _xml_invtsc(optional, host) is True
+    assert _xml_invtsc(disabled, host) is False
