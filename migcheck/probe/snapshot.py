@@ -15,7 +15,6 @@ The raw form is what is replayed: a newer migcheck re-parses it with its own par
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from migcheck.probe.raw import RawHost
@@ -117,6 +116,3 @@ def load_side(dir_: Path) -> RawHost:
     sub = "host" if meta.get("kind") == "host" else "source"
     return load_host(dir_ / sub)
 
-
-def is_snapshot(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "snapshot.json"))

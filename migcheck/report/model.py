@@ -71,12 +71,12 @@ class Report(BaseModel):
         return int(VERDICT_EXIT[self.verdict])
 
 
-def verdict_of(findings: list[Finding], probe_errors: list[str] | None = None) -> Verdict:
+def verdict_of(findings: list[Finding]) -> Verdict:
     """blocked beats unknown (a certain failure is certain); unknown beats risky and ok."""
     severities = {f.severity for f in findings}
     if Severity.BLOCK in severities:
         return Verdict.BLOCKED
-    if Severity.UNKNOWN in severities or probe_errors:
+    if Severity.UNKNOWN in severities:
         return Verdict.UNKNOWN
     if Severity.RISK in severities:
         return Verdict.RISKY
