@@ -115,7 +115,7 @@ def invtsc_without_tsc_frequency(ctx: CheckContext):
             message="could not confirm against the running QEMU whether invtsc is exposed",
             evidence=[f"domain XML: cpu mode={ctx.domain.cpu.mode}, migratable={ctx.domain.cpu.migratable}",
                       f"running command line unavailable: {why}"],
-            fix="let migcheck read /proc/PID/cmdline over SSH (see README: SSH access)",
+            fix="let migcheck read /proc/PID/cmdline over SSH (see the README, Access and safety)",
             severity=Severity.UNKNOWN,
         )]
     if not cpu.invtsc or cpu.tsc_frequency:

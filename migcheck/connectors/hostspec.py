@@ -60,7 +60,8 @@ def redact(spec: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}@{hostport}"
     query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query)], safe="*/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    # built by hand: urlunsplit would turn qemu:///system (empty host) into qemu:/system
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def secrets_in(spec: str) -> tuple[str, ...]:

@@ -26,3 +26,10 @@ def test_proxyjump_hosts_are_left_to_openssh(tmp_path):
     cfg.write_text("Host behind\n  ProxyJump bastion\nHost direct\n  HostName 10.0.0.9\n")
     assert uses_proxy("behind", str(cfg))
     assert not uses_proxy("direct", str(cfg))
+
+
+def test_redacted_uris_keep_their_shape():
+    from migcheck.connectors.hostspec import redact
+
+    assert redact("qemu:///system") == "qemu:///system"
+    assert redact("qemu+ssh://root:pw@h:2222/system?keyfile=/k") == "qemu+ssh://root@h:2222/system?keyfile=***"
