@@ -152,18 +152,24 @@ def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
     )
 
 
-def _cpu(host: HostProbe, guest: GuestProbe, defs: list[str]) -> tuple[dict[str, CpuCompareAnswer], dict[str, str]]:
-    cpu: dict[str, CpuCompareAnswer] = {}
+def _collect(table: dict, keys, name=lambda key: key) -> tuple[dict, dict[str, str]]:
+    """The answers a host gave for these keys (values under name(key)) and the errors it met."""
+    values: dict = {}
     errors: dict[str, str] = {}
-    d = guest.dom
-    for xml in defs:
-        a = host.cpu.get((d.arch or "", d.virt_type or "", xml))
+    for key in keys:
+        a = table.get(key)
         if a is None:
             continue
         if a.value is not None:
-            cpu[cpu_key(xml)] = a.value
+            values[name(key)] = a.value
         errors.update(a.errors)
-    return cpu, errors
+    return values, errors
+
+
+def _cpu(host: HostProbe, guest: GuestProbe, defs: list[str]) -> tuple[dict[str, CpuCompareAnswer], dict[str, str]]:
+    d = guest.dom
+    keys = [(d.arch or "", d.virt_type or "", xml) for xml in defs]
+    return _collect(host.cpu, keys, name=lambda key: cpu_key(key[2]))
 
 
 def image_wanted(stat: PathStat | None) -> bool:
@@ -172,31 +178,11 @@ def image_wanted(stat: PathStat | None) -> bool:
 
 
 def _images(host: HostProbe, guest: GuestProbe, paths: dict[str, PathStat]) -> tuple[dict[str, str], dict[str, str]]:
-    images: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    for p in guest.disk_files():
-        if not image_wanted(paths.get(p)):
-            continue
-        a = host.images.get(p)
-        if a is None:
-            continue
-        if a.value is not None:
-            images[p] = a.value
-        errors.update(a.errors)
-    return images, errors
+    return _collect(host.images, [p for p in guest.disk_files() if image_wanted(paths.get(p))])
 
 
 def _paths(host: HostProbe, wanted: list[str]) -> tuple[dict[str, PathStat], dict[str, str]]:
-    paths: dict[str, PathStat] = {}
-    errors: dict[str, str] = {}
-    for p in wanted:
-        a = host.paths.get(p)
-        if a is None:
-            continue
-        if a.value is not None:
-            paths[p] = a.value
-        errors.update(a.errors)
-    return paths, errors
+    return _collect(host.paths, wanted)
 
 
 _TEMPLATE: RawHost | None = None
