@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ PRIVATE_DIRS = {
     "cache": "/var/cache/libvirt",
 }
 # Paths that are already private inside a host, so a dir below them needs no overlay.
-PRIVATE_ROOTS = (*PRIVATE_DIRS.values(), "/run", "/root/.ssh")
+PRIVATE_ROOTS = (*PRIVATE_DIRS.values(), "/run", "/root")
 
 
 @dataclass
@@ -190,6 +191,16 @@ class LabHost:
         for sub, target in PRIVATE_DIRS.items():
             sh(["mount", "--bind", str(self.dir / sub), r + target])
         sh(["mount", "--bind", str(hosts_file), r + "/etc/hosts"])
+        if not r:
+            # root's home as on a fresh Debian host (/etc/skel), not this machine's: every SSH
+            # session runs the login shell, which reads ~/.bashrc, and a developer's .bashrc
+            # (pyenv init here: +75 ms per session) would make each lab "host" slow in its way.
+            home = self.dir / "root-home"
+            (home / ".ssh").mkdir(parents=True, exist_ok=True)
+            for name in (".bashrc", ".profile"):
+                if Path("/etc/skel", name).exists() and not (home / name).exists():
+                    shutil.copyfile(Path("/etc/skel", name), home / name)
+            sh(["mount", "--bind", str(home), "/root"])
         sh(["mount", "--bind", str(ssh_dir), r + "/root/.ssh"])
         for br in self.spec.bridges:
             sh(["ip", "link", "add", br, "type", "bridge"])
