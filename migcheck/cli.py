@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from migcheck.report.model import ExitCode
+from migcheck.report.exit_codes import ExitCode
 
 app = typer.Typer(
     add_completion=False,
@@ -42,7 +42,7 @@ MAX_TIMEOUT = 24 * 3600.0
 
 
 def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str], qmp: bool = False):
-    from migcheck.probe.gather import ProbeOptions
+    from migcheck.probe.session import ProbeOptions
 
     if not 0 < timeout <= MAX_TIMEOUT:  # also refuses nan; inf overflowed the thread join
         raise _fail(f"--timeout {timeout:g}: give seconds, more than 0 and at most {MAX_TIMEOUT:g}", ExitCode.USAGE)
@@ -78,11 +78,32 @@ def _parse_flags_or_fail(args: list[str]):
         raise _fail(f"{exc} (flags are spelled as for virsh migrate)", ExitCode.USAGE)
 
 
+def _trace(what: str) -> None:
+    if os.environ.get("MIGCHECK_TRACE") == "1":
+        from migcheck.probe.session import trace
+
+        trace(what)
+
+
+def _import_evaluation() -> None:
+    """What evaluates and renders a probe's answers: ~0.1 s of imports (pydantic models, the checks).
+
+    Done while the probe waits on the network (its worker threads need the
+    same modules, and take them from here), instead of before it starts.
+    """
+    import migcheck.probe.gather  # noqa: F401 - first: the probe's workers wait for this one
+    from migcheck.checks import load_all
+    import migcheck.engine  # noqa: F401
+    import migcheck.report.render  # noqa: F401
+
+    load_all()
+
+
 def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool, save: Optional[Path] = None):
     """Probe both hosts and evaluate; on a probe failure print one line and exit 3."""
     from migcheck.connectors.hostspec import HostSpecError, parse_host
-    from migcheck.engine import evaluate, unknown_report
-    from migcheck.probe.gather import ProbeError, probe_pair
+    from migcheck.probe.pair import start_probe_pair
+    from migcheck.probe.session import ProbeError, trace
 
     if not (source and target and vm):
         raise _fail("usage: migcheck SRC DST VM [virsh migrate flags]  (see migcheck --help)", ExitCode.USAGE)
@@ -90,8 +111,13 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
         src, dst = parse_host(source), parse_host(target)
     except HostSpecError as exc:
         raise _fail(str(exc), ExitCode.USAGE)
+    pending = start_probe_pair(src, dst, vm, options)
+    _import_evaluation()  # while both hosts' handshakes run
+    from migcheck.engine import evaluate, unknown_report
+
+    trace("imports done, waiting for the probe")
     try:
-        pair = probe_pair(src, dst, vm, options)
+        pair = pending.result()
     except ProbeError as exc:
         typer.echo(f"migcheck: {exc}", err=True)
         if fmt == Format.json:
@@ -101,7 +127,10 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
         from migcheck.probe.snapshot import save_pair
 
         save_pair(pair.source, pair.target, vm, flags.as_args(), save)
-    return evaluate(pair.source, pair.target, vm, flags), pair, src, dst
+    trace("probe done")
+    report = evaluate(pair.source, pair.target, vm, flags)
+    trace("evaluated")
+    return report, pair, src, dst
 
 
 @app.command(context_settings=_EXTRA_ARGS)
@@ -131,6 +160,7 @@ def check(
         report, *_ = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
                                    fmt, verbose, save)
     _emit(report, fmt, verbose)
+    _trace("report written")
     raise typer.Exit(report.exit_code)
 
 
@@ -363,6 +393,7 @@ def _exit_now_if_threads_linger(code) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         _end_own_children()
+        _trace("exit")
         os._exit(code or 0)
 
 
@@ -407,6 +438,9 @@ def _help_among_operands(args: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # pydantic scans every installed package's metadata for plugins on its first model (~10 ms);
+    # migcheck uses none. Set it yourself to have yours loaded.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not args[0].startswith("-") and args[0] not in SUBCOMMANDS:
         args.insert(0, "check")

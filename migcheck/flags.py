@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from dataclasses import dataclass, fields
 
 
-class MigrationFlags(BaseModel):
+@dataclass(frozen=True)
+class MigrationFlags:
+    """The flags of one ``virsh migrate`` (a plain dataclass: parsed before any host is contacted,
+    without loading pydantic first)."""
+
     live: bool = False
     offline: bool = False
     persistent: bool = False
@@ -39,12 +43,12 @@ class MigrationFlags(BaseModel):
 
     def as_args(self) -> list[str]:
         out = []
-        for name, field in type(self).model_fields.items():
-            value = getattr(self, name)
+        for field in fields(self):
+            name, value = field.name, getattr(self, field.name)
             opt = "--" + name.replace("_", "-")
             if name == "parallel_connections" and value is not None:
                 out += ["--parallel-connections", str(value)]
-            elif field.annotation is bool or field.annotation == "bool":
+            elif field.type in (bool, "bool"):
                 if value:
                     out.append(opt)
             elif value is not None:
@@ -93,6 +97,8 @@ def parse_flags(args: list[str]) -> MigrationFlags:
             else:
                 raise FlagError(f"{key} needs a value")
             if key in _VALUE:
+                if key == "--parallel-connections" and not (val.isascii() and val.isdigit()):
+                    raise FlagError(f"{key} needs a number, not {val!r}")
                 values[_VALUE[key]] = int(val) if key == "--parallel-connections" else val
         elif key in _IGNORED_BOOL and not eq:
             pass

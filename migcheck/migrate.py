@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migcheck.checks.errors import rule_for_error
 from migcheck.connectors.hostspec import HostTarget
-from migcheck.probe.gather import PairProbe
+from migcheck.probe.pair import PairProbe
 from migcheck.report.model import Report
 
 

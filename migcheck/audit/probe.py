@@ -25,7 +25,7 @@ from migcheck.connectors.hostspec import HostTarget, parse_host, redact
 from migcheck.connectors.libvirt_conn import one_line
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.probe import gather
-from migcheck.probe.gather import HostSession, ProbeError, ProbeOptions
+from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
 from migcheck.probe.raw import RawHost
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import stat as statmod
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from migcheck.probe.raw import PathStat
+if TYPE_CHECKING:  # imported where used: connecting must not wait for pydantic (probe/pair.py)
+    from migcheck.probe.raw import PathStat
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
@@ -43,6 +44,8 @@ class LocalFiles:
         return os.readlink(_check_path(path))
 
     def stat(self, path: str) -> PathStat:
+        from migcheck.probe.raw import PathStat
+
         try:
             st = os.stat(_check_path(path))
         except FileNotFoundError:
@@ -81,6 +84,8 @@ class SftpFiles:
         return target
 
     def stat(self, path: str) -> PathStat:
+        from migcheck.probe.raw import PathStat
+
         try:
             st = self._sftp.stat(_check_path(path))
         except FileNotFoundError:

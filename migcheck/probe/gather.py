@@ -9,20 +9,15 @@ naming the host and what to do.
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import libvirt
 
-from migcheck.connectors.files import MAX_FILE_BYTES, HostFiles, LocalFiles
+from migcheck.connectors.files import MAX_FILE_BYTES
 from migcheck.connectors.hostspec import HostTarget, redact
-from migcheck.connectors.libvirt_conn import LibvirtError, error_text, one_line, open_readonly, open_readwrite
-from migcheck.connectors.ssh import SshConnection, SshError, SshOptions, uses_proxy
-from migcheck.connectors.tunnel import LibvirtTunnel, remote_uri
+from migcheck.connectors.libvirt_conn import LibvirtError, error_text
+from migcheck.connectors.ssh import SshError
 from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.models import Domain
@@ -39,173 +34,21 @@ from migcheck.probe.raw import (
     cpu_key,
     domcaps_key,
 )
+from migcheck.probe.session import (  # noqa: F401 - ProbeError, ProbeOptions, HostSession: imported from here too
+    HostSession,
+    HostWorker,
+    ProbeError,
+    ProbeOptions,
+    deadline_join,
+    raise_failure,
+    scrubbed,
+    stage,
+)
 from migcheck.xmlsafe import parse_xml
 
 LOG_TAIL_BYTES = 256 * 1024
 QEMU_CONF = "/etc/libvirt/qemu.conf"
 _LOG_START = re.compile(rb"^.*starting up libvirt version", re.M)
-
-
-class ProbeError(Exception):
-    """The host could not be probed at all (unreachable, VM not found, timeout)."""
-
-    def __init__(self, host: str, message: str):
-        message = one_line(message)  # a guest name or an ssh banner must not break the one line
-        super().__init__(f"{host}: {message}")
-        self.host = host
-        self.message = message
-
-
-@dataclass
-class ProbeOptions:
-    timeout: float = 30.0  # the whole probe of one host
-    connect_timeout: float = 10.0
-    use_ssh: bool = True
-    ssh_config: str | None = None
-    qmp: bool = False  # ask the running QEMU (query-migrate); taints the guest "custom-monitor"
-    # libvirt over migcheck's own SSH connection (connectors/tunnel.py); MIGCHECK_NO_TUNNEL=1 for A/B benchmarks
-    tunnel: bool = field(default_factory=lambda: os.environ.get("MIGCHECK_NO_TUNNEL") != "1")
-
-
-@dataclass
-class HostSession:
-    """The open connections to one host."""
-
-    target: HostTarget
-    options: ProbeOptions
-    conn: libvirt.virConnect | None = None
-    conn_rw: libvirt.virConnect | None = None
-    rw_error: str | None = None
-    ssh: SshConnection | None = None
-    ssh_error: str | None = None
-    ssh_unreachable: bool = False
-    _local_files: LocalFiles = field(default_factory=LocalFiles)
-    _tunnels: list[LibvirtTunnel] = field(default_factory=list)
-
-    def open(self) -> "HostSession":
-        """Open the SSH connection and the read-only and read-write libvirt connections.
-
-        For plain qemu+ssh URIs, SSH (paramiko) comes first and both libvirt
-        connections run through it (connectors/tunnel.py): one handshake per
-        host.  Otherwise, or if that fails, libvirt uses its own transport and
-        the three connections are opened in parallel.
-
-        The read-write connection is used only for the queries libvirt refuses
-        on a read-only one (getDomainCapabilities, compareHypervisorCPU, and the
-        opt-in QEMU monitor question of --qmp); none changes anything on the host.
-        """
-        ssh_wanted = self.options.use_ssh and self.target.ssh is not None
-        if not self.options.use_ssh:
-            self.ssh_error = "SSH disabled (--no-ssh)"
-        remote = None
-        if ssh_wanted and self.options.tunnel and not uses_proxy(self.target.ssh.host, self.options.ssh_config):
-            remote = remote_uri(self.target.uri)
-        if remote is not None:
-            _stage("opening the SSH connection")
-            self._open_ssh()
-            if self.ssh is not None and self._open_tunnelled(remote):
-                _stage("gathering facts")
-                return self
-            if self.ssh_unreachable:  # libvirt's own ssh would only wait for the same silence
-                raise ProbeError(self.target.spec, self.target.scrub(self.ssh_error or "unreachable"))
-        threads = []
-        if ssh_wanted and self.ssh is None and self.ssh_error is None:
-            threads.append(threading.Thread(target=self._open_ssh, daemon=True))
-        threads.append(threading.Thread(target=self._open_rw, daemon=True))
-        for t in threads:
-            t.start()
-        _stage("opening the libvirt connection")
-        try:
-            self.conn = open_readonly(self.target.uri)
-        except LibvirtError as exc:
-            raise ProbeError(self.target.spec, str(exc)) from None
-        _stage("opening the SSH connection")
-        for t in threads:
-            t.join(self.options.connect_timeout + 2)
-        _stage("gathering facts")
-        if self.ssh is None and self.ssh_error is None and ssh_wanted:
-            self.ssh_error = f"SSH: no answer within {self.options.connect_timeout:g}s"
-        return self
-
-    def _open_tunnelled(self, remote: str) -> bool:
-        """Both libvirt connections over the SSH connection; False (nothing left open) if that fails."""
-        transport = self.ssh.client.get_transport() if self.ssh and self.ssh.client else None
-        if transport is None:
-            return False
-        _stage("opening the libvirt connection")
-        try:
-            self._tunnels = [LibvirtTunnel(transport, remote, readonly, self.options.connect_timeout)
-                             for readonly in (True, False)]
-        except OSError:
-            return False
-        # each channel costs the host a session setup: open all three at once
-        side = [threading.Thread(target=self._open_rw, args=(self._tunnels[1].uri,), daemon=True),
-                threading.Thread(target=lambda: self.files, daemon=True)]
-        for t in side:
-            t.start()
-        try:
-            self.conn = open_readonly(self._tunnels[0].uri)
-        except LibvirtError:
-            self.conn = None
-        for t in side:
-            t.join(self.options.connect_timeout + 2)
-        if self.conn is None:
-            self._close_libvirt()
-            return False
-        return True
-
-    def _open_rw(self, uri: str | None = None) -> None:
-        try:
-            self.conn_rw = open_readwrite(uri or self.target.uri)
-        except LibvirtError as exc:
-            self.rw_error = str(exc)
-
-    @property
-    def query_conn(self) -> libvirt.virConnect:
-        """The connection for domain capabilities and CPU comparison (read-write, see open())."""
-        if self.conn_rw is None:
-            raise LibvirtError(self.rw_error or "no read-write libvirt connection")
-        return self.conn_rw
-
-    def _open_ssh(self) -> None:
-        try:
-            self.ssh = SshConnection(self.target.ssh, SshOptions(self.options.connect_timeout,
-                                                                 self.options.ssh_config)).connect()
-        except SshError as exc:
-            self.ssh_error = str(exc)
-            self.ssh_unreachable = exc.unreachable
-        except Exception as exc:  # paramiko can raise odd things on garbage servers
-            self.ssh_error = f"SSH failed: {type(exc).__name__}: {exc}"
-
-    @property
-    def files(self) -> HostFiles | None:
-        if self.target.local:
-            return self._local_files
-        if self.ssh is None:
-            return None
-        try:
-            return self.ssh.files
-        except SshError as exc:
-            self.ssh_error = str(exc)
-            self.ssh = None
-            return None
-
-    def _close_libvirt(self) -> None:
-        for conn in (self.conn, self.conn_rw):
-            if conn is not None:
-                try:
-                    conn.close()
-                except libvirt.libvirtError:
-                    pass
-        self.conn = self.conn_rw = None
-        for tunnel in self._tunnels:
-            tunnel.close()
-        self._tunnels = []
-
-    def close(self) -> None:
-        self._close_libvirt()
-        if self.ssh is not None:
-            self.ssh.close()
 
 
 def _fact(raw: RawHost, name: str, fn: Callable[[], object]) -> object | None:
@@ -311,7 +154,7 @@ def _tail_from_last_start(data: bytes) -> bytes:
 
 def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
     conn = session.conn
-    _stage(f"gathering the guest {name!r}")
+    stage(f"gathering the guest {name!r}")
     try:
         dom = conn.lookupByName(name)
         before = _identity(dom)
@@ -574,128 +417,6 @@ def gather_image_headers(session: HostSession, raw: RawHost, dom: Domain) -> Non
             raw.image_headers[d.source] = data.hex()
 
 
-# ----------------------------------------------------------------- orchestration
-
-
-@dataclass
-class PairProbe:
-    source: RawHost
-    target: RawHost
-    domain: str
-
-
-class _HostWorker(threading.Thread):
-    """Runs one host's probe in a daemon thread, so a hung host cannot hang migcheck."""
-
-    def __init__(self, fn: Callable[[], RawHost]):
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.result: RawHost | None = None
-        self.error: BaseException | None = None
-        self.stage = "starting"  # what it was doing, for the timeout message
-
-    def run(self) -> None:
-        try:
-            self.result = self.fn()
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller
-            self.error = exc
-
-
-def _stage(what: str) -> None:
-    worker = threading.current_thread()
-    if isinstance(worker, _HostWorker):
-        worker.stage = what
-
-
-def _deadline_join(workers: list[tuple[_HostWorker, HostTarget]], timeout: float) -> None:
-    end = time.monotonic() + timeout
-    for worker, target in workers:
-        worker.join(max(0.0, end - time.monotonic()))
-        if worker.is_alive():
-            worker.error = ProbeError(target.spec, f"no complete answer within {timeout:g}s, still {worker.stage} "
-                                                   "(use --timeout to allow more)")
-
-
-def _raise_failure(worker: _HostWorker, target: HostTarget) -> None:
-    """The worker's failure as one ProbeError naming the host, without the host argument's secrets."""
-    err = worker.error
-    if err is None:
-        return
-    if isinstance(err, ProbeError):
-        raise ProbeError(err.host, target.scrub(err.message)) from None
-    raise ProbeError(target.spec, target.scrub(f"probe failed: {type(err).__name__}: {err}")) from None
-
-
-def _scrubbed(raw: RawHost, target: HostTarget) -> RawHost:
-    """Per-fact errors echo libvirt's and ssh's messages, which may quote a password or key path."""
-    raw.errors = {k: target.scrub(v) for k, v in raw.errors.items()}
-    return raw
-
-
-def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions) -> PairProbe:
-    src_raw = RawHost(spec=source.spec, uri=redact(source.uri))
-    dst_raw = RawHost(spec=target.spec, uri=redact(target.uri))
-    source_done = threading.Event()  # the guest's XML is known
-    source_cpu_ready = threading.Event()  # the source's domain capabilities too
-    src_domain: list[Domain] = []
-    sessions: list[HostSession] = []
-
-    def work_source() -> RawHost:
-        try:
-            s = HostSession(source, options)
-            sessions.append(s)
-            s.open()
-            gather_host(s, src_raw)
-            gather_guest(s, src_raw, vm)
-            dom = parse_domain_xml(src_raw.domain.live_xml)
-            src_domain.append(dom)
-            source_done.set()  # the target can start its guest-specific work now
-            gather_domcaps(s, src_raw, dom)
-            for cpu_xml in guest_cpu_definitions(dom):  # the source's own view, to weigh the target's
-                compare_cpu(s, src_raw, dom, cpu_xml)
-            source_cpu_ready.set()
-            gather_host_files(s, src_raw)
-            gather_paths(s, src_raw, source_paths_of(dom, src_raw.files.get(QEMU_CONF)))
-            gather_image_headers(s, src_raw, dom)
-            return src_raw
-        finally:
-            source_done.set()
-            source_cpu_ready.set()
-
-    def work_target() -> RawHost:
-        s = HostSession(target, options)
-        sessions.append(s)
-        s.open()
-        gather_host(s, dst_raw)
-        gather_peers(s, dst_raw)
-        gather_host_files(s, dst_raw)
-        gather_target_objects(s, dst_raw)
-        source_done.wait(options.timeout)
-        if not src_domain:
-            return dst_raw  # the source failed; its error is reported
-        dom = src_domain[0]
-        gather_domcaps(s, dst_raw, dom)
-        gather_paths(s, dst_raw, target_paths_of(dom, dst_raw.files.get(QEMU_CONF)))
-        gather_image_headers(s, dst_raw, dom)
-        source_cpu_ready.wait(options.timeout)
-        for cpu_xml in cpu_definitions_to_compare(src_raw, dom):
-            compare_cpu(s, dst_raw, dom, cpu_xml)
-        return dst_raw
-
-    workers = [(_HostWorker(work_source), source), (_HostWorker(work_target), target)]
-    for w, _ in workers:
-        w.start()
-    _deadline_join(workers, options.timeout)
-    for s in sessions:
-        threading.Thread(target=s.close, daemon=True).start()
-    for w, t in workers:
-        _raise_failure(w, t)
-    if src_raw.domain is None:  # never evaluate a half-probed source as if it were complete
-        raise ProbeError(source.spec, source.scrub("the probe ended without the guest's facts: "
-                         + ("; ".join(f"{k}: {v}" for k, v in src_raw.errors.items()) or "no reason recorded")))
-    return PairProbe(source=_scrubbed(src_raw, source), target=_scrubbed(dst_raw, target), domain=vm)
-
-
 def cpu_definitions_to_compare(src_raw: RawHost, dom: Domain) -> list[str]:
     """CPU definitions the target must judge: the guest's own, or the source CPU for host-passthrough."""
     from migcheck.checks.cpu import hypervisor_cpu_xml
@@ -768,8 +489,8 @@ def probe_host(target: HostTarget, vm: str | None, options: ProbeOptions) -> Raw
         finally:
             s.close()
 
-    worker = _HostWorker(work)
+    worker = HostWorker(work)
     worker.start()
-    _deadline_join([(worker, target)], options.timeout)
-    _raise_failure(worker, target)
-    return _scrubbed(raw, target)
+    deadline_join([(worker, target)], options.timeout)
+    raise_failure(worker, target)
+    return scrubbed(raw, target)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import Enum
 
 from pydantic import BaseModel, Field
+
+from migcheck.report.exit_codes import ExitCode
 
 
 class Severity(str, Enum):
@@ -27,15 +29,6 @@ class Verdict(str, Enum):
     RISKY = "risky"
     BLOCKED = "blocked"
     UNKNOWN = "unknown"
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    BLOCKED = 1
-    USAGE = 2
-    UNKNOWN = 3
-    RISKY = 4
-    MIGRATION_FAILED = 5  # migcheck migrate: allowed, ran virsh migrate, and it failed
 
 
 VERDICT_EXIT = {

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import shutil
 
+from tabulate import tabulate
+
 from migcheck import __version__
 from migcheck.report.model import Report, Severity, Verdict
 
@@ -28,7 +30,6 @@ def render_json(report: Report) -> str:
 
 
 def render_table(report: Report, verbose: bool = False) -> str:
-    from tabulate import tabulate
 
     width = max(80, min(shutil.get_terminal_size((120, 24)).columns, 200))
     flags = " ".join(report.flags)

@@ -16,8 +16,9 @@ from migcheck.audit import probe as audit_probe
 from migcheck.audit.fleet import source_raw, target_raw
 from migcheck.audit.inventory import parse_inventory
 from migcheck.connectors.hostspec import parse_host
-from migcheck.probe import gather
+from migcheck.probe import gather, session
 from migcheck.probe.gather import ProbeOptions
+from migcheck.probe.pair import probe_pair
 from migcheck.probe.raw import PathStat
 from tests.unit.fleetgen import DEFAULT_PROFILES, UUID_PLACEHOLDER, domcaps_text
 
@@ -191,9 +192,9 @@ def fake_fleet(monkeypatch):
         raise AssertionError(uri)
 
     FakeSsh.hosts = hosts
-    monkeypatch.setattr(gather, "open_readonly", open_conn)
-    monkeypatch.setattr(gather, "open_readwrite", open_conn)
-    monkeypatch.setattr(gather, "SshConnection", FakeSsh)
+    monkeypatch.setattr(session, "open_readonly", open_conn)
+    monkeypatch.setattr(session, "open_readwrite", open_conn)
+    monkeypatch.setattr(session, "SshConnection", FakeSsh)
     monkeypatch.setenv("MIGCHECK_NO_TUNNEL", "1")
     return hosts
 
@@ -210,7 +211,7 @@ def test_fleet_probe_cuts_exactly_what_probe_pair_gathers(fake_fleet) -> None:
         for vm, g in host.guests.items():
             assert g.error is None, g.error
             for dst_name in inv.candidates(src_name):
-                pair = gather.probe_pair(parse_host(src_name), parse_host(dst_name), vm, options)
+                pair = probe_pair(parse_host(src_name), parse_host(dst_name), vm, options)
                 assert source_raw(host, g) == pair.source, (vm, src_name)
                 assert target_raw(fleet[dst_name], g) == pair.target, (vm, src_name, dst_name)
                 n += 1
@@ -225,7 +226,7 @@ def test_fleet_probe_cuts_exactly_what_probe_pair_gathers(fake_fleet) -> None:
 
 
 def test_a_host_that_fails_is_reported_and_the_audit_goes_on(fake_fleet, monkeypatch) -> None:
-    real = gather.open_readonly
+    real = session.open_readonly
 
     def refuse_fc(uri):
         if "@fc/" in uri:
@@ -234,7 +235,7 @@ def test_a_host_that_fails_is_reported_and_the_audit_goes_on(fake_fleet, monkeyp
             raise LibvirtError("Cannot recv data: ssh: connect to host fc port 22: Connection refused")
         return real(uri)
 
-    monkeypatch.setattr(gather, "open_readonly", refuse_fc)
+    monkeypatch.setattr(session, "open_readonly", refuse_fc)
     inv = parse_inventory("groups:\n  g: [root@fa, root@fb, root@fc]\n", "fleet.yml")
     fleet = audit_probe.probe_fleet(inv, ProbeOptions(timeout=30, connect_timeout=5), jobs=3)
     assert fleet["root@fc"].error and "Connection refused" in fleet["root@fc"].error
@@ -242,7 +243,7 @@ def test_a_host_that_fails_is_reported_and_the_audit_goes_on(fake_fleet, monkeyp
 
 
 def test_a_hung_host_times_out_alone(fake_fleet, monkeypatch) -> None:
-    real = gather.open_readonly
+    real = session.open_readonly
     release = threading.Event()
 
     def hang_fb(uri):
@@ -250,7 +251,7 @@ def test_a_hung_host_times_out_alone(fake_fleet, monkeypatch) -> None:
             release.wait(20)
         return real(uri)
 
-    monkeypatch.setattr(gather, "open_readonly", hang_fb)
+    monkeypatch.setattr(session, "open_readonly", hang_fb)
     inv = parse_inventory("groups:\n  g: [root@fa, root@fb, root@fc]\n", "fleet.yml")
     try:
         fleet = audit_probe.probe_fleet(inv, ProbeOptions(timeout=2, connect_timeout=1), jobs=1)

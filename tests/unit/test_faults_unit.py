@@ -17,8 +17,9 @@ import pytest
 
 from migcheck.connectors.hostspec import parse_host, redact, scrub, secrets_in
 from migcheck.connectors.libvirt_conn import explain_connect_error, one_line
-from migcheck.probe import gather
-from migcheck.probe.gather import ProbeError, ProbeOptions, gather_guest, probe_host, probe_pair
+from migcheck.probe import gather, session
+from migcheck.probe.gather import ProbeError, ProbeOptions, gather_guest, probe_host
+from migcheck.probe.pair import probe_pair
 from migcheck.probe.raw import RawDomain, RawHost
 from migcheck.report.model import Verdict
 from tests.unit.factories import guest_xml, run, target
@@ -305,8 +306,8 @@ def hung_libvirt(monkeypatch):
         release.wait(60)
         raise gather.LibvirtError("released")
 
-    monkeypatch.setattr(gather, "open_readonly", hang)
-    monkeypatch.setattr(gather, "open_readwrite", hang)
+    monkeypatch.setattr(session, "open_readonly", hang)
+    monkeypatch.setattr(session, "open_readwrite", hang)
     yield
     release.set()
 
@@ -334,7 +335,7 @@ def test_timeout_errors_do_not_leak_secrets(hung_libvirt):
 
 HUNG_CLI = textwrap.dedent("""
     import sys, time
-    import migcheck.probe.gather as g
+    import migcheck.probe.session as g
 
     def hang(uri):
         while True:  # a libvirt call that never returns (and ignores the GIL's wishes)
@@ -375,8 +376,8 @@ def test_probe_results_and_saved_snapshots_keep_no_secret(monkeypatch, tmp_path)
         def close(self):
             pass
 
-    monkeypatch.setattr(gather, "open_readonly", lambda uri: Conn())
-    monkeypatch.setattr(gather, "open_readwrite", lambda uri: Conn())
+    monkeypatch.setattr(session, "open_readonly", lambda uri: Conn())
+    monkeypatch.setattr(session, "open_readwrite", lambda uri: Conn())
     raw = probe_host(parse_host(SECRET_URI), None, ProbeOptions(timeout=5, use_ssh=False))
     assert "Identity file *** not accessible" in raw.errors["hostname"]
     save_single(raw, tmp_path / "s")

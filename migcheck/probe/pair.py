@@ -1,0 +1,145 @@
+"""Probe a source and a target host for one guest: both at once, each fact once.
+
+:func:`start_probe_pair` returns at once: each host's worker thread opens its
+connections (paramiko and libvirt only, :mod:`migcheck.probe.session`) and only
+then imports the fact models and gathering code.  ``migcheck SRC DST VM`` uses
+the time the SSH handshakes take to import the checks.
+
+The target waits for the source only where it must: for the guest's XML
+(before its guest-specific questions) and for the source's domain capabilities
+(before judging a host-passthrough CPU).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from migcheck.connectors.hostspec import HostTarget, redact
+from migcheck.probe.session import (
+    HostSession,
+    HostWorker,
+    ProbeError,
+    ProbeOptions,
+    deadline_join,
+    raise_failure,
+    scrubbed,
+    stage,
+)
+
+if TYPE_CHECKING:
+    from migcheck.facts.models import Domain
+    from migcheck.probe.raw import RawHost
+
+
+@dataclass
+class PairProbe:
+    source: "RawHost"
+    target: "RawHost"
+    domain: str
+
+
+class PendingPair:
+    """Both hosts' probes, running; :meth:`result` waits for them (within the probe's deadline)."""
+
+    def __init__(self, source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions):
+        self.source, self.target, self.vm, self.options = source, target, vm, options
+        self.started = time.monotonic()
+        self._src_raw: list[RawHost] = []
+        self._source_done = threading.Event()  # the guest's XML is known (or the source failed)
+        self._source_cpu_ready = threading.Event()  # the source's domain capabilities too
+        self._src_domain: list[Domain] = []
+        self._sessions: list[HostSession] = []
+        self._workers = [(HostWorker(self._work_source, "source"), source),
+                         (HostWorker(self._work_target, "target"), target)]
+        for w, _ in self._workers:
+            w.start()
+
+    def _open(self, target: HostTarget) -> HostSession:
+        s = HostSession(target, self.options)
+        self._sessions.append(s)
+        return s.open()
+
+    def _work_source(self) -> RawHost:
+        try:
+            s = self._open(self.source)
+            stage("waiting for the fact models to be imported")
+            from migcheck.probe import gather as g  # pydantic and the parsers: imported while the handshakes ran
+
+            raw = g.RawHost(spec=self.source.spec, uri=redact(self.source.uri))
+            self._src_raw.append(raw)
+            stage("gathering host facts")
+            g.gather_host(s, raw)
+            g.gather_guest(s, raw, self.vm)
+            dom = g.parse_domain_xml(raw.domain.live_xml)
+            self._src_domain.append(dom)
+            self._source_done.set()  # the target can start its guest-specific work now
+            stage("asking for domain capabilities and CPU comparisons")
+            g.gather_domcaps(s, raw, dom)
+            for cpu_xml in g.guest_cpu_definitions(dom):  # the source's own view, to weigh the target's
+                g.compare_cpu(s, raw, dom, cpu_xml)
+            self._source_cpu_ready.set()
+            stage("reading host files and paths")
+            g.gather_host_files(s, raw)
+            g.gather_paths(s, raw, g.source_paths_of(dom, raw.files.get(g.QEMU_CONF)))
+            g.gather_image_headers(s, raw, dom)
+            stage("done")
+            return raw
+        finally:
+            self._source_done.set()
+            self._source_cpu_ready.set()
+
+    def _work_target(self) -> RawHost:
+        s = self._open(self.target)
+        stage("waiting for the fact models to be imported")
+        from migcheck.probe import gather as g
+
+        raw = g.RawHost(spec=self.target.spec, uri=redact(self.target.uri))
+        stage("gathering host facts")
+        g.gather_host(s, raw)
+        g.gather_peers(s, raw)
+        g.gather_host_files(s, raw)
+        g.gather_target_objects(s, raw)
+        stage("waiting for the source's answers")
+        self._source_done.wait(self.options.timeout)
+        if not self._src_domain:
+            return raw  # the source failed; its error is reported
+        dom = self._src_domain[0]
+        stage("asking for domain capabilities, paths and image headers")
+        g.gather_domcaps(s, raw, dom)
+        g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(g.QEMU_CONF)))
+        g.gather_image_headers(s, raw, dom)
+        stage("waiting for the source's CPU")
+        self._source_cpu_ready.wait(self.options.timeout)
+        stage("comparing CPUs")
+        for cpu_xml in g.cpu_definitions_to_compare(self._src_raw[0], dom):
+            g.compare_cpu(s, raw, dom, cpu_xml)
+        stage("done")
+        return raw
+
+    def result(self) -> PairProbe:
+        """Both hosts' raw facts; ProbeError (one line naming the host) if either could not be probed."""
+        deadline_join(self._workers, self.options.timeout, started=self.started)
+        for s in self._sessions:
+            threading.Thread(target=s.close, daemon=True).start()
+        for w, t in self._workers:
+            raise_failure(w, t)
+        (src_worker, _), (dst_worker, _) = self._workers
+        src_raw, dst_raw = src_worker.result, dst_worker.result
+        if src_raw is None or src_raw.domain is None:  # never evaluate a half-probed source as if it were complete
+            errors = self._src_raw[0].errors if self._src_raw else {}
+            raise ProbeError(self.source.spec, self.source.scrub(
+                "the probe ended without the guest's facts: "
+                + ("; ".join(f"{k}: {v}" for k, v in errors.items()) or "no reason recorded")))
+        return PairProbe(source=scrubbed(src_raw, self.source), target=scrubbed(dst_raw, self.target), domain=self.vm)
+
+
+def start_probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions) -> PendingPair:
+    return PendingPair(source, target, vm, options)
+
+
+def probe_pair(source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions) -> PairProbe:
+    """Probe both hosts and wait for the answers (see :class:`PendingPair`)."""
+    return start_probe_pair(source, target, vm, options).result()
