@@ -12,6 +12,9 @@ PYTEST_ARGS ?=
 .PHONY: install apt venv test demo bench lab-up lab-down fuzz clean bench-audit
 
 install: apt venv
+	@# byte-compile migcheck: with PYTHONDONTWRITEBYTECODE set, Python would otherwise recompile
+	@# every module on every run (~0.1 s of each `migcheck SRC DST VM`); up-to-date files are skipped
+	@$(PY) -m compileall -q migcheck >/dev/null
 
 # apt-get only when a package is missing: keeps repeated runs fast.
 apt:

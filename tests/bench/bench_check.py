@@ -5,7 +5,12 @@ On its own two-host lab it times, interleaved and repeated (medians):
 - `migcheck SRC DST VM --live`;
 - a plain script gathering the same facts sequentially with virsh and ssh;
 - migcheck with libvirt's own transport (MIGCHECK_NO_TUNNEL=1), for the tunnel's effect;
-- Python start-up: `migcheck --help` against `python -c pass`.
+- Python start-up: `migcheck --help` against `python -c pass`;
+then prints one MIGCHECK_TRACE=1 run: where the time of a check goes.
+
+migcheck's modules are byte-compiled first, as an installed package's are: an
+editable install under PYTHONDONTWRITEBYTECODE=1 would otherwise recompile
+every edited module on every run (~40 ms) and measure that instead.
 
 Run as root: python -m tests.bench.bench_check [--rounds N]
 """
@@ -13,6 +18,7 @@ Run as root: python -m tests.bench.bench_check [--rounds N]
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -68,6 +74,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
+    import migcheck
+
+    compileall.compile_dir(str(Path(migcheck.__file__).parent), quiet=1)
     with Lab([HostSpec("bench-a"), HostSpec("bench-b")], prefix="mcbench", subnet="10.251.77.160/27",
              state_dir="/var/tmp/migcheck-lab-mcbench") as lab:
         a, b = lab.hosts
@@ -75,8 +84,8 @@ def main() -> int:
         a.virsh("define", "/tmp/bench-vm.xml")
         a.virsh("start", "--paused", "bench-vm")
         no_tunnel = dict(os.environ, MIGCHECK_NO_TUNNEL="1")
-        series: dict[str, list[float]] = {k: [] for k in ("floor", "migcheck", "migcheck-no-tunnel", "plain",
-                                                          "python", "help")}
+        series: dict[str, list[float]] = {k: [] for k in ("floor", "migcheck", "migcheck-no-tunnel",
+                                                          "plain", "python", "help")}
         plain = plain_script(a.name, b.name, "bench-vm")
         timed([MIGCHECK, a.name, b.name, "bench-vm", "--live"])  # warm caches once
         for _ in range(args.rounds):  # interleaved, so load changes hit every series alike
@@ -87,6 +96,8 @@ def main() -> int:
             series["python"].append(timed([sys.executable, "-c", "pass"]))
             series["help"].append(timed([MIGCHECK, "--help"]))
         med = {k: statistics.median(v) for k, v in series.items()}
+        traced = subprocess.run([MIGCHECK, a.name, b.name, "bench-vm", "--live"], capture_output=True, text=True,
+                                timeout=120, env=dict(os.environ, MIGCHECK_TRACE="1"))
     load = os.getloadavg()[0]
     print(f"\nmigcheck bench: {args.rounds} interleaved rounds, medians; load average {load:.2f}; "
           f"{'KVM' if lab.kvm else 'TCG'}")
@@ -98,6 +109,10 @@ def main() -> int:
           f"{med['plain'] / med['migcheck']:.1f} x faster ({len(plain)} commands)")
     print(f"  start-up: migcheck --help              {med['help']:.3f} s   (python -c pass: {med['python']:.3f} s, "
           f"+{med['help'] - med['python']:.3f} s)")
+    print("\nwhere one check's time goes (MIGCHECK_TRACE=1: wall and CPU since the process started):")
+    for line in traced.stderr.splitlines():
+        if line.startswith("migcheck trace"):
+            print("  " + line.removeprefix("migcheck trace").strip())
     return 0
 
 

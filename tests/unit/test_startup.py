@@ -1,4 +1,4 @@
-"""What makes `migcheck SRC DST VM` start its network work early (issue 7), kept true.
+"""What lets `migcheck SRC DST VM` start its network work before its heavy imports (issue 7), kept true.
 
 Speed itself is measured by `make bench`; these tests pin the properties the
 speed rests on, each of which a harmless-looking import can undo.
