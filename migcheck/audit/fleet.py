@@ -65,8 +65,10 @@ class GuestProbe:
         return hit
 
     def disk_files(self) -> list[str]:
-        """File-backed disk sources, in order: gather_image_headers reads their first bytes where they exist."""
-        return [d.source for d in self.dom.disks if d.type == "file" and d.source] if self.dom else []
+        """Disk sources, in order, whose first bytes gather_image_headers reads where they exist."""
+        from migcheck.probe.gather import image_sources
+
+        return image_sources(self.dom) if self.dom else []
 
     def source_cpu_defs(self) -> list[str]:
         """The guest's own CPU definition, which probe_pair also asks the source about."""

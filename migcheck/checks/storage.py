@@ -193,13 +193,18 @@ def copy_precreate(ctx: CheckContext):
     - a same-size qcow2 pre-created on the target: migrates;
     - a smaller or larger one: "operation failed: migration of disk vda failed: Source and target image have
       different sizes";
-    - a raw file where the disk is qcow2: the target QEMU fails with "Image is not in qcow2 format"."""
+    - a raw file where the disk is qcow2: the target QEMU fails with "Image is not in qcow2 format";
+    - a type='block' disk whose device is missing on the target: "cannot precreate storage for disk type 'block'";
+      a device of the same size there migrates, a smaller one fails as a smaller image does."""
     if not ctx.flags.copy_storage or ctx.flags.offline:
         raise NotApplicable
     out = []
     pools = ctx.target.raw.pools
     for d in ctx.domain.disks:
-        if not _copied(ctx, d) or d.type != "file" or not d.source or d.transient:
+        if not _copied(ctx, d) or d.type not in ("file", "block") or not d.source or d.transient:
+            continue
+        if d.type == "block":
+            out += _copied_block_device(ctx, d)
             continue
         stat = ctx.target.raw.paths.get(d.source)
         if stat is None:
@@ -275,6 +280,35 @@ def volume_pool_missing(ctx: CheckContext):
                            evidence=[f"{ctx.target.spec}: pools {', '.join(sorted(by_name)) or 'none'}"],
                            fix=f"define and start pool '{d.pool}' on the target"))
     return out
+
+
+def _copied_block_device(ctx: CheckContext, d: Disk) -> list[Hit]:
+    """Storage copy of a block-device disk: libvirt never creates the device, it must be there, as large."""
+    stat = ctx.target.raw.paths.get(d.source)
+    if stat is None:
+        return [Hit(message=f"could not check {d.source} on the target", evidence=[ctx.target.errors.get("paths", "")],
+                    fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
+    source = ctx.source.raw.paths.get(d.source)
+    size = f"{source.size} bytes" if source is not None and source.size else "the source's size"
+    if not stat.exists:
+        return [Hit(message=f"block device {d.source} (disk {d.target}) does not exist on the target, and libvirt "
+                            "creates no block device for a storage copy: \"cannot precreate storage for disk type "
+                            "'block'\"",
+                    evidence=[f"{ctx.target.spec}: {d.source} not found", f"disk {d.target}: type='block'"],
+                    fix=f"create a block device of {size} at {d.source} on the target first (for LVM: lvcreate, "
+                        "with the same name), or, if the device is shared, leave it out of the copy "
+                        "(virsh migrate --migrate-disks with the other disks)")]
+    hits = _existing_target_image(ctx, d)
+    if hits or (d.driver_type or "raw").lower() != "raw":
+        return hits
+    unknown = [h for h, st in ((ctx.source, source), (ctx.target, stat)) if st is None or not st.size]
+    if unknown:
+        return [Hit(message=f"could not read the size of the block device {d.source} on "
+                            + " and ".join(h.spec for h in unknown) + ": a copy into a device of another size fails",
+                    evidence=[f"{h.spec}: {d.source} is not under /dev, or /sys/class/block does not name it"
+                              for h in unknown],
+                    fix="compare the sizes by hand (blockdev --getsize64 on both hosts)", severity=Severity.UNKNOWN)]
+    return []
 
 
 def _existing_target_image(ctx: CheckContext, d: Disk) -> list[Hit]:

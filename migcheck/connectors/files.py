@@ -26,6 +26,25 @@ class HostFiles(Protocol):
     def close(self) -> None: ...
 
 
+def block_device_size(real_path: str, read) -> int | None:
+    """Bytes of the block device at ``real_path`` (symlinks resolved), from /sys/class/block/NAME/size.
+
+    stat() says 0 for a device node; the kernel's sector count (512-byte units,
+    whatever the device's own sector size) is the capacity. None for a node
+    outside /dev or a name sysfs does not know.
+    """
+    if not real_path.startswith("/dev/"):
+        return None
+    name = real_path.rsplit("/", 1)[1]
+    if not name or name in (".", ".."):
+        return None
+    try:
+        text = read(f"/sys/class/block/{name}/size", 64).decode("ascii", "replace").strip()
+    except (OSError, ValueError):
+        return None
+    return int(text) * 512 if text.isdigit() else None
+
+
 def _check_path(path: str) -> str:
     if not path.startswith("/") or "\0" in path:
         raise ValueError(f"refusing to read {path!r}: not an absolute path")
@@ -50,6 +69,9 @@ class LocalFiles:
             st = os.stat(_check_path(path))
         except FileNotFoundError:
             return PathStat(path=path, exists=False)
+        if statmod.S_ISBLK(st.st_mode):
+            return PathStat(path=path, exists=True, is_block=True, mtime=st.st_mtime,
+                            size=block_device_size(os.path.realpath(path), self.read))
         return PathStat(path=path, exists=True, is_dir=statmod.S_ISDIR(st.st_mode), size=st.st_size, mtime=st.st_mtime)
 
     def close(self) -> None:
@@ -94,8 +116,16 @@ class SftpFiles:
             if getattr(exc, "errno", None) == errno.ENOENT:
                 return PathStat(path=path, exists=False)
             raise
+        mtime = float(st.st_mtime) if st.st_mtime is not None else None
+        if statmod.S_ISBLK(st.st_mode or 0):
+            try:
+                real = self._sftp.normalize(_check_path(path))  # sftp-server's realpath: symlinks resolved
+            except OSError:
+                real = path
+            return PathStat(path=path, exists=True, is_block=True, mtime=mtime,
+                            size=block_device_size(real, self.read))
         return PathStat(path=path, exists=True, is_dir=statmod.S_ISDIR(st.st_mode or 0), size=st.st_size,
-                        mtime=float(st.st_mtime) if st.st_mtime is not None else None)
+                        mtime=mtime)
 
     def close(self) -> None:
         self._sftp.close()

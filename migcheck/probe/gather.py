@@ -401,20 +401,26 @@ def gather_paths(session: HostSession, raw: RawHost, paths: list[str]) -> None:
             raw.paths[path] = st
 
 
+def image_sources(dom: Domain) -> list[str]:
+    """Disk sources whose first bytes tell the image format and size: files, and block devices (a qcow2 can
+    live on one). The audit reads the same (audit/fleet.py)."""
+    return [d.source for d in dom.disks if d.type in ("file", "block") and d.source]
+
+
 def gather_image_headers(session: HostSession, raw: RawHost, dom: Domain) -> None:
-    """The first bytes of each file-backed disk image that exists here (format, virtual size)."""
+    """The first bytes of each disk image that exists here (format, virtual size)."""
     from migcheck.facts.image import HEADER_BYTES
 
     files = session.files
     if files is None:
         return
-    for d in dom.disks:
-        st = raw.paths.get(d.source) if d.type == "file" and d.source else None
+    for source in image_sources(dom):
+        st = raw.paths.get(source)
         if st is None or not st.exists or st.is_dir:
             continue
-        data = _fact(raw, f"image:{d.source}", lambda p=d.source: files.read(p, limit=HEADER_BYTES))
+        data = _fact(raw, f"image:{source}", lambda p=source: files.read(p, limit=HEADER_BYTES))
         if data is not None:
-            raw.image_headers[d.source] = data.hex()
+            raw.image_headers[source] = data.hex()
 
 
 def cpu_definitions_to_compare(src_raw: RawHost, dom: Domain) -> list[str]:
@@ -463,10 +469,10 @@ def target_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
 
 
 def source_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
-    """Paths on the source: disk images (their size, for storage copy) and the TLS client files."""
+    """Paths on the source: disk images and block devices (their size, for storage copy), the TLS client files."""
     from migcheck.checks.platform import tls_paths
 
-    paths = [d.source for d in dom.disks if d.source and d.type == "file"] + tls_paths(qemu_conf, "source")
+    paths = [d.source for d in dom.disks if d.source and d.type in ("file", "block")] + tls_paths(qemu_conf, "source")
     return list(dict.fromkeys(p for p in paths if p.startswith("/")))
 
 

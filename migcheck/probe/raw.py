@@ -24,6 +24,7 @@ class PathStat(BaseModel):
     path: str
     exists: bool
     is_dir: bool = False
+    is_block: bool = False  # a block device (size: its capacity in bytes, from /sys/class/block, when known)
     size: int | None = None
     mtime: float | None = None
     fs_type: str | None = None

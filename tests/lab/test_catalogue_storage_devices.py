@@ -11,6 +11,8 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | storage copy, no/inactive pool, no image | --live --copy-storage-all | Storage pool not found: no storage pool with matching target path '/var/lib/libvirt/images' |
 | storage copy into a smaller/larger image | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
 | storage copy into a raw file (disk qcow2) | --live --copy-storage-all | ... qemu-system-x86_64: -blockdev ...: Image is not in qcow2 format |
+| storage copy, block device missing on the target | --live --copy-storage-all | internal error: cannot precreate storage for disk type 'block' |
+| storage copy into a smaller block device | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
 | image missing on the target | --live --unsafe | unable to stat: /var/lib/libvirt/images/NAME.qcow2: No such file or directory |
 | cdrom ISO on the source only | --live | Cannot access storage file '/var/lib/libvirt/images/NAME.iso': No such file or directory |
 | shmem without role / role='peer' | --live | Requested operation is not valid: cannot migrate domain: Migration is disabled when using feature 'peer mode' in device 'ivshmem' |
@@ -24,8 +26,8 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | tunnelled + TLS | --live --p2p --tunnelled --tls | operation failed: job 'migration out' failed: TLS handshake failed: Error in the pull function. (or: internal error: failed to convert virJSONValue to yajl data; or: End of file while reading data: : Input/output error) |
 | flag combinations | see FLAG_COMBINATIONS | see FLAG_COMBINATIONS (with --p2p sometimes only "End of file while reading data: : Input/output error") |
 
-What works: storage copy into a same-size pre-created image or through an active pool (libvirt creates
-the image), cache='writeback' with storage copy, a block device visible on both hosts with plain --live,
+What works: storage copy into a same-size pre-created image or block device, or through an active pool
+(libvirt creates the image), cache='writeback' with storage copy, a block device visible on both hosts with plain --live,
 --unsafe onto a stale same-size copy (risky: it migrates), a cdrom on both hosts, shmem role='master',
 an unmounted 9p share whose dir exists on both hosts (risky: it migrates), --tls with certificates in a
 migrate_tls_x509_cert_dir, --p2p --tunnelled past migrate_tls_force, --tunnelled --copy-storage-all
@@ -265,9 +267,9 @@ def test_writeback_cache_with_storage_copy_is_ok_and_migrates(lab):
 
 
 @contextlib.contextmanager
-def loop_device(size_mib: int = 16) -> Iterator[str]:
+def loop_device(size_mib: int = 16, name: str = "sto-loop") -> Iterator[str]:
     """A loop device (a real block device, visible in every lab host's /dev); detached on exit."""
-    backing = STATE_DIR / "sto-loop.img"
+    backing = STATE_DIR / f"{name}.img"
     with open(backing, "wb") as fh:
         fh.truncate(size_mib << 20)
     p = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True, timeout=30)
@@ -292,6 +294,50 @@ def test_block_device_seen_by_both_hosts_with_writeback_cache_is_ok_and_migrates
         with guest(lab, a, "sto-blk", xml):
             out = pair(lab, a, b, "sto-blk", ["--live"], expect="ok")
             assert not {"storage.not-shared", "storage.unsafe-cache"} & out.rules()
+
+
+BLOCK_PRECREATE = "cannot precreate storage for disk type 'block'"
+
+
+@contextlib.contextmanager
+def device_link(host, path: str, dev: str) -> Iterator[None]:
+    """path -> dev on this host only (/var/lib/libvirt is private to each host, /dev is shared), as LVM's
+    /dev/VG/LV links are: migcheck resolves it and reads the device's size from /sys/class/block."""
+    host.run(["ln", "-s", dev, path], check=True)
+    try:
+        yield
+    finally:
+        host.run(["rm", "-f", "--", path])
+
+
+def test_copy_storage_of_a_block_device_missing_on_the_target_is_blocked_and_fails(lab):
+    """libvirt pre-creates files in a pool, never block devices: the copy stops before it starts."""
+    a, b = hosts(lab)
+    path = f"{IMAGES}/sto-blkmiss"
+    with loop_device(16, "sto-blk-src") as dev, device_link(a, path, dev):
+        xml = lab.guest_xml("sto-blkmiss", extra_devices=disk(path, fmt="raw", kind="block"))
+        with guest(lab, a, "sto-blkmiss", xml):
+            out = pair(lab, a, b, "sto-blkmiss", ["--live", "--copy-storage-all"], expect="blocked",
+                       expect_rule="storage.copy-precreate", expect_error=BLOCK_PRECREATE)
+            assert not exists_on(b, path)
+
+
+@pytest.mark.parametrize("target_mib,expect", [(16, "ok"), (8, "blocked")])
+def test_copy_storage_into_a_block_device_on_the_target(lab, target_mib, expect):
+    """Into a device of the same size the copy works; into a smaller one QEMU's mirror refuses it."""
+    a, b = hosts(lab)
+    name = f"sto-blk{target_mib}"
+    path = f"{IMAGES}/{name}"
+    with loop_device(16, f"{name}-src") as src_dev, loop_device(target_mib, f"{name}-dst") as dst_dev, \
+            device_link(a, path, src_dev), device_link(b, path, dst_dev):
+        xml = lab.guest_xml(name, extra_devices=disk(path, fmt="raw", kind="block"))
+        with guest(lab, a, name, xml):
+            out = pair(lab, a, b, name, ["--live", "--copy-storage-all"], expect=expect,
+                       expect_rule="storage.copy-precreate" if expect == "blocked" else None,
+                       expect_error=SIZES_DIFFER if expect == "blocked" else None)
+            assert out.migrated is (expect == "ok"), out.migrate_error
+            if expect == "ok":
+                assert "storage.copy-precreate" not in out.rules()
 
 
 # ------------------------------------------------------------------ cdrom

@@ -309,3 +309,38 @@ def test_target_hostname_localhost(name, flags, conf, fires):
     dst.hostname = name
     src = source(guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>"), argv("host,migratable=on"))
     assert ("platform.target-hostname-localhost" in rules_of(run(src, dst, flags))) == fires
+
+
+BLK = "/dev/vg0/vm1-disk"
+BLOCK_DISK = ("<disk type='block' device='disk'><driver name='qemu' type='{fmt}' cache='none'/>"
+              f"<source dev='{BLK}'/><target dev='vda' bus='virtio'/></disk>")
+
+
+def block_device(size: int | None) -> dict:
+    return {BLK: PathStat(path=BLK, exists=True, is_block=True, size=size)}
+
+
+@pytest.mark.parametrize("name,fmt,src_size,dst_paths,dst_header,flags,expected", [
+    # libvirt 9.0 in the lab: "cannot precreate storage for disk type 'block'"
+    ("missing", "raw", 16 << 20, missing(BLK), None, "--live --copy-storage-all", "block"),
+    ("same-size-ok", "raw", 16 << 20, block_device(16 << 20), bytes(64).hex(), "--live --copy-storage-all", None),
+    # "migration of disk vda failed: Source and target image have different sizes"
+    ("smaller", "raw", 16 << 20, block_device(8 << 20), bytes(64).hex(), "--live --copy-storage-all", "block"),
+    ("size-unknown", "raw", 16 << 20, block_device(None), bytes(64).hex(), "--live --copy-storage-all", "unknown"),
+    ("source-size-unknown", "raw", None, block_device(16 << 20), bytes(64).hex(), "--live --copy-storage-all",
+     "unknown"),
+    ("qcow2-on-lvs-same-virtual-size-ok", "qcow2", 1 << 30, block_device(1 << 30), qcow2_header(16 << 20),
+     "--live --copy-storage-all", None),
+    ("qcow2-on-lvs-other-virtual-size", "qcow2", 1 << 30, block_device(1 << 30), qcow2_header(8 << 20),
+     "--live --copy-storage-all", "block"),
+    ("not-copied", "raw", 16 << 20, block_device(16 << 20), None, "--live", None),
+])
+def test_copied_block_device(name, fmt, src_size, dst_paths, dst_header, flags, expected):
+    """storage.copy-precreate for type='block' disks (the lab proves missing, same size and smaller)."""
+    xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=BLOCK_DISK.format(fmt=fmt))
+    src = source(xml, argv("host,migratable=on"))
+    src.paths.update(block_device(src_size))
+    src.image_headers[BLK] = qcow2_header(16 << 20) if fmt == "qcow2" else bytes(64).hex()
+    dst = target(paths=EMU | dst_paths, image_headers={BLK: dst_header} if dst_header else {})
+    found = {f.severity.value for f in run(src, dst, flags).findings if f.rule == "storage.copy-precreate"}
+    assert found == ({expected} if expected else set()), found
