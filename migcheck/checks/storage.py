@@ -195,7 +195,10 @@ def copy_precreate(ctx: CheckContext):
       different sizes";
     - a raw file where the disk is qcow2: the target QEMU fails with "Image is not in qcow2 format";
     - a type='block' disk whose device is missing on the target: "cannot precreate storage for disk type 'block'";
-      a device of the same size there migrates, a smaller one fails as a smaller image does."""
+      a device of the same size there migrates, a smaller one fails as a smaller image does;
+    - --copy-storage-inc with the image missing on the target, even with an active pool: "Operation not supported:
+      pre-creation of storage targets for incremental storage migration is not supported"; a same-size qcow2
+      pre-created there migrates."""
     if not ctx.flags.copy_storage or ctx.flags.offline:
         raise NotApplicable
     out = []
@@ -203,10 +206,19 @@ def copy_precreate(ctx: CheckContext):
     for d in ctx.domain.disks:
         if not _copied(ctx, d) or d.type not in ("file", "block") or not d.source or d.transient:
             continue
+        stat = ctx.target.raw.paths.get(d.source)
+        if ctx.flags.copy_storage_inc and stat is not None and not stat.exists:
+            out.append(Hit(message=f"{d.source} (disk {d.target}) does not exist on the target, and libvirt creates "
+                                   "nothing for an incremental copy: \"pre-creation of storage targets for "
+                                   "incremental storage migration is not supported\"",
+                           evidence=[f"{ctx.target.spec}: {d.source} not found", "--copy-storage-inc"],
+                           fix=f"create it on the target first with the source's format and size (qemu-img create "
+                               f"-f {d.driver_type or 'raw'} {d.source} SIZE, or its backing chain for an "
+                               "incremental copy), or use --copy-storage-all"))
+            continue
         if d.type == "block":
             out += _copied_block_device(ctx, d)
             continue
-        stat = ctx.target.raw.paths.get(d.source)
         if stat is None:
             out.append(Hit(message=f"could not check {d.source} on the target", evidence=[],
                            fix="allow SSH access to the target", severity=Severity.UNKNOWN))

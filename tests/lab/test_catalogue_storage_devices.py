@@ -9,6 +9,7 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 |---|---|---|
 | qcow2 on local ext4 | --live | Unsafe migration: Migration without shared storage is unsafe |
 | storage copy, no/inactive pool, no image | --live --copy-storage-all | Storage pool not found: no storage pool with matching target path '/var/lib/libvirt/images' |
+| incremental copy (--copy-storage-inc), image missing, active pool | --live --copy-storage-inc | Operation not supported: pre-creation of storage targets for incremental storage migration is not supported |
 | storage copy into a smaller/larger image | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
 | storage copy into a raw file (disk qcow2) | --live --copy-storage-all | ... qemu-system-x86_64: -blockdev ...: Image is not in qcow2 format |
 | storage copy, block device missing on the target | --live --copy-storage-all | internal error: cannot precreate storage for disk type 'block' |
@@ -181,6 +182,31 @@ def test_copy_storage_without_a_pool_is_blocked_and_fails(lab):
             pair(lab, a, b, "sto-nopool", ["--live", "--copy-storage-all"], expect="blocked",
                  expect_rule="storage.copy-precreate", expect_error=POOL_MISSING)
         assert not exists_on(b, img)
+
+
+INC_PRECREATE = "pre-creation of storage targets for incremental storage migration is not supported"
+
+
+def test_incremental_copy_with_the_image_missing_is_blocked_and_fails_even_with_a_pool(lab):
+    """An active pool lets --copy-storage-all create the image; --copy-storage-inc pre-creates nothing."""
+    a, b = hosts(lab)
+    img = f"{IMAGES}/sto-inc.qcow2"
+    with files_removed(lab, img), pool(b, "sto-inc-pool", IMAGES):
+        make_image(a, img)
+        with guest(lab, a, "sto-inc", lab.guest_xml("sto-inc", extra_devices=disk(img))):
+            pair(lab, a, b, "sto-inc", ["--live", "--copy-storage-inc"], expect="blocked",
+                 expect_rule="storage.copy-precreate", expect_error=INC_PRECREATE)
+        assert not exists_on(b, img)
+
+
+def test_incremental_copy_into_a_precreated_image_is_ok_and_migrates(lab):
+    a, b = hosts(lab)
+    img = f"{IMAGES}/sto-incpre.qcow2"
+    with files_removed(lab, img):
+        make_image(a, img)
+        make_image(b, img)
+        with guest(lab, a, "sto-incpre", lab.guest_xml("sto-incpre", extra_devices=disk(img))):
+            pair(lab, a, b, "sto-incpre", ["--live", "--copy-storage-inc"], expect="ok")
 
 
 def test_copy_storage_with_an_inactive_pool_is_blocked_and_fails(lab):
