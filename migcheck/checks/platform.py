@@ -295,7 +295,10 @@ def block_job(ctx: CheckContext):
 
 
 # libvirt.VIR_DOMAIN_JOB_OPERATION_*: jobs that stream the guest's memory with QEMU's migration
-_STREAM_OPERATIONS = {5: "an outgoing migration", 6: "a snapshot with memory", 8: "a dump"}
+# Jobs that stream memory through QEMU's migration code and leave the QEMU process running. Not an outgoing
+# migration (5): one that completed ended with libvirt killing that QEMU ("kill off VM if successful"), so a
+# guest running here again is a new process; libvirt keeps the record across the restart (seen in the lab).
+_STREAM_OPERATIONS = {6: "a snapshot with memory", 8: "a dump"}
 VIR_DOMAIN_JOB_COMPLETED = 3
 
 

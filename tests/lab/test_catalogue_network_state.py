@@ -516,6 +516,20 @@ def test_paused_again_after_a_dump_is_still_risky_without_qmp_and_migrates(lab):
         assert out.migrated, out.migrate_error
 
 
+def test_paused_guest_started_again_after_migrating_away_is_ok_and_migrates(lab):
+    """libvirt keeps the statistics of a completed outgoing migration across a restart; that QEMU was killed
+    when the migration succeeded, so the paused guest started since is not in 'postmigrate'."""
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-back", lab.guest_xml("net-back")):
+        assert lab.migrate(a, b, "net-back", ["--live"]).returncode == 0
+        b.virsh("destroy", "net-back")
+        a.virsh("start", "--paused", "net-back")
+        job = a.virsh("domjobinfo", "--completed", "--keep-completed", "net-back").stdout
+        assert "Completed" in job and "Outgoing migration" in job, job  # the stale record is there
+        out = pair(lab, a, b, "net-back", ["--live"], expect="ok")
+        assert "state.postmigrate-paused" not in out.rules()
+
+
 # A reader that drains a FIFO slowly: `virsh dump` into it keeps the dump job (and its lock) for a minute.
 SLOW_READER = "import sys, time\nf = open(sys.argv[1], 'rb')\nwhile f.read(4096):\n    time.sleep(1)\n"
 

@@ -194,7 +194,9 @@ def test_qemu_paused_again_passes_with_qmp():
     {"state": 3, "completed_job": {"type": 0}},  # no finished job, or a --memory-only dump
     {"state": 1, "completed_job": None},  # running: libvirt resumed it after the dump
     {"state": 3, "completed_job": None},  # a probe saved before the fact was gathered
-], ids=["no-finished-job", "running", "old-probe"])
+    # a completed outgoing migration: libvirt killed that QEMU; this paused guest is a new process
+    {"state": 3, "completed_job": DUMP_STATS | {"operation": 5}},
+], ids=["no-finished-job", "running", "old-probe", "migrated-away-and-restarted"])
 def test_paused_guest_without_a_finished_dump_passes(kw):
     assert "state.postmigrate-paused" not in rules_of(run(clean_source(reason=1, **kw), target()))
 
