@@ -28,12 +28,21 @@ class MigrationFlags:
     migrateuri: str | None = None
     listen_address: str | None = None
     dname: str | None = None
+    migrate_disks: str | None = None  # comma-separated disk targets (vda,vdb): only these are copied
     suspend: bool = False
     abort_on_error: bool = False
 
     @property
     def copy_storage(self) -> bool:
         return self.copy_storage_all or self.copy_storage_inc
+
+    def copies_disk(self, target: str | None) -> bool:
+        """Whether storage copy includes the disk with this target name (all of them without --migrate-disks)."""
+        if not self.copy_storage:
+            return False
+        if self.migrate_disks is None:
+            return True
+        return target is not None and target in {t.strip() for t in self.migrate_disks.split(",")}
 
     @property
     def is_live(self) -> bool:
@@ -65,12 +74,12 @@ _BOOL = {
     "--suspend": "suspend", "--abort-on-error": "abort_on_error",
 }
 _VALUE = {"--migrateuri": "migrateuri", "--listen-address": "listen_address", "--dname": "dname",
-          "--parallel-connections": "parallel_connections"}
+          "--parallel-connections": "parallel_connections", "--migrate-disks": "migrate_disks"}
 # Flags virsh accepts that do not change what migcheck checks.
 _IGNORED_BOOL = {"--verbose", "--change-protection", "--direct",
                  "--postcopy-after-precopy", "--rdma-pin-all", "--zerocopy"}
 _IGNORED_VALUE = {"--timeout", "--timeout-suspend", "--timeout-postcopy", "--graphicsuri", "--xml",
-                  "--persistent-xml", "--disks-port", "--disks-uri", "--migrate-disks", "--bandwidth",
+                  "--persistent-xml", "--disks-port", "--disks-uri", "--bandwidth",
                   "--comp-methods", "--comp-mt-level", "--comp-mt-threads", "--comp-mt-dthreads",
                   "--comp-xbzrle-cache", "--comp-zlib-level", "--comp-zstd-level", "--tls-destination",
                   "--postcopy-bandwidth", "--auto-converge-initial", "--auto-converge-increment"}

@@ -26,7 +26,8 @@ def source_fs_type(ctx: CheckContext, path: str) -> str | None:
 
 
 def _copied(ctx: CheckContext, d: Disk) -> bool:
-    return ctx.flags.copy_storage and d.device == "disk" and not d.readonly and not d.shareable
+    """Whether libvirt copies this disk: a writable, unshared disk, and named by --migrate-disks if given."""
+    return ctx.flags.copies_disk(d.target) and d.device == "disk" and not d.readonly and not d.shareable
 
 
 def _writable_disks(ctx: CheckContext):
@@ -160,7 +161,7 @@ def stale_copy(ctx: CheckContext):
         stat = ctx.target.raw.paths.get(d.source)
         if fs is None or fs in SHARED_FS or stat is None or not stat.exists:
             continue
-        if ctx.flags.copy_storage:
+        if _copied(ctx, d):
             out.append(Hit(message=f"{d.source} already exists on the target and --copy-storage will overwrite it",
                            evidence=[f"{ctx.target.spec}: {d.source} exists ({stat.size} bytes)"],
                            fix="make sure the target's file is not another guest's disk", severity=Severity.WARN))

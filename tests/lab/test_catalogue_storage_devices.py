@@ -10,6 +10,7 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | qcow2 on local ext4 | --live | Unsafe migration: Migration without shared storage is unsafe |
 | storage copy, no/inactive pool, no image | --live --copy-storage-all | Storage pool not found: no storage pool with matching target path '/var/lib/libvirt/images' |
 | incremental copy (--copy-storage-inc), image missing, active pool | --live --copy-storage-inc | Operation not supported: pre-creation of storage targets for incremental storage migration is not supported |
+| storage copy with --migrate-disks vda, vdb also local | --live --copy-storage-all --migrate-disks vda | Unsafe migration: Migration without shared storage is unsafe |
 | storage copy into a smaller/larger image | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
 | storage copy into a raw file (disk qcow2) | --live --copy-storage-all | ... qemu-system-x86_64: -blockdev ...: Image is not in qcow2 format |
 | storage copy, block device missing on the target | --live --copy-storage-all | internal error: cannot precreate storage for disk type 'block' |
@@ -182,6 +183,27 @@ def test_copy_storage_without_a_pool_is_blocked_and_fails(lab):
             pair(lab, a, b, "sto-nopool", ["--live", "--copy-storage-all"], expect="blocked",
                  expect_rule="storage.copy-precreate", expect_error=POOL_MISSING)
         assert not exists_on(b, img)
+
+
+UNSAFE = "Unsafe migration: Migration without shared storage is unsafe"
+
+
+@pytest.mark.parametrize("migrate_disks,expect", [("vda", "blocked"), ("vda,vdb", "ok")])
+def test_migrate_disks_copies_only_the_disks_it_names(lab, migrate_disks, expect):
+    """Two local disks, both pre-created on the target: --migrate-disks vda leaves vdb local and uncopied."""
+    a, b = hosts(lab)
+    name = "sto-md" + str(migrate_disks.count(","))
+    imgs = [f"{IMAGES}/{name}-{dev}.qcow2" for dev in ("vda", "vdb")]
+    with files_removed(lab, *imgs):
+        for img in imgs:
+            make_image(a, img)
+            make_image(b, img)
+        devices = disk(imgs[0], dev="vda") + disk(imgs[1], dev="vdb")
+        with guest(lab, a, name, lab.guest_xml(name, extra_devices=devices)):
+            out = pair(lab, a, b, name, ["--live", "--copy-storage-all", "--migrate-disks", migrate_disks],
+                       expect=expect, expect_rule="storage.not-shared" if expect == "blocked" else None,
+                       expect_error=UNSAFE if expect == "blocked" else None)
+            assert out.migrated is (expect == "ok"), out.migrate_error
 
 
 INC_PRECREATE = "pre-creation of storage targets for incremental storage migration is not supported"

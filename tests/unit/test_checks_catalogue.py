@@ -161,6 +161,11 @@ CASES = [
      {"image_headers": {LOCAL_DISK: qcow2_header(16 << 20)}},
      {"paths": EMU | exists(LOCAL_DISK), "image_headers": {LOCAL_DISK: qcow2_header(16 << 20)}},
      "--live --copy-storage-inc", None),
+    # --migrate-disks leaves the disks it does not name uncopied: a local one is then unsafe (lab)
+    ("migrate-disks-leaves-a-local-disk", "storage.not-shared", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --copy-storage-all --migrate-disks vdb", "block"),
+    ("migrate-disks-names-it-ok", "storage.not-shared", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --copy-storage-all --migrate-disks vdb,vda", None),
     ("copy-pool-too-small", "storage.copy-precreate", disk(), {},
      {"paths": EMU | missing(LOCAL_DISK),
       "pools": [PoolInfo(name="default", active=True, target_path="/var/lib/libvirt/images", available=1 << 20)]},

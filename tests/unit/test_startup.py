@@ -80,10 +80,18 @@ def test_ssh_sockets_send_and_acknowledge_small_packets_at_once() -> None:
 @pytest.mark.parametrize("args, expected", [
     (["--live", "--parallel-connections", "4"], ["--live", "--parallel", "--parallel-connections", "4"]),
     (["--copy-storage-all", "--dname=x"], ["--copy-storage-all", "--dname", "x"]),
+    (["--copy-storage-all", "--migrate-disks", "vda,vdb"], ["--copy-storage-all", "--migrate-disks", "vda,vdb"]),
     ([], []),
 ])
 def test_flags_round_trip(args, expected) -> None:
     assert parse_flags(args).as_args() == expected
+
+
+def test_migrate_disks_names_the_copied_disks() -> None:
+    f = parse_flags(["--copy-storage-all", "--migrate-disks", "vda, vdc"])
+    assert f.copies_disk("vda") and f.copies_disk("vdc") and not f.copies_disk("vdb")
+    assert parse_flags(["--copy-storage-all"]).copies_disk("vdb")
+    assert not parse_flags(["--migrate-disks", "vda"]).copies_disk("vda")  # no copy without --copy-storage-*
 
 
 def test_a_non_numeric_parallel_connections_is_a_usage_error() -> None:
