@@ -6,7 +6,7 @@ import posixpath
 
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
 from migcheck.facts.models import CharDev, Domain
-from migcheck.facts.procfs import local_ipv4_addresses
+from migcheck.facts.procfs import local_ipv4_addresses, tcp_listeners
 from migcheck.report.model import Severity
 
 
@@ -207,6 +207,65 @@ def graphics_listen(ctx: CheckContext):
                        fix="listen on 0.0.0.0 or a libvirt <listen type='network'>, or migrate with --xml giving the "
                            "target's address"))
     return out
+
+
+_WILDCARDS = {"0.0.0.0", "::", None, ""}
+
+
+@check("paths.chardev-tcp-bind", Severity.BLOCK,
+       "a TCP serial/console/channel in bind mode: its address is not the target's, or its port is taken there",
+       proven_by_lab=True)
+def chardev_tcp_bind(ctx: CheckContext):
+    """QEMU on the target binds each `<serial type='tcp'><source mode='bind' host= service=>` when it starts.
+
+    Proven in the lab (libvirt 9.0, QEMU 7.2): the source's own address fails with "-chardev socket,...:
+    Failed to bind socket: Cannot assign requested address"; 0.0.0.0 with a port something on the target
+    already listens on fails with "Failed to find an available port: Address already in use"; 0.0.0.0 with
+    a free port migrates."""
+    if ctx.flags.offline:
+        raise NotApplicable
+    items = [c for c in ctx.domain.chardevs if c.type == "tcp" and c.mode == "bind"]
+    if not items:
+        raise NotApplicable
+    files = ctx.target.raw.files
+    if "/proc/net/fib_trie" not in files or "/proc/net/tcp" not in files:
+        return [Hit(message="could not read the target's addresses and listening ports", evidence=[],
+                    fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
+    local = local_ipv4_addresses(files["/proc/net/fib_trie"]) | {"127.0.0.1"}
+    v6 = files.get("/proc/net/if_inet6", "")
+    listening = tcp_listeners(files["/proc/net/tcp"], files.get("/proc/net/tcp6", ""))
+    out = []
+    for c in items:
+        tag = f"<{c.kind} type='tcp'><source mode='bind' host='{c.host or ''}' service='{c.service or ''}'/>"
+        host = "127.0.0.1" if c.host == "localhost" else c.host
+        if host not in _WILDCARDS and host not in local and not _v6_in(host or "", v6):
+            if _is_address(host):
+                out.append(Hit(message=f"{c.kind} listens on {c.host}:{c.service}, an address the target does not have: "
+                                       "the target's QEMU fails with 'Failed to bind socket: Cannot assign requested "
+                                       "address'",
+                               evidence=[tag], fix="bind to 0.0.0.0, or to an address both hosts have"))
+            continue  # a host name: resolved by the target's QEMU, not judged here
+        port = int(c.service) if c.service and c.service.isdigit() else None
+        if port is None:
+            continue
+        taken = sorted(a for a, p in listening if p == port and (host in _WILDCARDS or a in _WILDCARDS or a == host))
+        if taken:
+            out.append(Hit(message=f"{c.kind} listens on port {port}, which a process on the target already listens on "
+                                   f"({', '.join(taken)}): the target's QEMU fails with '... Address already in use'",
+                           evidence=[tag, f"{ctx.target.spec}: listening on " + ", ".join(f"{a}:{port}" for a in taken)],
+                           fix="give the guest a port that is free on the target (another guest there may use the "
+                               "same one), or free that port"))
+    return out
+
+
+def _is_address(text: str | None) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _v6_in(addr: str, if_inet6: str) -> bool:

@@ -151,14 +151,16 @@ def _hostdev(elem: Element) -> HostDev:
 
 def _chardev(elem: Element) -> CharDev:
     src = elem.find("source")
-    path = mode = None
+    path = mode = host = service = None
     reconnect = False
     if src is not None:
         path = src.get("path")
         mode = src.get("mode")
+        host, service = src.get("host"), src.get("service")
         rc = src.find("reconnect")
         reconnect = rc is not None and rc.get("enabled") == "yes"
-    return CharDev(kind=elem.tag, type=elem.get("type", "pty"), path=path, mode=mode, reconnect=reconnect)
+    return CharDev(kind=elem.tag, type=elem.get("type", "pty"), path=path, mode=mode, reconnect=reconnect,
+                   host=host, service=service)
 
 
 def _cpuset_list(root: Element, xpath: str) -> list[str]:

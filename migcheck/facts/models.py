@@ -149,8 +149,10 @@ class CharDev(BaseModel):
     kind: str  # serial | console | channel | parallel
     type: str  # pty | file | unix | tcp | ...
     path: str | None = None
-    mode: str | None = None  # unix: bind (QEMU listens) | connect (QEMU connects to a listener)
+    mode: str | None = None  # unix, tcp: bind (QEMU listens) | connect (QEMU connects to a listener)
     reconnect: bool = False  # <source><reconnect enabled='yes'/>: QEMU starts without its peer
+    host: str | None = None  # tcp: the address QEMU binds to or connects to
+    service: str | None = None  # tcp: the port
 
 
 class Graphics(BaseModel):

@@ -109,3 +109,34 @@ def parse_conf_value(text: str, key: str) -> str | None:
         if eq and name.strip() == key:
             value = rest.strip().strip('"')
     return value
+
+
+def tcp_listeners(proc_net_tcp: str, proc_net_tcp6: str = "") -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket, from /proc/net/tcp and tcp6 (state 0A).
+
+    Addresses come back in their usual text form: '0.0.0.0', '10.0.0.1', '::', 'fe80::1'.
+    """
+    import ipaddress
+    import socket
+    import struct
+
+    out = set()
+    for text, v6 in ((proc_net_tcp, False), (proc_net_tcp6, True)):
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != "0A" or ":" not in fields[1]:
+                continue
+            hex_addr, _, hex_port = fields[1].partition(":")
+            try:
+                raw = bytes.fromhex(hex_addr)
+                port = int(hex_port, 16)
+                if v6 and len(raw) == 16:  # four host-order 32-bit words
+                    addr = str(ipaddress.IPv6Address(b"".join(struct.pack("<I", w) for w in struct.unpack(">4I", raw))))
+                elif not v6 and len(raw) == 4:
+                    addr = socket.inet_ntoa(raw[::-1])
+                else:
+                    continue
+            except (ValueError, struct.error, OSError):
+                continue
+            out.add((addr, port))
+    return out

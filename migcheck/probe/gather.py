@@ -76,7 +76,8 @@ def gather_host(session: HostSession, raw: RawHost) -> None:
 
 HOST_FILES = (
     "/proc/meminfo", "/proc/self/mountinfo", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online",
-    "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/etc/libvirt/qemu.conf",
+    "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/proc/net/tcp", "/proc/net/tcp6",
+    "/etc/libvirt/qemu.conf",
 ) + tuple(HUGEPAGE_FILES.values())
 
 

@@ -47,10 +47,14 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | the same without --qmp | --live | risky | migrates (libvirt keeps the dump's job statistics) |
 | VNC on the source's own IP | --live | blocked | ... -vnc 10.251.77.75:0,...: Failed to bind socket: Cannot assign requested address |
 | VNC on an address both hosts have | --live | ok | migrates |
+| TCP serial bound to the source's own IP | --live | blocked | ... -chardev socket,...,host=10.251.77.75,port=4555,...: Failed to bind socket: Cannot assign requested address |
+| TCP serial on 0.0.0.0, port already listened on on the target | --live | blocked | ... -chardev socket,...,host=0.0.0.0,port=4556,...: Failed to find an available port: Address already in use |
+| TCP serial on 0.0.0.0, port free on the target | --live | ok | migrates |
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -581,3 +585,48 @@ def test_vnc_on_an_address_both_hosts_have_is_ok_and_migrates(lab):
     a, b, _ = _hosts(lab)
     out = _pair_vm(lab, a, b, "net-vnc-shared", ["--live"], devices=_vnc(SHARED_IP), expect="ok")
     assert "paths.graphics-listen" not in out.rules()
+
+
+# ------------------------------------------------------------------ TCP character devices
+
+def _tcp_serial(host: str, port: int) -> str:
+    return (f"<serial type='tcp'><source mode='bind' host='{host}' service='{port}'/><protocol type='telnet'/>"
+            "<target port='0'/></serial>")
+
+
+def test_tcp_serial_bound_to_the_sources_own_address_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-tcp-own", ["--live"], devices=_tcp_serial(a.ip, 4555), expect="blocked",
+             expect_rule="paths.chardev-tcp-bind", expect_error="Failed to bind socket: Cannot assign requested address")
+
+
+@contextlib.contextmanager
+def _listener(host, port: int):
+    """Something on host listening on 0.0.0.0:port (another guest's serial port, say)."""
+    code = ("import socket, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('0.0.0.0', {port}))\ns.listen()\ntime.sleep(600)\n")
+    proc = subprocess.Popen(host.nsenter_argv(["python3", "-c", code]), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while f":{port:04X} " not in host.read_file("/proc/net/tcp") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_tcp_serial_whose_port_is_taken_on_the_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    with _listener(b, 4556):
+        _pair_vm(lab, a, b, "net-tcp-taken", ["--live"], devices=_tcp_serial("0.0.0.0", 4556), expect="blocked",
+                 expect_rule="paths.chardev-tcp-bind",
+                 expect_error="Failed to find an available port: Address already in use")
+
+
+def test_tcp_serial_on_a_free_port_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    with _listener(b, 4558):  # another port is taken: no matter
+        out = _pair_vm(lab, a, b, "net-tcp-free", ["--live"], devices=_tcp_serial("0.0.0.0", 4557), expect="ok")
+    assert "paths.chardev-tcp-bind" not in out.rules()

@@ -357,3 +357,51 @@ def test_copied_block_device(name, fmt, src_size, dst_paths, dst_header, flags, 
     dst = target(paths=EMU | dst_paths, image_headers={BLK: dst_header} if dst_header else {})
     found = {f.severity.value for f in run(src, dst, flags).findings if f.rule == "storage.copy-precreate"}
     assert found == ({expected} if expected else set()), found
+
+
+TCP_HEAD = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+TCP6_HEAD = "  sl  local_address                         remote_address                        st\n"
+
+
+def tcp_line(addr_hex: str, port: int, state: str = "0A") -> str:
+    return f"   0: {addr_hex}:{port:04X} 00000000:0000 {state} 00000000:00000000 00:00000000 00000000 0 0 1 1\n"
+
+
+def test_tcp_listeners_reads_both_tables():
+    from migcheck.facts.procfs import tcp_listeners
+
+    v4 = TCP_HEAD + tcp_line("00000000", 4555) + tcp_line("0200000A", 22) + tcp_line("0200000A", 40000, state="01")
+    v6 = TCP6_HEAD + tcp_line("00000000000000000000000001000000", 631) + tcp_line("0" * 32, 5900)
+    assert tcp_listeners(v4, v6) == {("0.0.0.0", 4555), ("10.0.0.2", 22), ("::1", 631), ("::", 5900)}
+
+
+def _tcp_serial(host: str, port: int, mode: str = "bind") -> str:
+    return f"<serial type='tcp'><source mode='{mode}' host='{host}' service='{port}'/><target port='0'/></serial>"
+
+
+@pytest.mark.parametrize("name,serial,tcp,flags,expected", [
+    ("own-address", _tcp_serial("10.0.0.1", 4555), "", "--live", "block"),  # the target is 10.0.0.2
+    ("target-address-ok", _tcp_serial("10.0.0.2", 4555), "", "--live", None),
+    ("wildcard-ok", _tcp_serial("0.0.0.0", 4555), "", "--live", None),
+    ("port-taken-on-wildcard", _tcp_serial("0.0.0.0", 4555), tcp_line("00000000", 4555), "--live", "block"),
+    ("port-taken-on-the-same-address", _tcp_serial("10.0.0.2", 4555), tcp_line("0200000A", 4555), "--live", "block"),
+    ("port-taken-on-another-address-ok", _tcp_serial("10.0.0.2", 4555), tcp_line("0100007F", 4555), "--live", None),
+    ("other-port-taken-ok", _tcp_serial("0.0.0.0", 4555), tcp_line("00000000", 4556), "--live", None),
+    ("connect-mode-not-judged", _tcp_serial("10.0.0.1", 4555, "connect"), "", "--live", None),
+    ("host-name-not-judged", _tcp_serial("console.example", 4555), "", "--live", None),
+    ("offline-not-judged", _tcp_serial("10.0.0.1", 4555), "", "--offline --persistent", None),
+])
+def test_chardev_tcp_bind(name, serial, tcp, flags, expected):
+    xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=serial)
+    src = source(xml, argv("host,migratable=on"), state=5 if "offline" in flags else 1)
+    files = dict(target().files) | {"/proc/net/tcp": TCP_HEAD + tcp}
+    found = {f.severity.value for f in run(src, target(files=files), flags).findings
+             if f.rule == "paths.chardev-tcp-bind"}
+    assert found == ({expected} if expected else set()), found
+
+
+def test_chardev_tcp_bind_without_the_targets_tables_is_unknown():
+    xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=_tcp_serial("0.0.0.0", 4555))
+    found = {f.severity.value for f in run(source(xml, argv("host,migratable=on")), target()).findings
+             if f.rule == "paths.chardev-tcp-bind"}
+    assert found == {"unknown"}
