@@ -178,24 +178,30 @@ def nvram(ctx: CheckContext):
 
 
 LOCAL_ADDRS = {"0.0.0.0", "::", "127.0.0.1", "::1", "localhost", None, ""}
+_WILDCARDS = {"0.0.0.0", "::", None, ""}
 
 
-@check("paths.graphics-listen", Severity.BLOCK, "a VNC/SPICE listen address that does not exist on the target",
+@check("paths.graphics-listen", Severity.BLOCK,
+       "a VNC/SPICE listen address the target does not have, or a fixed port already taken there",
        proven_by_lab=True)
 def graphics_listen(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0, QEMU 7.2): VNC listening on the source's own address fails on the
     target with "qemu-system-x86_64: -vnc ADDR:0,...: Failed to bind socket: Cannot assign requested
-    address"; an address both hosts have migrates."""
+    address"; an address both hosts have migrates. A fixed port (autoport='no') something on the target
+    already listens on fails with "Failed to find an available port: Address already in use"."""
     if ctx.flags.offline:
         raise NotApplicable
-    items = [g for g in ctx.domain.graphics if g.type in ("vnc", "spice") and g.listen not in LOCAL_ADDRS]
-    if not items:
+    graphics = [g for g in ctx.domain.graphics if g.type in ("vnc", "spice")]
+    items = [g for g in graphics if g.listen not in LOCAL_ADDRS]
+    fixed = [g for g in graphics if g.fixed_ports]
+    if not items and not fixed:
         raise NotApplicable
-    addrs_text = ctx.target.raw.files.get("/proc/net/fib_trie")
-    if addrs_text is None:
-        return [Hit(message="could not read the target's addresses", evidence=[], fix="allow SSH access to the target",
-                    severity=Severity.UNKNOWN)]
-    v6 = ctx.target.raw.files.get("/proc/net/if_inet6", "")
+    files = ctx.target.raw.files
+    addrs_text = files.get("/proc/net/fib_trie")
+    if addrs_text is None or (fixed and "/proc/net/tcp" not in files):
+        return [Hit(message="could not read the target's addresses and listening ports", evidence=[],
+                    fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
+    v6 = files.get("/proc/net/if_inet6", "")
     local = local_ipv4_addresses(addrs_text)
     out = []
     for g in items:
@@ -206,10 +212,23 @@ def graphics_listen(ctx: CheckContext):
                        evidence=[f"<graphics type='{g.type}' listen='{g.listen}'>"],
                        fix="listen on 0.0.0.0 or a libvirt <listen type='network'>, or migrate with --xml giving the "
                            "target's address"))
+    if fixed:
+        listening = tcp_listeners(files["/proc/net/tcp"], files.get("/proc/net/tcp6", ""))
+        for g in fixed:
+            host = "127.0.0.1" if g.listen == "localhost" else g.listen
+            for port in g.fixed_ports:
+                taken = sorted(a for a, p in listening
+                               if p == port and (host in _WILDCARDS or a in _WILDCARDS or a == host))
+                if taken:
+                    out.append(Hit(message=f"{g.type} uses the fixed port {port}, which a process on the target "
+                                           f"already listens on ({', '.join(taken)}): the target's QEMU fails with "
+                                           "'... Address already in use'",
+                                   evidence=[f"<graphics type='{g.type}' port='{port}' autoport='no'>",
+                                             f"{ctx.target.spec}: listening on "
+                                             + ", ".join(f"{a}:{port}" for a in taken)],
+                                   fix="use autoport='yes' (libvirt picks a free port on each host), or a port free on "
+                                       "the target"))
     return out
-
-
-_WILDCARDS = {"0.0.0.0", "::", None, ""}
 
 
 @check("paths.chardev-tcp-bind", Severity.BLOCK,

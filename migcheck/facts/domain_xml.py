@@ -163,6 +163,17 @@ def _chardev(elem: Element) -> CharDev:
                    host=host, service=service)
 
 
+def _fixed_graphics_ports(g: Element) -> list[int]:
+    """Ports the graphics server binds as given: port/tlsPort unless autoport='yes', and a websocket > 0."""
+    names = ["websocket"] + ([] if g.get("autoport") == "yes" else ["port", "tlsPort"])
+    out = []
+    for name in names:
+        value = g.get(name, "")
+        if value.isdigit() and 0 < int(value) < 65536:
+            out.append(int(value))
+    return out
+
+
 def _cpuset_list(root: Element, xpath: str) -> list[str]:
     return [e.get("cpuset") for e in root.findall(xpath) if e.get("cpuset")]
 
@@ -260,6 +271,7 @@ def parse_domain_xml(text: str | bytes) -> Domain:
                 type=g.get("type", ""),
                 listen=(g.find("listen").get("address") if g.find("listen") is not None else g.get("listen")),
                 socket=(g.find("listen").get("socket") if g.find("listen") is not None else None),
+                fixed_ports=_fixed_graphics_ports(g),
             )
             for g in devices.findall("graphics")
         ],

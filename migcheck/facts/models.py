@@ -159,6 +159,7 @@ class Graphics(BaseModel):
     type: str
     listen: str | None = None
     socket: str | None = None
+    fixed_ports: list[int] = Field(default_factory=list)  # port/tlsPort with autoport='no', a fixed websocket
 
 
 class MemoryDevice(BaseModel):

@@ -47,6 +47,7 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | the same without --qmp | --live | risky | migrates (libvirt keeps the dump's job statistics) |
 | VNC on the source's own IP | --live | blocked | ... -vnc 10.251.77.75:0,...: Failed to bind socket: Cannot assign requested address |
 | VNC on an address both hosts have | --live | ok | migrates |
+| VNC on a fixed port (autoport='no') taken on the target | --live | blocked | ... Failed to find an available port: Address already in use |
 | TCP serial bound to the source's own IP | --live | blocked | ... -chardev socket,...,host=10.251.77.75,port=4555,...: Failed to bind socket: Cannot assign requested address |
 | TCP serial on 0.0.0.0, port already listened on on the target | --live | blocked | ... -chardev socket,...,host=0.0.0.0,port=4556,...: Failed to find an available port: Address already in use |
 | TCP serial on 0.0.0.0, port free on the target | --live | ok | migrates |
@@ -579,6 +580,15 @@ def test_vnc_on_the_sources_own_address_is_blocked_and_fails(lab):
     _pair_vm(lab, a, b, "net-vnc-own", ["--live"], devices=_vnc(a.ip), expect="blocked",
              expect_rule="paths.graphics-listen",
              expect_error="Failed to bind socket: Cannot assign requested address")
+
+
+def test_vnc_on_a_fixed_port_taken_on_the_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    with _listener(b, 5911):
+        _pair_vm(lab, a, b, "net-vnc-port", ["--live"],
+                 devices="<graphics type='vnc' port='5911' autoport='no' listen='0.0.0.0'/>", expect="blocked",
+                 expect_rule="paths.graphics-listen",
+                 expect_error="Failed to find an available port: Address already in use")
 
 
 def test_vnc_on_an_address_both_hosts_have_is_ok_and_migrates(lab):

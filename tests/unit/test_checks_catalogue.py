@@ -405,3 +405,24 @@ def test_chardev_tcp_bind_without_the_targets_tables_is_unknown():
     found = {f.severity.value for f in run(source(xml, argv("host,migratable=on")), target()).findings
              if f.rule == "paths.chardev-tcp-bind"}
     assert found == {"unknown"}
+
+
+@pytest.mark.parametrize("name,graphics,tcp,expected", [
+    ("fixed-port-taken", "<graphics type='vnc' port='5910' autoport='no' listen='0.0.0.0'/>",
+     tcp_line("00000000", 5910), "block"),
+    ("fixed-port-free-ok", "<graphics type='vnc' port='5910' autoport='no' listen='0.0.0.0'/>",
+     tcp_line("00000000", 5911), None),
+    # autoport: libvirt picks a free port on the target; the live XML's port is the source's choice
+    ("autoport-ok", "<graphics type='vnc' port='5910' autoport='yes' listen='0.0.0.0'/>",
+     tcp_line("00000000", 5910), None),
+    ("spice-tls-port-taken", "<graphics type='spice' port='5930' tlsPort='5931' autoport='no'/>",
+     tcp_line("00000000", 5931), "block"),
+    ("websocket-taken", "<graphics type='vnc' port='-1' autoport='yes' websocket='5700'/>",
+     tcp_line("00000000", 5700), "block"),
+])
+def test_graphics_fixed_ports(name, graphics, tcp, expected):
+    xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=graphics)
+    files = dict(target().files) | {"/proc/net/tcp": TCP_HEAD + tcp}
+    found = {f.severity.value for f in run(source(xml, argv("host,migratable=on")), target(files=files)).findings
+             if f.rule == "paths.graphics-listen"}
+    assert found == ({expected} if expected else set()), found
