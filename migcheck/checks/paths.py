@@ -192,18 +192,23 @@ def graphics_listen(ctx: CheckContext):
     if ctx.flags.offline:
         raise NotApplicable
     graphics = [g for g in ctx.domain.graphics if g.type in ("vnc", "spice")]
-    items = [g for g in graphics if g.listen not in LOCAL_ADDRS]
+    # <listen type='network'>: the live XML shows the address it resolved to here; the target resolves the
+    # network again (lab: a network named the same with another address there migrates)
+    items = [g for g in graphics if g.listen not in LOCAL_ADDRS and not g.listen_network]
     fixed = [g for g in graphics if g.fixed_ports]
-    if not items and not fixed:
+    by_network = [g for g in graphics if g.listen_network]
+    if not items and not fixed and not by_network:
         raise NotApplicable
+    out = _listen_networks(ctx, by_network)
+    if not items and not fixed:
+        return out
     files = ctx.target.raw.files
     addrs_text = files.get("/proc/net/fib_trie")
     if addrs_text is None or (fixed and "/proc/net/tcp" not in files):
-        return [Hit(message="could not read the target's addresses and listening ports", evidence=[],
-                    fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
+        return out + [Hit(message="could not read the target's addresses and listening ports", evidence=[],
+                          fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
     v6 = files.get("/proc/net/if_inet6", "")
     local = local_ipv4_addresses(addrs_text)
-    out = []
     for g in items:
         if g.listen in local or _v6_in(g.listen, v6):
             continue
@@ -274,6 +279,32 @@ def chardev_tcp_bind(ctx: CheckContext):
                            evidence=[tag, f"{ctx.target.spec}: listening on " + ", ".join(f"{a}:{port}" for a in taken)],
                            fix="give the guest a port that is free on the target (another guest there may use the "
                                "same one), or free that port"))
+    return out
+
+
+def _listen_networks(ctx: CheckContext, graphics: list) -> list[Hit]:
+    """A graphics listen on a libvirt network needs that network, active, on the target."""
+    if not graphics:
+        return []
+    networks = ctx.target.raw.networks
+    if networks is None:
+        return [Hit(message="could not list the target's libvirt networks", evidence=[ctx.target.errors.get("networks", "")],
+                    fix="check the target's libvirt", severity=Severity.UNKNOWN)]
+    out = []
+    for g in graphics:
+        net = next((n for n in networks if n.name == g.listen_network), None)
+        if net is not None and net.active:
+            continue
+        what = "is not active" if net is not None else "does not exist"
+        out.append(Hit(message=f"{g.type} listens on the libvirt network '{g.listen_network}', which {what} on the "
+                               f"target: \"Network not found: no network with matching name '{g.listen_network}'\""
+                               if net is None else
+                               f"{g.type} listens on the libvirt network '{g.listen_network}', which {what} on the "
+                               "target",
+                       evidence=[f"<listen type='network' network='{g.listen_network}'>",
+                                 f"{ctx.target.spec}: networks " + (", ".join(n.name for n in networks) or "none")],
+                       fix=f"define and start the network '{g.listen_network}' on the target (virsh net-define, "
+                           "net-start), or listen on 0.0.0.0"))
     return out
 
 

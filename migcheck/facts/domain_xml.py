@@ -272,6 +272,8 @@ def parse_domain_xml(text: str | bytes) -> Domain:
                 listen=(g.find("listen").get("address") if g.find("listen") is not None else g.get("listen")),
                 socket=(g.find("listen").get("socket") if g.find("listen") is not None else None),
                 fixed_ports=_fixed_graphics_ports(g),
+                listen_network=(g.find("listen").get("network") if g.find("listen") is not None
+                                and g.find("listen").get("type") == "network" else None),
             )
             for g in devices.findall("graphics")
         ],

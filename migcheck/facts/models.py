@@ -160,6 +160,7 @@ class Graphics(BaseModel):
     listen: str | None = None
     socket: str | None = None
     fixed_ports: list[int] = Field(default_factory=list)  # port/tlsPort with autoport='no', a fixed websocket
+    listen_network: str | None = None  # <listen type='network' network=NAME>: resolved again on the target
 
 
 class MemoryDevice(BaseModel):

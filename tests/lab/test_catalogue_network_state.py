@@ -47,6 +47,8 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | the same without --qmp | --live | risky | migrates (libvirt keeps the dump's job statistics) |
 | VNC on the source's own IP | --live | blocked | ... -vnc 10.251.77.75:0,...: Failed to bind socket: Cannot assign requested address |
 | VNC on an address both hosts have | --live | ok | migrates |
+| VNC on a libvirt network (another address on the target) | --live | ok | migrates |
+| VNC on a libvirt network missing on the target | --live | blocked | Network not found: no network with matching name 'glnet' |
 | VNC on a fixed port (autoport='no') taken on the target | --live | blocked | ... Failed to find an available port: Address already in use |
 | TCP serial bound to the source's own IP | --live | blocked | ... -chardev socket,...,host=10.251.77.75,port=4555,...: Failed to bind socket: Cannot assign requested address |
 | TCP serial on 0.0.0.0, port already listened on on the target | --live | blocked | ... -chardev socket,...,host=0.0.0.0,port=4556,...: Failed to find an available port: Address already in use |
@@ -75,6 +77,8 @@ STATE_DIR = Path("/var/tmp/migcheck-lab-mcnet")
 SHARED_IP = "192.0.2.10"  # on lo of net-a and net-b
 OTHER_UUID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 
+GLNET = ("<network><name>glnet</name><bridge name='virbr-gl' stp='off'/><dns enable='no'/>"
+         "<ip address='192.168.{octet}.1' netmask='255.255.255.0'/></network>")
 LABNET = """<network><name>{name}</name><bridge name='{bridge}' stp='off'/>{pgs}</network>"""
 FILTER = "<filter name='{name}' chain='root'><filterref filter='allow-arp'/></filter>"
 
@@ -121,6 +125,8 @@ def lab():
         _define(a, "net", "pgnet", LABNET.format(name="pgnet", bridge="virbr-pg", pgs="<portgroup name='web'/>"))
         _define(b, "net", "pgnet", LABNET.format(name="pgnet", bridge="virbr-pg", pgs="<portgroup name='db'/>"))
         _define(a, "nwfilter", "mc-only-a", FILTER.format(name="mc-only-a"), start=False)
+        for h, octet in ((a, 150), (b, 151)):  # the same network name, another address on each host
+            _define(h, "net", "glnet", GLNET.format(octet=octet))
         yield lab
 
 
@@ -580,6 +586,23 @@ def test_vnc_on_the_sources_own_address_is_blocked_and_fails(lab):
     _pair_vm(lab, a, b, "net-vnc-own", ["--live"], devices=_vnc(a.ip), expect="blocked",
              expect_rule="paths.graphics-listen",
              expect_error="Failed to bind socket: Cannot assign requested address")
+
+
+VNC_ON_GLNET = "<graphics type='vnc' port='-1' autoport='yes'><listen type='network' network='glnet'/></graphics>"
+
+
+def test_vnc_listening_on_a_network_with_another_address_on_the_target_is_ok_and_migrates(lab):
+    """The live XML shows the source's address of the network; the target's libvirt resolves it again."""
+    a, b, _ = _hosts(lab)
+    out = _pair_vm(lab, a, b, "net-vnc-glnet", ["--live"], devices=VNC_ON_GLNET, expect="ok")
+    assert "paths.graphics-listen" not in out.rules()
+
+
+def test_vnc_listening_on_a_network_missing_on_the_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-vnc-nonet", ["--live"], devices=VNC_ON_GLNET, expect="blocked",
+             expect_rule="paths.graphics-listen",
+             expect_error="Network not found: no network with matching name 'glnet'")
 
 
 def test_vnc_on_a_fixed_port_taken_on_the_target_is_blocked_and_fails(lab):

@@ -426,3 +426,21 @@ def test_graphics_fixed_ports(name, graphics, tcp, expected):
     found = {f.severity.value for f in run(source(xml, argv("host,migratable=on")), target(files=files)).findings
              if f.rule == "paths.graphics-listen"}
     assert found == ({expected} if expected else set()), found
+
+
+VNC_NET = "<graphics type='vnc' port='5900' autoport='yes' listen='192.168.150.1'>" \
+          "<listen type='network' address='192.168.150.1' network='glnet'/></graphics>"
+
+
+@pytest.mark.parametrize("name,networks,expected", [
+    # the live XML names the source's address of the network, which the target does not have: not judged
+    ("network-on-target-ok", [NetworkInfo(name="glnet", active=True)], None),
+    ("network-missing", [], "block"),
+    ("network-inactive", [NetworkInfo(name="glnet", active=False)], "block"),
+    ("networks-unknown", None, "unknown"),
+])
+def test_graphics_listen_on_a_libvirt_network(name, networks, expected):
+    xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=VNC_NET)
+    found = {f.severity.value for f in run(source(xml, argv("host,migratable=on")), target(networks=networks)).findings
+             if f.rule == "paths.graphics-listen"}
+    assert found == ({expected} if expected else set()), found
