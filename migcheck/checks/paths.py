@@ -222,8 +222,7 @@ def graphics_listen(ctx: CheckContext):
         for g in fixed:
             host = "127.0.0.1" if g.listen == "localhost" else g.listen
             for port in g.fixed_ports:
-                taken = sorted(a for a, p in listening
-                               if p == port and (host in _WILDCARDS or a in _WILDCARDS or a == host))
+                taken = _taken(listening, host, port)
                 if taken:
                     out.append(Hit(message=f"{g.type} uses the fixed port {port}, which a process on the target "
                                            f"already listens on ({', '.join(taken)}): the target's QEMU fails with "
@@ -272,7 +271,7 @@ def chardev_tcp_bind(ctx: CheckContext):
         port = int(c.service) if c.service and c.service.isdigit() else None
         if port is None:
             continue
-        taken = sorted(a for a, p in listening if p == port and (host in _WILDCARDS or a in _WILDCARDS or a == host))
+        taken = _taken(listening, host, port)
         if taken:
             out.append(Hit(message=f"{c.kind} listens on port {port}, which a process on the target already listens on "
                                    f"({', '.join(taken)}): the target's QEMU fails with '... Address already in use'",
@@ -306,6 +305,11 @@ def _listen_networks(ctx: CheckContext, graphics: list) -> list[Hit]:
                        fix=f"define and start the network '{g.listen_network}' on the target (virsh net-define, "
                            "net-start), or listen on 0.0.0.0"))
     return out
+
+
+def _taken(listening: set[tuple[str, int]], host: str | None, port: int) -> list[str]:
+    """The addresses on which something listens on port and would stop a bind of host:port (wildcards clash)."""
+    return sorted(a for a, p in listening if p == port and (host in _WILDCARDS or a in _WILDCARDS or a == host))
 
 
 def _is_address(text: str | None) -> bool:
