@@ -1,7 +1,7 @@
-"""Gather raw facts from live hosts, source and target in parallel, each once.
+"""Gather raw facts from a host, each once, over its open connections (probe/session.py).
 
-One libvirt connection (read-only) and one SSH connection per host are opened
-in parallel and reused for every fact.  A fact that cannot be gathered is
+probe/pair.py runs these for a source and a target at once; probe_host below
+for one host (``migcheck probe``).  A fact that cannot be gathered is
 recorded in ``RawHost.errors`` (and the checks that need it say "unknown"); a
 host that cannot be reached at all raises :class:`ProbeError` with one line
 naming the host and what to do.
@@ -76,12 +76,22 @@ def gather_host(session: HostSession, raw: RawHost) -> None:
 
 HOST_FILES = (
     "/proc/meminfo", "/proc/self/mountinfo", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online",
-    "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/proc/net/tcp", "/proc/net/tcp6",
-    "/etc/libvirt/qemu.conf",
+    "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/etc/libvirt/qemu.conf",
 ) + tuple(HUGEPAGE_FILES.values())
 
 
-def gather_host_files(session: HostSession, raw: RawHost) -> None:
+# Listening TCP sockets: read on a target only for a guest that binds fixed TCP ports (a TCP console, fixed
+# VNC/SPICE ports), since a busy host's tables run to megabytes. The audit reads them once per host.
+TCP_FILES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def needs_tcp_listeners(dom: Domain) -> bool:
+    """Whether the target's listening sockets matter for this guest (paths.chardev-tcp-bind, graphics-listen)."""
+    return (any(c.type == "tcp" and c.mode == "bind" for c in dom.chardevs)
+            or any(g.fixed_ports for g in dom.graphics if g.type in ("vnc", "spice")))
+
+
+def gather_host_files(session: HostSession, raw: RawHost, paths: tuple[str, ...] = HOST_FILES) -> None:
     """Small /proc, /sys and config files the checks read; absent ones are simply not recorded."""
     files = session.files
     if files is None:
@@ -89,7 +99,7 @@ def gather_host_files(session: HostSession, raw: RawHost) -> None:
         for name in ("meminfo", "mountinfo", "cpu_online"):
             raw.errors[name] = raw.errors["host_files"]
         return
-    for path in HOST_FILES:
+    for path in paths:
         try:
             data = files.read(path, limit=MAX_FILE_BYTES + 1)  # one byte more: a truncated copy is no fact
             if len(data) > MAX_FILE_BYTES:

@@ -108,6 +108,8 @@ class PendingPair:
             return raw  # the source failed; its error is reported
         dom = self._src_domain[0]
         stage("asking for domain capabilities, paths and image headers")
+        if g.needs_tcp_listeners(dom):
+            g.gather_host_files(s, raw, g.TCP_FILES)
         g.gather_domcaps(s, raw, dom)
         g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(g.QEMU_CONF)))
         g.gather_image_headers(s, raw, dom)

@@ -122,7 +122,10 @@ class FakeHost:
         self.dirs = set(dirs) | {f"/sys/class/net/{b}" for b in profile.bridges}
         self.files = {"/proc/meminfo": b"MemTotal: 16000000 kB\nMemAvailable: 8000000 kB\n",
                       "/proc/self/mountinfo": b"22 1 254:0 / / rw - ext4 /dev/vda rw\n",
-                      "/sys/devices/system/cpu/online": b"0-3\n", QEMU: b"\x7fELF"}
+                      "/sys/devices/system/cpu/online": b"0-3\n", QEMU: b"\x7fELF",
+                      # a console port taken: read by probe_pair only for a guest binding TCP ports (b2)
+                      "/proc/net/tcp": b"  sl  local_address rem_address   st\n"
+                                       b"   0: 00000000:11CB 00000000:0000 0A 0:0 0:0 0 0 0 1\n"}
         self.files.update(files or {})
         self.domains: dict[str, FakeDomain] = {}
 
@@ -177,7 +180,8 @@ def fake_fleet(monkeypatch):
     hosts["fb"].add("b1", "22222222-0000-4000-8000-000000000001",
                     cpu="<cpu mode='custom' match='exact'><model fallback='forbid'>Haswell-noTSX</model></cpu>")
     hosts["fb"].add("b2", "22222222-0000-4000-8000-000000000002",
-                    cpu="<cpu mode='host-passthrough' migratable='on'/>")
+                    cpu="<cpu mode='host-passthrough' migratable='on'/>",
+                    devices="<serial type='tcp'><source mode='bind' host='0.0.0.0' service='4555'/></serial>")
     hosts["fc"].add("a1", "99999999-0000-4000-8000-000000000009", running=False)  # a name collision
     hosts["fc"].add("c1", "33333333-0000-4000-8000-000000000001", disk="/var/lib/libvirt/images/c1.img")
     by_uri = {}
@@ -221,6 +225,10 @@ def test_fleet_probe_cuts_exactly_what_probe_pair_gathers(fake_fleet) -> None:
     assert target_raw(fleet["root@fb"], a1).image_headers  # the NFS image is there, read
     assert "/etc/pki/mig/server-cert.pem" in target_raw(fleet["root@fb"], a1).paths  # fb's own qemu.conf
     assert target_raw(fleet["root@fb"], fleet["root@fb"].guests["b1"]).cpu_compare or True
+    # the TCP tables go with the guest that binds a port (b2), and only with it
+    assert "/proc/net/tcp" in target_raw(fleet["root@fa"], fleet["root@fb"].guests["b2"]).files
+    assert "/proc/net/tcp" not in target_raw(fleet["root@fa"], fleet["root@fb"].guests["b1"]).files
+    assert "/proc/net/tcp" not in source_raw(fleet["root@fb"], fleet["root@fb"].guests["b2"]).files
     assert not any(t.name.startswith("audit-") and t.is_alive() for t in threading.enumerate()
                    if t is not threading.current_thread()) or True
 
