@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from migcheck.facts.models import Domain
-from migcheck.probe.gather import TCP_FILES, needs_tcp_listeners
+from migcheck.probe.gather import TCP_FILES, needs_tcp_listeners, needs_usb_devices
 from migcheck.probe.raw import CpuCompareAnswer, PathStat, RawDomain, RawHost, cpu_key, domcaps_key
 
 INACTIVE_STATES = (0, 5, 6)  # no state, shut off, crashed: no QEMU process
@@ -130,7 +130,7 @@ def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
         domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
         cpu_compare=cpu, domain=guest.raw, files=_host_files(b.files, tcp=False), paths=paths, image_headers=images,
         errors=_merged(host.e_host, guest.errors, dc.errors if dc else {}, cpu_errors,
-                       _host_files(host.e_files, tcp=False), path_errors, image_errors),
+                       _host_files(host.e_files, tcp=False, usb=False), path_errors, image_errors),
     )
 
 
@@ -145,13 +145,15 @@ def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
     images, image_errors = _images(host, guest, paths)
     cpu, cpu_errors = _cpu(host, guest, guest.cpu_defs)
     tcp = guest.dom is not None and needs_tcp_listeners(guest.dom)
+    usb = guest.dom is not None and needs_usb_devices(guest.dom)
     return _raw(
         spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
         qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
         domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
         cpu_compare=cpu, peers=b.peers, paths=paths, image_headers=images, files=_host_files(b.files, tcp),
         networks=b.networks, nwfilters=b.nwfilters, secrets=b.secrets, pools=b.pools, free_memory=b.free_memory,
-        errors=_merged(host.e_host, host.e_peers, _host_files(host.e_files, tcp), host.e_objects,
+        usb_devices=b.usb_devices if usb else None,
+        errors=_merged(host.e_host, host.e_peers, _host_files(host.e_files, tcp, usb), host.e_objects,
                        dc.errors if dc else {}, path_errors, image_errors, cpu_errors),
     )
 
@@ -159,9 +161,11 @@ def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
 _TCP_KEYS = frozenset(TCP_FILES) | {f"file:{p}" for p in TCP_FILES}
 
 
-def _host_files(table: dict[str, str], tcp: bool) -> dict[str, str]:
-    """The host's files (or their errors) as probe_pair has them: the TCP tables only for a guest that needs them."""
-    return table if tcp else {k: v for k, v in table.items() if k not in _TCP_KEYS}
+def _host_files(table: dict[str, str], tcp: bool, usb: bool = True) -> dict[str, str]:
+    """The host's files (or their errors) as probe_pair has them: the TCP tables, and the error of reading the
+    USB devices, only for a guest that needs them."""
+    drop = (set() if tcp else _TCP_KEYS) | (set() if usb else {"usb_devices"})
+    return {k: v for k, v in table.items() if k not in drop} if drop else table
 
 
 def _collect(table: dict, keys, name=lambda key: key) -> tuple[dict, dict[str, str]]:

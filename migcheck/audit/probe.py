@@ -127,6 +127,7 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     if "peers" in host.e_peers:
         raise ProbeError(target.spec, f"cannot list its domains: {host.e_peers['peers']}")
     gather.gather_host_files(session, base, gather.HOST_FILES + gather.TCP_FILES)  # fleet.py cuts per guest
+    gather.gather_usb_devices(session, base)  # likewise
     host.e_files, base.errors = dict(base.errors), {}
     gather.gather_target_objects(session, base)
     host.e_objects, base.errors = dict(base.errors), {}

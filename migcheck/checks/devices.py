@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
 from migcheck.report.model import Severity
 
 # QEMU block drivers that add a migration blocker when they open an image (read-only or not); vvfat only
@@ -33,6 +33,49 @@ def hostdev(ctx: CheckContext):
                 evidence=[f"<hostdev mode='{hd.mode}' type='{hd.type}'> {hd.summary}"],
                 fix="detach it before migrating (virsh detach-device --live) and attach the target's equivalent "
                     "afterwards; for SR-IOV NICs use a transient teaming failover pair"))
+    return out
+
+
+@check("devices.usb-device-missing", Severity.BLOCK,
+       "a USB host device the guest uses is not on the target (or cannot be told apart there)")
+def usb_device_missing(ctx: CheckContext):
+    """libvirt allows USB host devices in a migration and looks the device up again on the target, by
+    vendor/product and/or bus/device (virusb.c): none there fails "Did not find USB device VVVV:PPPP"
+    (or "bus:B device:D"); several matching a vendor/product without an address fail "Found multiple
+    USB devices for VVVV:PPPP". With startupPolicy='optional' libvirt drops a missing device instead.
+    Not proven in the lab: this machine has no USB devices, so such a guest cannot even start here."""
+    _live_only(ctx)
+    usb = [h for h in ctx.domain.hostdevs if h.mode == "subsystem" and h.type == "usb"]
+    if not usb:
+        raise NotApplicable
+    devices = ctx.target.raw.usb_devices
+    if devices is None:
+        raise FactMissing(f"the USB devices of {ctx.target.spec}: "
+                          f"{ctx.target.errors.get('usb_devices', 'not read')}")
+    out = []
+    for h in usb:
+        if h.startup_policy == "optional":
+            continue
+        found = [d for d in devices
+                 if (h.usb_vendor is None or d.vendor == h.usb_vendor)
+                 and (h.usb_product is None or d.product == h.usb_product)
+                 and (h.usb_bus is None or d.bus == h.usb_bus)
+                 and (h.usb_device is None or d.device == h.usb_device)]
+        ident = (f"{h.usb_vendor}:{h.usb_product}" if h.usb_vendor else f"bus:{h.usb_bus} device:{h.usb_device}")
+        there = ", ".join(f"{d.vendor}:{d.product} (bus {d.bus} device {d.device})" for d in devices) or "none"
+        if not found:
+            out.append(Hit(message=f"the guest's USB device {ident} is not on the target: \"Did not find USB device "
+                                   f"{ident}\"",
+                           evidence=[f"<hostdev type='usb'> {h.summary}", f"{ctx.target.spec}: USB devices: {there}"],
+                           fix="plug the device (a licence dongle, say) into the target, detach it from the guest "
+                               "before migrating, or mark it startupPolicy='optional'"))
+        elif len(found) > 1 and h.usb_bus is None:
+            out.append(Hit(message=f"the target has {len(found)} USB devices {ident}: \"Found multiple USB devices "
+                                   f"for {ident}, use <address> to specify one\"",
+                           evidence=[f"<hostdev type='usb'> {h.summary}",
+                                     f"{ctx.target.spec}: " + ", ".join(f"bus {d.bus} device {d.device}" for d in found)],
+                           fix="give the hostdev an <address bus= device=> that names the target's device "
+                               "(migrate with --xml)"))
     return out
 
 

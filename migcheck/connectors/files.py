@@ -22,6 +22,7 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 class HostFiles(Protocol):
     def read(self, path: str, limit: int = MAX_FILE_BYTES, offset: int = 0) -> bytes: ...
     def readlink(self, path: str) -> str: ...
+    def listdir(self, path: str) -> list[str]: ...
     def stat(self, path: str) -> PathStat: ...
     def close(self) -> None: ...
 
@@ -62,6 +63,9 @@ class LocalFiles:
     def readlink(self, path: str) -> str:
         return os.readlink(_check_path(path))
 
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(_check_path(path))
+
     def stat(self, path: str) -> PathStat:
         from migcheck.probe.raw import PathStat
 
@@ -98,6 +102,9 @@ class SftpFiles:
                 chunks.append(chunk)
                 total += len(chunk)
             return b"".join(chunks)
+
+    def listdir(self, path: str) -> list[str]:
+        return self._sftp.listdir(_check_path(path))
 
     def readlink(self, path: str) -> str:
         target = self._sftp.readlink(_check_path(path))

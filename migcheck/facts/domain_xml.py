@@ -145,8 +145,22 @@ def _hostdev(elem: Element) -> HostDev:
         elif src.find("adapter") is not None:
             summary = f"adapter={src.find('adapter').get('name')}"
     teaming = elem.find("teaming")
+    usb: dict = {}
+    if src is not None and elem.get("type") == "usb":
+        for tag in ("vendor", "product"):
+            e = src.find(tag)
+            if e is not None and e.get("id"):
+                usb[f"usb_{tag}"] = e.get("id").lower().removeprefix("0x").zfill(4)
+        addr = src.find("address")
+        for attr in ("bus", "device"):
+            value = addr.get(attr, "") if addr is not None else ""
+            if value.isdigit():
+                usb[f"usb_{attr}"] = int(value)
+        if not summary and usb.get("usb_vendor"):
+            summary = f"{usb['usb_vendor']}:{usb.get('usb_product', '?')}"
+        usb["startup_policy"] = src.get("startupPolicy")
     return HostDev(mode=elem.get("mode", "subsystem"), type=elem.get("type", ""), summary=summary,
-                   teaming=teaming.get("type") if teaming is not None else None)
+                   teaming=teaming.get("type") if teaming is not None else None, **usb)
 
 
 def _chardev(elem: Element) -> CharDev:

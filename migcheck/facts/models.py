@@ -143,6 +143,12 @@ class HostDev(BaseModel):
     type: str = "pci"  # pci | usb | scsi | scsi_host | mdev
     summary: str = ""
     teaming: str | None = None  # <teaming type='transient'>: the VF of a failover pair, unplugged to migrate
+    # type='usb': <vendor id>/<product id> (lowercase hex, no 0x) and/or <address bus device>
+    usb_vendor: str | None = None
+    usb_product: str | None = None
+    usb_bus: int | None = None
+    usb_device: int | None = None
+    startup_policy: str | None = None  # <source startupPolicy='optional'>: libvirt drops a missing device
 
 
 class CharDev(BaseModel):

@@ -31,6 +31,7 @@ from migcheck.probe.raw import (
     RawDomain,
     RawHost,
     SecretInfo,
+    UsbDevice,
     cpu_key,
     domcaps_key,
 )
@@ -112,6 +113,44 @@ def gather_host_files(session: HostSession, raw: RawHost, paths: tuple[str, ...]
             if getattr(exc, "errno", None) == 2:
                 continue
             raw.errors[f"file:{path}"] = f"{type(exc).__name__}: {exc}"
+
+
+USB_DEVICES = "/sys/bus/usb/devices"
+
+
+def needs_usb_devices(dom: Domain) -> bool:
+    """Whether the target's USB devices matter for this guest (devices.usb-device-missing)."""
+    return any(h.mode == "subsystem" and h.type == "usb" for h in dom.hostdevs)
+
+
+def gather_usb_devices(session: HostSession, raw: RawHost) -> None:
+    """The host's USB devices (vendor, product, bus, device) from sysfs; none without a USB bus."""
+    files = session.files
+    if files is None:
+        raw.errors["usb_devices"] = session.ssh_error or "no SSH access to the host"
+        return
+
+    def devices() -> list[UsbDevice]:
+        try:
+            names = files.listdir(USB_DEVICES)
+        except FileNotFoundError:
+            return []  # no USB bus at all
+        out = []
+        for name in sorted(names):
+            if ":" in name:
+                continue  # an interface (1-1:1.0), not a device
+            values = []
+            for attr in ("idVendor", "idProduct", "busnum", "devnum"):
+                try:
+                    values.append(files.read(f"{USB_DEVICES}/{name}/{attr}", 32).decode("ascii", "replace").strip())
+                except FileNotFoundError:
+                    break
+            if len(values) == 4 and values[2].isdigit() and values[3].isdigit():
+                out.append(UsbDevice(vendor=values[0].lower(), product=values[1].lower(), bus=int(values[2]),
+                                     device=int(values[3])))
+        return out
+
+    raw.usb_devices = _fact(raw, "usb_devices", devices)
 
 
 def gather_target_objects(session: HostSession, raw: RawHost) -> None:

@@ -110,6 +110,8 @@ class PendingPair:
         stage("asking for domain capabilities, paths and image headers")
         if g.needs_tcp_listeners(dom):
             g.gather_host_files(s, raw, g.TCP_FILES)
+        if g.needs_usb_devices(dom):
+            g.gather_usb_devices(s, raw)
         g.gather_domcaps(s, raw, dom)
         g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(g.QEMU_CONF)))
         g.gather_image_headers(s, raw, dom)

@@ -51,6 +51,15 @@ class RawDomain(BaseModel):
     qmp_status: str | None = None  # QEMU's runstate (query-status) of a paused guest, only with --qmp
 
 
+class UsbDevice(BaseModel):
+    """A USB device a host has (/sys/bus/usb/devices/N-M): what libvirt matches a <hostdev type='usb'> with."""
+
+    vendor: str  # idVendor, lowercase hex
+    product: str
+    bus: int
+    device: int
+
+
 class PeerDomain(BaseModel):
     """A domain of the same name or UUID found on the target."""
 
@@ -100,6 +109,7 @@ class RawHost(BaseModel):
     secrets: list[SecretInfo] | None = None
     pools: list[PoolInfo] | None = None
     free_memory: int | None = None  # bytes, virNodeGetFreeMemory
+    usb_devices: list[UsbDevice] | None = None  # read on a target only for a guest with USB host devices
     errors: dict[str, str] = Field(default_factory=dict)  # fact -> why it could not be gathered
 
 

@@ -105,6 +105,13 @@ class FakeFiles:
     def readlink(self, path):
         return QEMU
 
+    def listdir(self, path):
+        prefix = path.rstrip("/") + "/"
+        names = {p[len(prefix):].split("/")[0] for p in self.h.files if p.startswith(prefix)}
+        if not names:
+            raise FileNotFoundError(2, "No such directory", path)
+        return sorted(names)
+
     def stat(self, path):
         if path in self.h.files:
             return PathStat(path=path, exists=True, size=len(self.h.files[path]), mtime=1.0)
@@ -125,7 +132,10 @@ class FakeHost:
                       "/sys/devices/system/cpu/online": b"0-3\n", QEMU: b"\x7fELF",
                       # a console port taken: read by probe_pair only for a guest binding TCP ports (b2)
                       "/proc/net/tcp": b"  sl  local_address rem_address   st\n"
-                                       b"   0: 00000000:11CB 00000000:0000 0A 0:0 0:0 0 0 0 1\n"}
+                                       b"   0: 00000000:11CB 00000000:0000 0A 0:0 0:0 0 0 0 1\n",
+                      # one USB device: listed by probe_pair only for a guest with a USB hostdev (b1)
+                      "/sys/bus/usb/devices/1-1/idVendor": b"1050\n", "/sys/bus/usb/devices/1-1/idProduct": b"0402\n",
+                      "/sys/bus/usb/devices/1-1/busnum": b"1\n", "/sys/bus/usb/devices/1-1/devnum": b"3\n"}
         self.files.update(files or {})
         self.domains: dict[str, FakeDomain] = {}
 
@@ -178,7 +188,9 @@ def fake_fleet(monkeypatch):
                     devices="<serial type='file'><source path='/srv/logs/a2.log'/></serial>")
     hosts["fa"].add("a3", "11111111-0000-4000-8000-000000000003", running=False)
     hosts["fb"].add("b1", "22222222-0000-4000-8000-000000000001",
-                    cpu="<cpu mode='custom' match='exact'><model fallback='forbid'>Haswell-noTSX</model></cpu>")
+                    cpu="<cpu mode='custom' match='exact'><model fallback='forbid'>Haswell-noTSX</model></cpu>",
+                    devices="<hostdev mode='subsystem' type='usb'><source><vendor id='0x1050'/>"
+                            "<product id='0x0402'/></source></hostdev>")
     hosts["fb"].add("b2", "22222222-0000-4000-8000-000000000002",
                     cpu="<cpu mode='host-passthrough' migratable='on'/>",
                     devices="<serial type='tcp'><source mode='bind' host='0.0.0.0' service='4555'/></serial>")
@@ -229,6 +241,9 @@ def test_fleet_probe_cuts_exactly_what_probe_pair_gathers(fake_fleet) -> None:
     assert "/proc/net/tcp" in target_raw(fleet["root@fa"], fleet["root@fb"].guests["b2"]).files
     assert "/proc/net/tcp" not in target_raw(fleet["root@fa"], fleet["root@fb"].guests["b1"]).files
     assert "/proc/net/tcp" not in source_raw(fleet["root@fb"], fleet["root@fb"].guests["b2"]).files
+    # the USB devices likewise, with the guest that has a USB hostdev (b1)
+    assert [d.vendor for d in target_raw(fleet["root@fa"], fleet["root@fb"].guests["b1"]).usb_devices] == ["1050"]
+    assert target_raw(fleet["root@fa"], fleet["root@fb"].guests["b2"]).usb_devices is None
     assert not any(t.name.startswith("audit-") and t.is_alive() for t in threading.enumerate()
                    if t is not threading.current_thread()) or True
 

@@ -444,3 +444,43 @@ def test_graphics_listen_on_a_libvirt_network(name, networks, expected):
     found = {f.severity.value for f in run(source(xml, argv("host,migratable=on")), target(networks=networks)).findings
              if f.rule == "paths.graphics-listen"}
     assert found == ({expected} if expected else set()), found
+
+
+def _usb(vendor: str | None = "0x1050", product: str | None = "0x0402", bus: int | None = None,
+         device: int | None = None, policy: str = "") -> str:
+    ids = (f"<vendor id='{vendor}'/>" if vendor else "") + (f"<product id='{product}'/>" if product else "")
+    addr = f"<address bus='{bus}' device='{device}'/>" if bus is not None else ""
+    pol = f" startupPolicy='{policy}'" if policy else ""
+    return f"<hostdev mode='subsystem' type='usb' managed='yes'><source{pol}>{ids}{addr}</source></hostdev>"
+
+
+def _dev(vendor="1050", product="0402", bus=1, device=3):
+    from migcheck.probe.raw import UsbDevice
+
+    return UsbDevice(vendor=vendor, product=product, bus=bus, device=device)
+
+
+@pytest.mark.parametrize("name,hostdev,devices,expected", [
+    ("present-ok", _usb(), [_dev()], None),
+    ("missing", _usb(), [_dev(product="0407")], "block"),
+    ("no-usb-bus", _usb(), [], "block"),
+    ("two-alike-without-address", _usb(), [_dev(), _dev(device=4)], "block"),
+    ("two-alike-address-names-one-ok", _usb(bus=1, device=4), [_dev(), _dev(device=4)], None),
+    ("address-only-missing", _usb(vendor=None, product=None, bus=2, device=9), [_dev()], "block"),
+    ("optional-ok", _usb(policy="optional"), [], None),
+    ("not-read", _usb(), None, "unknown"),
+])
+def test_usb_device_missing(name, hostdev, devices, expected):
+    xml = guest_xml(cpu="<cpu mode='host-passthrough' migratable='on'/>", devices=hostdev)
+    found = {f.severity.value for f in run(source(xml, argv("host,migratable=on")), target(usb_devices=devices)).findings
+             if f.rule == "devices.usb-device-missing"}
+    assert found == ({expected} if expected else set()), found
+
+
+def test_usb_hostdev_is_parsed_for_the_lookup():
+    from migcheck.facts.domain_xml import parse_domain_xml
+
+    d = parse_domain_xml(guest_xml(devices=_usb("0x1D6B", "0x0002", bus=1, device=3, policy="optional")))
+    h = d.hostdevs[0]
+    assert (h.usb_vendor, h.usb_product, h.usb_bus, h.usb_device, h.startup_policy) == ("1d6b", "0002", 1, 3,
+                                                                                      "optional")
