@@ -79,7 +79,7 @@ class LibvirtTunnel:
     def close(self) -> None:
         self._closed = True
         for chan in self._channels:
-            chan.close()
+            _close_quietly(chan)
         try:
             self._server.close()
         finally:
@@ -100,4 +100,13 @@ def _pump(read, write, local: socket.socket, chan: paramiko.Channel) -> None:
             local.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        _close_quietly(chan)
+
+
+def _close_quietly(chan: paramiko.Channel) -> None:
+    """Close a channel whose transport may be gone already (the probe closes sessions as it ends):
+    paramiko then raises EOFError from a daemon thread, which Python prints as a traceback."""
+    try:
         chan.close()
+    except (EOFError, OSError, paramiko.SSHException):
+        pass

@@ -33,3 +33,27 @@ def test_redacted_uris_keep_their_shape():
 
     assert redact("qemu:///system") == "qemu:///system"
     assert redact("qemu+ssh://root:pw@h:2222/system?keyfile=/k") == "qemu+ssh://root@h:2222/system?keyfile=***"
+
+
+def test_a_pump_ending_after_its_transport_is_gone_raises_nothing():
+    """The probe closes each host's SSH connection as it ends; a pump thread closing its channel then met
+    paramiko's EOFError, which Python printed as a traceback on migcheck's stderr (seen in a lab fault test)."""
+    import socket
+
+    from migcheck.connectors import tunnel
+
+    class DeadChannel:
+        closed = 0
+
+        def close(self):
+            self.closed += 1
+            raise EOFError()
+
+    a, b = socket.socketpair()
+    chan = DeadChannel()
+    try:
+        tunnel._pump(lambda n: b"", a.sendall, a, chan)  # the remote side ended: the pump finishes
+    finally:
+        a.close()
+        b.close()
+    assert chan.closed == 1
