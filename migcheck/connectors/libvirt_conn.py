@@ -72,9 +72,17 @@ def _tcp_diagnosis(uri: str) -> str:
     transport = parts.scheme.partition("+")[2]
     if not parts.hostname or transport not in _TRANSPORT_PORTS:
         return ""
-    port = parts.port or _TRANSPORT_PORTS[transport]
+    host, port = parts.hostname, parts.port or _TRANSPORT_PORTS[transport]
+    if transport == "ssh":  # where the ssh child went: HostName and Port from ssh_config, as OpenSSH reads them
+        try:
+            from migcheck.connectors.ssh import load_ssh_config
+
+            found = load_ssh_config().lookup(host)
+            host, port = found.get("hostname", host), parts.port or int(found.get("port", port))
+        except Exception:  # noqa: BLE001 - an unreadable ssh_config: diagnose the name as given
+            pass
     try:
-        with socket.create_connection((parts.hostname, port), timeout=3):
+        with socket.create_connection((host, port), timeout=3):
             return ""
     except ConnectionRefusedError:
         return f"connection refused on port {port}: nothing listens there; is sshd (or libvirtd's port) running?"

@@ -411,3 +411,20 @@ def test_no_exit_0_without_a_verdict(args):
     """A hostile host word or a guest named --help must not print the help and exit 0."""
     p = subprocess.run([MIGCHECK, *args], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stdout == "", (p.returncode, p.stderr)
+
+
+def test_broken_pipe_diagnosis_goes_where_ssh_went(tmp_path, monkeypatch):
+    """libvirt sometimes says only 'Cannot write data: Broken pipe' for a closed SSH port (the ssh child died
+    first); the diagnosis must connect where ssh_config sends ssh (HostName, Port), not resolve the alias."""
+    import socket
+
+    from migcheck.connectors.libvirt_conn import _tcp_diagnosis
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(f"Host lab-alias\n    HostName 127.0.0.1\n    Port {port}\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _tcp_diagnosis("qemu+ssh://root@lab-alias/system?keyfile=/x") == \
+        f"connection refused on port {port}: nothing listens there; is sshd (or libvirtd's port) running?"
