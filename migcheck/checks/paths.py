@@ -294,12 +294,9 @@ def _listen_networks(ctx: CheckContext, graphics: list) -> list[Hit]:
         net = next((n for n in networks if n.name == g.listen_network), None)
         if net is not None and net.active:
             continue
-        what = "is not active" if net is not None else "does not exist"
-        out.append(Hit(message=f"{g.type} listens on the libvirt network '{g.listen_network}', which {what} on the "
-                               f"target: \"Network not found: no network with matching name '{g.listen_network}'\""
-                               if net is None else
-                               f"{g.type} listens on the libvirt network '{g.listen_network}', which {what} on the "
-                               "target",
+        what = ("is not active on the target" if net is not None else "does not exist on the target: \"Network "
+                f"not found: no network with matching name '{g.listen_network}'\"")
+        out.append(Hit(message=f"{g.type} listens on the libvirt network '{g.listen_network}', which {what}",
                        evidence=[f"<listen type='network' network='{g.listen_network}'>",
                                  f"{ctx.target.spec}: networks " + (", ".join(n.name for n in networks) or "none")],
                        fix=f"define and start the network '{g.listen_network}' on the target (virsh net-define, "
