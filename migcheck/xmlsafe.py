@@ -22,6 +22,30 @@ class UnsafeOrBadXML(ValueError):
     """The XML could not be parsed safely: malformed, too large, or using entities."""
 
 
+class BadXMLValue(ValueError):
+    """A well-formed document holds a value libvirt never writes where a check needs it (a size that is
+    not a number): refusing the document beats guessing, which could turn into a false "ok"."""
+
+    def __init__(self, where: str, value: str, why: str = "which is not a number") -> None:
+        super().__init__(f"{where} holds {value[:40]!r}{'...' if len(value) > 40 else ''}, {why}")
+        self.where = where
+        self.value = value
+
+
+# no size libvirt writes has more digits (2**128 has 39); int() refuses past 4300 anyway
+MAX_NUMBER_DIGITS = 40
+
+
+def xml_number(value: str, where: str) -> int:
+    """A non-negative decimal number as libvirt writes it, or BadXMLValue."""
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise BadXMLValue(where, value)
+    if len(digits) > MAX_NUMBER_DIGITS:
+        raise BadXMLValue(where, value, f"a number of {len(digits)} digits, larger than any host has")
+    return int(digits)
+
+
 class _DepthLimitedTreeBuilder(TreeBuilder):
     def __init__(self, what: str) -> None:
         super().__init__()

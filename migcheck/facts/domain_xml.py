@@ -16,7 +16,7 @@ from migcheck.facts.models import (
     MemoryDevice,
     TscTimer,
 )
-from migcheck.xmlsafe import parse_xml, to_text
+from migcheck.xmlsafe import parse_xml, to_text, xml_number
 
 # KiB per unit, as exact fractions: float factors overflow on huge values
 _UNIT_TO_KIB = {
@@ -28,11 +28,11 @@ _UNIT_TO_KIB = {
 }
 
 
-def to_kib(value: str | None, unit: str | None, default_unit: str = "KiB") -> int:
+def to_kib(value: str | None, unit: str | None, default_unit: str = "KiB", *, where: str = "a size") -> int:
     if not value:
         return 0
     factor = _UNIT_TO_KIB.get((unit or default_unit).lower(), 1)
-    return int(int(value.strip()) * factor)
+    return int(xml_number(value, where) * factor)
 
 
 def _int(text: str | None, default: int | None = None) -> int | None:
@@ -154,7 +154,7 @@ def _hostdev(elem: Element) -> HostDev:
         addr = src.find("address")
         for attr in ("bus", "device"):
             value = addr.get(attr, "") if addr is not None else ""
-            if value.isdigit():
+            if value.isascii() and value.isdigit():
                 usb[f"usb_{attr}"] = int(value)
         if not summary and usb.get("usb_vendor"):
             summary = f"{usb['usb_vendor']}:{usb.get('usb_product', '?')}"
@@ -209,7 +209,7 @@ def parse_domain_xml(text: str | bytes) -> Domain:
     current = root.find("currentMemory")
     hugepages = []
     for page in root.findall("memoryBacking/hugepages/page"):
-        hugepages.append(to_kib(page.get("size"), page.get("unit")))
+        hugepages.append(to_kib(page.get("size"), page.get("unit"), where="<memoryBacking><hugepages><page size>"))
     if root.find("memoryBacking/hugepages") is not None and not hugepages:
         hugepages.append(0)
     backing_src = root.find("memoryBacking/source")
@@ -264,8 +264,10 @@ def parse_domain_xml(text: str | bytes) -> Domain:
         machine=os_type.get("machine") if os_type is not None else None,
         os_type=(os_type.text or "hvm").strip() if os_type is not None else "hvm",
         emulator=(devices.findtext("emulator") or "").strip() or None,
-        memory_kib=to_kib(memory.text if memory is not None else None, memory.get("unit") if memory is not None else None),
-        current_memory_kib=to_kib(current.text if current is not None else None, current.get("unit") if current is not None else None),
+        memory_kib=to_kib(memory.text if memory is not None else None, memory.get("unit") if memory is not None else None,
+                          where="<memory>"),
+        current_memory_kib=to_kib(current.text if current is not None else None,
+                                  current.get("unit") if current is not None else None, where="<currentMemory>"),
         vcpus=_int(vcpu.text.strip() if vcpu is not None and vcpu.text else None, 1) or 1,
         vcpu_cpuset=vcpu.get("cpuset") if vcpu is not None else None,
         cpu=parse_cpu(root.find("cpu")),

@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import threading
+from xml.etree import ElementTree
 from xml.parsers import expat
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +37,8 @@ from migcheck.facts.capabilities_xml import parse_capabilities_xml, parse_domain
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.host import _parse_status_xml
 from migcheck.facts.models import Domain, DomainCapabilities, HostCapabilities, QemuCommandLine
-from migcheck.facts.qemu_cmdline import decode_proc_cmdline, parse_qemu_argv, split_qemu_opts
-from migcheck.xmlsafe import MAX_XML_BYTES, UnsafeOrBadXML
+from migcheck.facts.qemu_cmdline import MAX_CMDLINE_BYTES, decode_proc_cmdline, parse_qemu_argv, split_qemu_opts
+from migcheck.xmlsafe import MAX_NUMBER_DIGITS, MAX_XML_BYTES, MAX_XML_DEPTH, BadXMLValue, UnsafeOrBadXML
 from tests.corpus import libvirt_corpus as lc
 
 # ------------------------------------------------------------------ settings
@@ -348,18 +349,86 @@ def declares_dtd(doc: str | bytes) -> bool:
     return bool(seen)
 
 
-def check_contract(parse: Callable, doc: str | bytes, model: type):
-    """Return the model, or None when the parser refused with ValueError."""
-    dtd = declares_dtd(doc)
+class _DepthAndRoot:
+    """ElementTree target for the oracle: the deepest nesting, the root tag, the root's child tags."""
+
+    def __init__(self) -> None:
+        self.depth = self.max_depth = 0
+        self.root: str | None = None
+        self.children: set[str] = set()
+
+    def start(self, tag, attrs):
+        self.depth += 1
+        self.max_depth = max(self.max_depth, self.depth)
+        if self.root is None:
+            self.root = tag
+        elif self.depth == 2:
+            self.children.add(tag)
+
+    def end(self, tag):
+        self.depth -= 1
+
+    def data(self, text):
+        pass
+
+    def close(self):
+        return None
+
+
+def _root_is(*tags: str) -> Callable[[_DepthAndRoot], bool]:
+    return lambda t: t.root in tags
+
+
+def _status_root(t: _DepthAndRoot) -> bool:
+    return t.root == "domain" or "domain" in t.children
+
+
+def expected_refusal(doc: str | bytes, root_ok: Callable[[_DepthAndRoot], bool]) -> str | None:
+    """Oracle, independent of migcheck's parsing: why a parser must refuse `doc`, or None.
+
+    Refusing is right only for a document that is too large, declares a DTD,
+    is not well-formed XML (plain expat says so), nests deeper than the limit,
+    or has the wrong root element. A parser that refuses anything else fails
+    the property, so a parser refusing everything cannot pass.
+    """
+    if len(doc) > MAX_XML_BYTES:
+        return "too large"
+    if declares_dtd(doc):
+        return "declares a DTD"
+    target = _DepthAndRoot()
+    try:
+        parser = ElementTree.XMLParser(target=target)
+        parser.feed(doc)
+        parser.close()
+    except (ElementTree.ParseError, LookupError, ValueError) as exc:
+        return f"not well-formed ({exc})"
+    if target.max_depth > MAX_XML_DEPTH:
+        return "nested too deep"
+    if not root_ok(target):
+        return f"root element <{target.root}>"
+    return None
+
+
+def check_contract(parse: Callable, doc: str | bytes, model: type, root_ok: Callable[[_DepthAndRoot], bool]):
+    """Return the model, or None when the parser refused with ValueError, and only where it must."""
+    reason = expected_refusal(doc, root_ok)
     try:
         with time_limit(PARSE_TIME_LIMIT):
             result = parse(doc)
+    except BadXMLValue as exc:  # a value the checks need is not a number: it must really be there
+        text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
+        assert reason is None, (reason, exc)
+        digits = exc.value.strip()
+        assert exc.value in text, exc
+        assert not (digits.isascii() and digits.isdigit()) or len(digits) > MAX_NUMBER_DIGITS, exc
+        return None
     except ValueError as exc:
         assert str(exc), "a refusal must say why"
-        if dtd:  # entities are refused, never expanded
+        assert reason is not None, f"refused a document the oracle accepts: {exc}"
+        if reason == "declares a DTD":  # entities are refused, never expanded
             assert isinstance(exc, UnsafeOrBadXML) and "DTD or entities" in str(exc), exc
         return None
-    assert not dtd, "a document with a DTD (and maybe entities) was accepted"
+    assert reason is None, f"accepted a document that must be refused: {reason}"
     assert isinstance(result, model)
     dumped = result.model_dump_json()
     assert PASSWD_MARKER not in dumped  # no external entity was fetched
@@ -371,40 +440,41 @@ def check_contract(parse: Callable, doc: str | bytes, model: type):
 @FUZZ
 @given(doc=mutated(DOMAIN_SEEDS), text=st.booleans())
 def test_fuzz_domain_xml(doc: bytes, text: bool) -> None:
-    check_contract(parse_domain_xml, as_input(text, doc), Domain)
+    check_contract(parse_domain_xml, as_input(text, doc), Domain, _root_is("domain"))
 
 
 @FUZZ
 @given(doc=mutated(CAPS_SEEDS), text=st.booleans())
 def test_fuzz_capabilities_xml(doc: bytes, text: bool) -> None:
-    check_contract(parse_capabilities_xml, as_input(text, doc), HostCapabilities)
+    check_contract(parse_capabilities_xml, as_input(text, doc), HostCapabilities, _root_is("capabilities"))
 
 
 @FUZZ
 @given(doc=mutated(DOMCAPS_SEEDS), text=st.booleans())
 def test_fuzz_domain_capabilities_xml(doc: bytes, text: bool) -> None:
-    check_contract(parse_domain_capabilities_xml, as_input(text, doc), DomainCapabilities)
+    check_contract(parse_domain_capabilities_xml, as_input(text, doc), DomainCapabilities,
+                   _root_is("domainCapabilities"))
 
 
 @FUZZ
 @given(doc=mutated(STATUS_SEEDS), text=st.booleans())
 def test_fuzz_status_xml(doc: bytes, text: bool) -> None:
-    check_contract(_parse_status_xml, as_input(text, doc), Domain)
+    check_contract(_parse_status_xml, as_input(text, doc), Domain, _status_root)
 
 
 _ALL_PARSERS = [
-    (parse_domain_xml, Domain),
-    (parse_capabilities_xml, HostCapabilities),
-    (parse_domain_capabilities_xml, DomainCapabilities),
-    (_parse_status_xml, Domain),
+    (parse_domain_xml, Domain, _root_is("domain")),
+    (parse_capabilities_xml, HostCapabilities, _root_is("capabilities")),
+    (parse_domain_capabilities_xml, DomainCapabilities, _root_is("domainCapabilities")),
+    (_parse_status_xml, Domain, _status_root),
 ]
 
 
 @FUZZ
 @given(doc=mutated(ANY_SEED), text=st.booleans())
 def test_fuzz_every_parser_with_every_kind(doc: bytes, text: bool) -> None:
-    for parse, model in _ALL_PARSERS:
-        check_contract(parse, as_input(text, doc), model)
+    for parse, model, root_ok in _ALL_PARSERS:
+        check_contract(parse, as_input(text, doc), model, root_ok)
 
 
 # ------------------------------------------------------------- command line
@@ -422,19 +492,32 @@ def check_cmdline(cmd: QemuCommandLine) -> None:
     cmd.model_dump_json()
 
 
-def check_raw_cmdline(raw: bytes) -> None:
+def cmdline_refusal(raw: bytes) -> str | None:
+    """Oracle: why /proc/PID/cmdline bytes must be refused (too long, empty, not UTF-8), or None."""
+    if len(raw) > MAX_CMDLINE_BYTES:
+        return "too long"
+    if not raw:
+        return "empty"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    return None
+
+
+def check_raw_cmdline(raw: bytes, decode: Callable[[bytes], list[str]] = decode_proc_cmdline) -> None:
+    reason = cmdline_refusal(raw)
     try:
         with time_limit(PARSE_TIME_LIMIT):
-            argv = decode_proc_cmdline(raw)
+            argv = decode(raw)
     except ValueError as exc:
         assert str(exc)
+        assert reason is not None, f"refused a command line the oracle accepts: {exc}"
         return
+    assert reason is None, f"accepted a command line that must be refused: {reason}"
     assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
-    try:
-        with time_limit(PARSE_TIME_LIMIT):
-            cmd = parse_qemu_argv(argv)
-    except ValueError:
-        return
+    with time_limit(PARSE_TIME_LIMIT):
+        cmd = parse_qemu_argv(argv)  # any argv parses: a command line is never refused
     check_cmdline(cmd)
 
 
@@ -472,11 +555,8 @@ _CPU_PIECES = ["host", "max", "Haswell", "migratable=off", "migratable=on", "mig
     )
 )
 def test_fuzz_parse_qemu_argv(argv: list[str]) -> None:
-    try:
-        with time_limit(PARSE_TIME_LIMIT):
-            cmd = parse_qemu_argv(argv)
-    except ValueError:
-        return
+    with time_limit(PARSE_TIME_LIMIT):
+        cmd = parse_qemu_argv(argv)  # any argv parses: what it cannot read stays unset
     check_cmdline(cmd)
 
 
@@ -525,7 +605,7 @@ _HOSTILE = {
 @pytest.mark.parametrize("attack", list(_HOSTILE))
 @pytest.mark.parametrize("parser", range(len(_ALL_PARSERS)), ids=_PARSER_IDS)
 def test_entity_declarations_are_refused(parser: int, attack: str, text: bool) -> None:
-    parse, _ = _ALL_PARSERS[parser]
+    parse = _ALL_PARSERS[parser][0]
     doc = _HOSTILE[attack](_ROOTS[_PARSER_IDS[parser]])
     if attack in ("billion-laughs", "quadratic-blowup", "external-entity-file"):
         assert "&" in doc  # the document does use its entities
@@ -553,7 +633,7 @@ def _entity_in_real_document(path: Path | None, builtin: bytes) -> bytes:
     ],
 )
 def test_external_entity_in_a_real_document_is_refused(parser: int, files: list[Path], builtin: bytes) -> None:
-    parse, _ = _ALL_PARSERS[parser]
+    parse = _ALL_PARSERS[parser][0]
     for path in (files[:20] or [None]):
         with pytest.raises(UnsafeOrBadXML, match="DTD or entities"):
             parse(_entity_in_real_document(path, builtin))
@@ -574,7 +654,7 @@ def test_xinclude_is_not_processed() -> None:
 
 @pytest.mark.parametrize("parser", range(len(_ALL_PARSERS)), ids=_PARSER_IDS)
 def test_oversized_document_is_refused_before_parsing(parser: int) -> None:
-    parse, _ = _ALL_PARSERS[parser]
+    parse = _ALL_PARSERS[parser][0]
     doc = b"<domain>" + b" " * MAX_XML_BYTES + b"</domain>"
     with time_limit(5), pytest.raises(UnsafeOrBadXML, match="more than"):
         parse(doc)
@@ -584,7 +664,7 @@ def test_oversized_document_is_refused_before_parsing(parser: int) -> None:
 @pytest.mark.parametrize("parser", range(len(_ALL_PARSERS)), ids=_PARSER_IDS)
 def test_deep_nesting_is_refused(parser: int, depth: int) -> None:
     """Was RecursionError from to_text() (parse_cpu, status XML) past ~1000 levels."""
-    parse, _ = _ALL_PARSERS[parser]
+    parse = _ALL_PARSERS[parser][0]
     root = _ROOTS[_PARSER_IDS[parser]]
     inner = "<cpu>" + "<a>" * depth + "</a>" * depth + "</cpu>"
     doc = f"<{root}><domain><name>g</name>{inner}</domain></{root}>" if root == "domstatus" else f"<{root}>{inner}</{root}>"
@@ -613,9 +693,12 @@ def test_lone_surrogate_in_str_is_a_clear_refusal() -> None:
 
 @pytest.mark.parametrize("unit", ["b", "KiB", "MB", "GB", "TB", "TiB"])
 def test_huge_memory_value_does_not_overflow(unit: str) -> None:
-    """Was OverflowError: the decimal units multiplied a huge int by a float."""
-    dom = parse_domain_xml(f"<domain><name>g</name><memory unit='{unit}'>{'9' * 400}</memory></domain>")
-    assert dom.memory_kib > 10**390
+    """Was OverflowError: the decimal units multiplied a huge int by a float. Past
+    MAX_NUMBER_DIGITS the value is refused by name (int() itself stops at 4300 digits)."""
+    dom = parse_domain_xml(f"<domain><name>g</name><memory unit='{unit}'>{'9' * MAX_NUMBER_DIGITS}</memory></domain>")
+    assert dom.memory_kib > 10**(MAX_NUMBER_DIGITS - 5)
+    with pytest.raises(BadXMLValue, match="<memory> holds .* a number of 5000 digits"):
+        parse_domain_xml(f"<domain><name>g</name><memory unit='{unit}'>{'9' * 5000}</memory></domain>")
 
 
 def test_unicode_digits_are_not_numbers() -> None:
@@ -630,3 +713,22 @@ def test_tsc_frequency_with_thousands_of_digits_is_absent() -> None:
     """Was int()'s 'Exceeds the limit (4300 digits)' ValueError raised from the property."""
     cmd = parse_qemu_argv(["qemu-system-x86_64", "-cpu", "host,tsc-frequency=" + "9" * 5000])
     assert cmd.cpu.tsc_frequency is None
+
+
+def test_the_contract_fails_a_parser_that_refuses_everything() -> None:
+    """The properties above can fail: refusing a good document is caught, and so is accepting a bad one."""
+    def refuse(doc):
+        raise ValueError("refused")
+
+    with pytest.raises(AssertionError, match="oracle accepts"):
+        check_contract(refuse, _BUILTIN_DOMAIN, Domain, _root_is("domain"))
+    with pytest.raises(AssertionError, match="must be refused"):
+        check_contract(lambda doc: parse_domain_xml(_BUILTIN_DOMAIN), b"<capabilities/>", Domain, _root_is("domain"))
+    with pytest.raises(AssertionError, match="oracle accepts"):
+        check_raw_cmdline(b"qemu\0-S\0", decode=refuse)
+
+
+def test_a_number_that_is_not_one_is_refused_by_name() -> None:
+    doc = _BUILTIN_DOMAIN.replace(b"<memory unit='MiB'>2048</memory>", b"<memory unit='MiB'>2\xc2\xb2</memory>")
+    with pytest.raises(BadXMLValue, match="<memory> holds '2²'"):
+        parse_domain_xml(doc)
