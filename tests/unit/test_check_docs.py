@@ -75,8 +75,11 @@ def test_page_length(chk):
 
 
 @pytest.mark.parametrize("chk", CHECKS, ids=IDS)
-def test_check_doc_property_reads_page(chk):
-    assert chk.doc == _page(chk.id)
+def test_check_doc_property_reads_its_own_page(chk):
+    """Check.doc is the page of that ID (not the docstring it falls back to, not another check's page)."""
+    lines = chk.doc.splitlines()
+    assert lines[0] == f"# {chk.id}", f"{chk.id}: Check.doc starts with {lines[0]!r}"
+    assert SEVERITY_LINE.match(lines[1]), f"{chk.id}: Check.doc is not the documentation page"
 
 
 def test_no_orphan_pages():
