@@ -2,8 +2,8 @@
 
 The corpus is a read-only copy of libvirt's own test inputs and outputs (see
 ``PROVENANCE.txt`` in it). ``MIGCHECK_LIBVIRT_CORPUS`` points elsewhere; when
-the directory does not exist the corpus and fuzz tests are skipped, with the
-reason in the pytest summary.
+the directory does not exist the test run stops at once with one line saying
+where it looked (tests/conftest.py): many unit tests build their probes from it.
 
 Parsed results are cached per path, so a test run parses each file once even
 when several tests look at it.
@@ -25,11 +25,10 @@ from migcheck.facts.qemu_cmdline import parse_qemu_argv
 
 # ../shared/corpus/libvirt beside the checkout (as laid for sessions and for CI's fresh clone)
 _BESIDE = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "libvirt"
-if not _BESIDE.is_dir():  # a checkout elsewhere on a workplace machine
-    _BESIDE = Path("/work/shared/corpus/libvirt")
 CORPUS = Path(os.environ.get("MIGCHECK_LIBVIRT_CORPUS", str(_BESIDE)))
 AVAILABLE = (CORPUS / "qemuxmlconfdata").is_dir()
-MISSING_REASON = f"libvirt test corpus not found at {CORPUS} (set MIGCHECK_LIBVIRT_CORPUS)"
+MISSING_REASON = (f"the libvirt test corpus is not at {CORPUS}: put shared/corpus/libvirt beside the checkout, "
+                  "or point MIGCHECK_LIBVIRT_CORPUS at a copy")
 
 
 def _files(*patterns: str) -> list[Path]:

@@ -20,7 +20,6 @@ from migcheck.facts.models import Domain, DomainCapabilities, GuestCpu, HostCapa
 from migcheck.xmlsafe import parse_xml
 from tests.corpus import libvirt_corpus as lc
 
-pytestmark = pytest.mark.skipif(not lc.AVAILABLE, reason=lc.MISSING_REASON)
 
 CPU_MODES = {"custom", "host-model", "host-passthrough", "maximum"}
 

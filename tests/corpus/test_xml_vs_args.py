@@ -16,7 +16,6 @@ import pytest
 from migcheck.facts.models import Domain, QemuCommandLine
 from tests.corpus import libvirt_corpus as lc
 
-pytestmark = pytest.mark.skipif(not lc.AVAILABLE, reason=lc.MISSING_REASON)
 
 MIN_PAIRS = 500
 

@@ -13,10 +13,8 @@ import pytest
 from . import HostSpec, Lab, missing_tools
 
 
-def lab_skip_reason() -> str | None:
-    """Why lab tests cannot run here, or None."""
-    if os.environ.get("MIGCHECK_LAB") == "0":
-        return "lab tests disabled by MIGCHECK_LAB=0"
+def lab_prerequisites_missing() -> str | None:
+    """What this machine lacks to run the lab (root, tools), or None."""
     if os.geteuid() != 0:
         return "lab tests need root (they create network and mount namespaces)"
     if missing := missing_tools():
@@ -24,9 +22,17 @@ def lab_skip_reason() -> str | None:
     return None
 
 
+def lab_skip_reason() -> str | None:
+    """Why lab benchmarks cannot run here, or None (tests never skip for these: see tests/conftest.py)."""
+    if os.environ.get("MIGCHECK_LAB") == "0":
+        return "lab tests disabled by MIGCHECK_LAB=0"
+    return lab_prerequisites_missing()
+
+
 def require_lab() -> None:
+    """tests/conftest.py stops the run before this when the lab cannot run; this guards direct calls."""
     if reason := lab_skip_reason():
-        pytest.skip(reason)
+        pytest.fail(f"the lab cannot run: {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

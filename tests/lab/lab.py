@@ -41,6 +41,7 @@ HUGEPAGES_PER_HOST = 40  # 2 MiB pages: room for one 64 MiB guest and then some
 REQUIRED_TOOLS = (
     "ip", "unshare", "nsenter", "taskset", "mount", "hostname", "install",
     "ssh", "ssh-keygen", "virsh", "libvirtd", "virtlogd", "/usr/sbin/sshd",
+    "openssl",  # the TLS scenarios make their own certificates
 )
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")

@@ -28,7 +28,7 @@ def _host_tsc_hz(host) -> int:
     caps = host.virsh("capabilities").stdout
     m = re.search(r"<counter name='tsc' frequency='(\d+)'", caps)
     if not m:
-        pytest.skip(f"{host.name} reports no TSC frequency in its capabilities")
+        pytest.skip(f"this machine: {host.name} reports no TSC frequency in its capabilities")
     return int(m.group(1))
 
 

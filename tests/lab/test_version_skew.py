@@ -112,7 +112,7 @@ def test_machine_type_newer_qemu_dropped_is_blocked_old_to_new(vlab: Lab) -> Non
     old, new = _hosts(vlab)
     machine = "pc-i440fx-2.3"
     if machine not in old.virsh("capabilities").stdout or machine in new.virsh("capabilities").stdout:
-        pytest.skip(f"{machine} is not one that only the older QEMU has here")
+        pytest.skip(f"this machine: {machine} is not one that only the older QEMU has here")
     with guest(vlab, old, "skew-m23", vlab.guest_xml("skew-m23", machine=machine)):
         out = pair(vlab, old, new, "skew-m23", ["--live"], expect="blocked",
                    expect_rule="platform.machine-type-unknown", expect_error="does not support machine type")
