@@ -1,8 +1,11 @@
 """Which check predicts a given libvirt/QEMU migration error text.
 
 Used by ``migcheck migrate`` when a migration fails anyway (to say whether a
-check matched, and to record misses), and by the lab tests to prove that a
-blocked verdict names the check the real failure belongs to.
+check matched, and to record misses), and by the lab pairing
+(``tests/lab/pairing.py``) to prove that a blocked verdict names the check the
+real failure belongs to. Some texts belong to more than one check (a socket
+that cannot bind may be a console's or a VNC server's): ``rules_for_error``
+gives every candidate, in table order.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"another migration job|cannot acquire state change lock", "state.job-active"),
     (r"active block job", "state.block-job"),
     (r"cannot migrate domain with \d+ snapshots", "devices.snapshots"),
-    (r"shmem device|ivshmem", "devices.shmem-not-master"),
+    (r"shmem device|ivshmem|feature 'peer mode'", "devices.shmem-not-master"),
+    (r"non-migratable device", "devices.non-migratable-device"),
     (r"virtiofs", "devices.virtiofs"),
     (r"VirtFS export path", "devices.9p-share"),
     (r"transient disk", "devices.transient-disk"),
@@ -30,19 +34,37 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"does not support live migration", "devices.image-format"),
     (r"dimm info lacks", "devices.dimm-address"),
     (r"Migration without shared storage is unsafe", "storage.not-shared"),
+    (r"no storage pool with matching target path|pre-creation of storage targets|cannot precreate storage|"
+     r"Source and target image have different sizes|Image is not in qcow2 format", "storage.copy-precreate"),
     (r"cache other than none or directsync", "storage.unsafe-cache"),
     (r"Cannot get interface MTU", "network.bridge-missing"),
+    (r"Unable to get index for interface", "network.direct-device-missing"),
     (r"Network not found|network '.*' is not active", "network.libvirt-network"),
-    (r"nwfilter|filter '.*' not found", "network.nwfilter-missing"),
+    (r"nwfilter|filter '.*' not found|referenced filter '.*' is missing", "network.nwfilter-missing"),
     (r"hugetlbfs", "resources.hugepages"),
     (r"VIR_MIGRATE_TLS", "flags.tls-required"),
-    (r"Cannot access storage file|Could not open '", "storage.missing-on-target"),
+    (r"Unable to access credentials", "flags.tls-certificates"),
+    (r"mutually exclusive|without using peer2peer flag|post-copy (migration )?is not supported with|"
+     r"offline migration must be specified with the persistent flag|tunnelled offline migration does not make|"
+     r"offline migration cannot handle non-shared storage|argument key 'host' must not have null value",
+     "flags.rejected-combination"),
+    (r"Cannot access storage file|Could not open '|unable to stat: .*No such file", "storage.missing-on-target"),
+    (r"Unable to open file: .*No such file|Unable to bind to UNIX socket path|unable to stat: .*No such file|"
+     r"Failed to connect to '", "paths.chardev-directory"),
+    (r"failed to open '.*': No such file", "devices.filesystem-source-missing"),
+    (r"Failed to bind socket: Cannot assign requested address|Failed to find an available port|"
+     r"no network with matching name", "paths.graphics-listen"),
+    (r"Failed to bind socket|Address already in use", "paths.chardev-tcp-bind"),
     (r"already exists with uuid|is already active|already defined with uuid", "platform.name-collision"),
 ]]
 
 
+def rules_for_error(text: str) -> list[str]:
+    """Every check whose failure this error text can be, most specific first."""
+    return list(dict.fromkeys(rule for pattern, rule in ERROR_RULES if pattern.search(text)))
+
+
 def rule_for_error(text: str) -> str | None:
-    for pattern, rule in ERROR_RULES:
-        if pattern.search(text):
-            return rule
-    return None
+    """The first check this error text belongs to, or None: no check predicts it."""
+    rules = rules_for_error(text)
+    return rules[0] if rules else None

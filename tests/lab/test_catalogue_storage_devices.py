@@ -129,11 +129,6 @@ def assert_risky_and_migrates(out) -> None:
 P2P_LOST_ERROR = "End of file while reading data"
 
 
-def assert_failed_with_one_of(out, *texts: str) -> None:
-    assert out.verdict == "blocked" and not out.migrated
-    assert any(t in out.migrate_error for t in texts), f"expected one of {texts} in: {out.migrate_error}"
-
-
 @contextlib.contextmanager
 def pool(host, name: str, path: str, *, active: bool = True) -> Iterator[None]:
     host.virsh("pool-define-as", name, "dir", "--target", path)
@@ -548,11 +543,8 @@ FLAG_COMBINATIONS = [
 def test_rejected_flag_combination_is_blocked_and_fails(lab, flags, error):
     a, b = hosts(lab)
     with guest(lab, a, "sto-flags", lab.guest_xml("sto-flags")):
-        out = pair(lab, a, b, "sto-flags", flags, expect="blocked", expect_rule="flags.rejected-combination")
-        if "--p2p" in flags:
-            assert_failed_with_one_of(out, error, P2P_LOST_ERROR)
-        else:
-            assert_failed_with_one_of(out, error)
+        pair(lab, a, b, "sto-flags", flags, expect="blocked", expect_rule="flags.rejected-combination",
+             expect_error=error, vague_errors=(P2P_LOST_ERROR,) if "--p2p" in flags else ())
         assert b.virsh("list", "--all", "--name").stdout.split() == []  # nothing arrived
 
 
@@ -572,10 +564,11 @@ def test_tunnelled_storage_copy_of_a_guest_with_a_disk_is_blocked_and_fails(lab)
         make_image(a, img)
         make_image(b, img)  # so that the pool lookup is not what fails
         with guest(lab, a, "sto-tun-disk", lab.guest_xml("sto-tun-disk", extra_devices=disk(img))):
-            out = pair(lab, a, b, "sto-tun-disk", flags, expect="blocked", expect_rule="flags.rejected-combination")
-            # the target's libvirt cannot start an NBD server without a host name: seen as either text
-            assert_failed_with_one_of(out, "argument key 'host' must not have null value", P2P_LOST_ERROR)
-            assert a.virsh("domstate", "sto-tun-disk").stdout.strip() in ("paused", "running"), out.migrate_error
+            # the target's libvirt cannot start an NBD server without a host name: seen as this text or,
+            # through --p2p, as the lost connection only
+            pair(lab, a, b, "sto-tun-disk", flags, expect="blocked", expect_rule="flags.rejected-combination",
+                 expect_error="argument key 'host' must not have null value", vague_errors=(P2P_LOST_ERROR,))
+            assert a.virsh("domstate", "sto-tun-disk").stdout.strip() in ("paused", "running")
 
 
 # ------------------------------------------------------------------ TLS
@@ -670,10 +663,12 @@ def test_tls_with_certificates_and_forced_tls(lab):
             with guest(lab, a, "sto-tls", lab.guest_xml("sto-tls")):
                 pair(lab, a, b, "sto-tls", ["--live"], expect="blocked", expect_rule="flags.tls-required",
                      expect_error="this libvirtd instance allows migration only with VIR_MIGRATE_TLS flag")
-                out = pair(lab, a, b, "sto-tls", ["--live", "--p2p", "--tunnelled", "--tls"], expect="blocked",
-                           expect_rule="flags.rejected-combination")
-                assert_failed_with_one_of(out, "TLS handshake failed", "failed to convert virJSONValue to yajl data",
-                                          P2P_LOST_ERROR)
+                # libvirt 9.0 has no refusal of its own for TLS inside a tunnel: the attempt breaks on the way,
+                # with one of these texts (none names the cause), so the pairing checks where the guest is
+                pair(lab, a, b, "sto-tls", ["--live", "--p2p", "--tunnelled", "--tls"], expect="blocked",
+                     expect_rule="flags.rejected-combination",
+                     vague_errors=("TLS handshake failed", "failed to convert virJSONValue to yajl data",
+                                   P2P_LOST_ERROR))
                 assert a.virsh("domstate", "sto-tls").stdout.strip() == "paused"
                 # a fresh start: the failed attempt is another check's business (state.postmigrate-paused)
                 a.virsh("destroy", "sto-tls")
