@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
 from migcheck.facts.host import HostFacts
 from migcheck.facts.models import Domain, GuestCpu
+from migcheck.facts.procfs import CPUINFO, CpuInfo, parse_cpuinfo
 from migcheck.probe.raw import CpuCompareAnswer, cpu_key
 from migcheck.report.model import Severity
 
@@ -350,13 +351,20 @@ def guest_cpu_not_on_target(ctx: CheckContext):
         missing = _missing_from_message(msg) if answer.result == 0 else []
         src = _source_misses_too(ctx, missing) if missing and not unknown else None
         if src is not None:
+            same, why = same_physical_cpu(ctx.source, ctx.target)
+            src_evidence = f"{ctx.source.spec}: compareHypervisorCPU of the same CPU = incompatible: {src.message}"
+            if same:
+                return [Hit(
+                    message=f"both hosts' libvirt call {', '.join(missing)} missing, the source's too, where the guest "
+                            "runs with them: the comparison does not see these features, and the two hosts have "
+                            "the same physical CPU, so the target provides what the source does",
+                    evidence=evidence + [src_evidence, why], fix="nothing to do", severity=Severity.INFO)]
             return [Hit(
                 message=f"the target's libvirt says its CPU lacks {', '.join(missing)}, but the source's says the "
                         "same of the source, where the guest runs with them: libvirt's comparison does not see "
                         "these features, so only the target's QEMU can tell (if it cannot provide them: 'guest CPU "
                         f"doesn't match specification: missing features: {', '.join(missing)}')",
-                evidence=evidence + [f"{ctx.source.spec}: compareHypervisorCPU of the same CPU = incompatible: "
-                                     f"{src.message}"],
+                evidence=evidence + [src_evidence, why],
                 fix="try the migration with a test guest of the same CPU definition first, or define the guest "
                     "with a CPU model 'virsh domcapabilities' lists as usable on every candidate host",
                 severity=Severity.RISK,
@@ -385,6 +393,48 @@ def _source_misses_too(ctx: CheckContext, missing: list[str]) -> CpuCompareAnswe
     if src is None or src.result != 0 or not set(missing) <= set(_missing_from_message(src.message)):
         return None
     return src
+
+
+def same_physical_cpu(source: HostFacts, target: HostFacts) -> tuple[bool, str]:
+    """Whether both hosts have the same physical CPU, and the evidence either way.
+
+    The kernel's view first (/proc/cpuinfo: vendor, family, model, stepping,
+    model name, flags), which does not change with libvirt's version; without
+    it on both hosts, libvirt's host CPU (capabilities: vendor, model, CPUID
+    signature where given, features) when both hosts run the same libvirt.
+    Anything else is "not known to be the same", never "the same".
+    """
+    a, b = (_cpuinfo(h) for h in (source, target))
+    if a is not None and b is not None:
+        differ = [f"{k}: {getattr(a, k)!r} vs {getattr(b, k)!r}" for k in ("vendor", "family", "model", "stepping",
+                                                                            "model_name") if getattr(a, k) != getattr(b, k)]
+        if a.flags != b.flags:
+            only_a, only_b = sorted(a.flags - b.flags), sorted(b.flags - a.flags)
+            differ.append("CPU flags" + (f", only the source has {', '.join(only_a[:12])}" if only_a else "")
+                          + (f", only the target has {', '.join(only_b[:12])}" if only_b else ""))
+        if differ:
+            return False, f"the hosts' CPUs differ (/proc/cpuinfo): {'; '.join(differ)}"
+        return True, f"both hosts: {a.model_name or a.signature} ({a.signature}), the same {len(a.flags)} CPU flags " \
+                     "(/proc/cpuinfo)"
+    ca = source.caps.cpu if source.caps else None
+    cb = target.caps.cpu if target.caps else None
+    if ca is None or cb is None or not (ca.vendor and ca.model):
+        return False, "the hosts' CPUs could not be compared (no /proc/cpuinfo, no capabilities)"
+    if source.libvirt_version != target.libvirt_version:
+        return False, "the hosts' CPUs could not be compared: no /proc/cpuinfo, and libvirt's CPU names differ " \
+                      "between its versions"
+    same = ((ca.vendor, ca.model, ca.signature, sorted(ca.features))
+            == (cb.vendor, cb.model, cb.signature, sorted(cb.features)))
+    desc = f"{ca.vendor} {ca.model}" + (f" (family/model/stepping {ca.signature})" if ca.signature else "")
+    if same:
+        return True, f"both hosts: {desc} with the same {len(ca.features)} features (capabilities)"
+    return False, f"the hosts' CPUs differ (capabilities): source {desc}, target {cb.vendor} {cb.model}" \
+                  + (f" ({cb.signature})" if cb.signature else "")
+
+
+def _cpuinfo(host: HostFacts) -> CpuInfo | None:
+    text = host.raw.files.get(CPUINFO)
+    return parse_cpuinfo(text) if text else None
 
 
 def _unknown_evidence(ctx: CheckContext, names: list[str]) -> str:

@@ -23,6 +23,16 @@ def _parse_cpuset_ids(cell) -> list[int]:
     return ids
 
 
+def _signature(el) -> tuple[int, int, int] | None:
+    """<signature family='25' model='1' stepping='1'/>, or None when absent or not three small numbers."""
+    if el is None:
+        return None
+    parts = [el.get(k) or "" for k in ("family", "model", "stepping")]
+    if not all(p.isascii() and p.isdigit() and len(p) <= 6 for p in parts):
+        return None
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
 def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
     root = parse_xml(text, "capabilities XML")
     if root.tag != "capabilities":
@@ -42,6 +52,8 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
                 arch=(hc.findtext("arch") or "").strip() or None,
                 model=(hc.findtext("model") or "").strip() or None,
                 vendor=(hc.findtext("vendor") or "").strip() or None,
+                signature=_signature(hc.find("signature")),
+                microcode=(hc.find("microcode").get("version") if hc.find("microcode") is not None else None),
                 features=[f.get("name") for f in hc.findall("feature") if f.get("name")],
                 tsc_frequency=int(freq) if freq and freq.isascii() and freq.isdigit() else None,
                 tsc_scaling=(counter.get("scaling") == "yes") if counter is not None and counter.get("scaling") else None,

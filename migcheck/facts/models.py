@@ -222,6 +222,10 @@ class HostCpu(BaseModel):
     arch: str | None = None
     model: str | None = None
     vendor: str | None = None
+    # CPUID family, model, stepping (<signature>, in newer libvirts' capabilities): the physical
+    # CPU, whatever name a libvirt version gives it
+    signature: tuple[int, int, int] | None = None
+    microcode: str | None = None
     features: list[str] = Field(default_factory=list)
     tsc_frequency: int | None = None
     tsc_scaling: bool | None = None

@@ -140,3 +140,45 @@ def tcp_listeners(proc_net_tcp: str, proc_net_tcp6: str = "") -> set[tuple[str, 
                 continue
             out.add((addr, port))
     return out
+
+
+CPUINFO = "/proc/cpuinfo"
+
+
+class CpuInfo(BaseModel):
+    """The host's physical CPU as the kernel describes it (the first processor of /proc/cpuinfo).
+
+    Independent of libvirt's version: two libvirts may give one CPU different
+    model names and feature lists, the kernel does not.
+    """
+
+    vendor: str
+    family: str
+    model: str
+    stepping: str
+    model_name: str = ""
+    microcode: str | None = None
+    flags: frozenset[str] = frozenset()
+
+    @property
+    def signature(self) -> str:
+        return f"{self.vendor} family {self.family} model {self.model} stepping {self.stepping}"
+
+
+def parse_cpuinfo(text: str) -> CpuInfo | None:
+    """The first processor's block of /proc/cpuinfo (x86 fields), or None when it has no vendor/family/model."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the end of the first processor's block
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    try:
+        return CpuInfo(vendor=fields["vendor_id"], family=fields["cpu family"], model=fields["model"],
+                       stepping=fields.get("stepping", ""), model_name=fields.get("model name", ""),
+                       microcode=fields.get("microcode"), flags=frozenset(fields.get("flags", "").split()))
+    except KeyError:
+        return None

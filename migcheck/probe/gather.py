@@ -22,7 +22,7 @@ from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.models import Domain
 from migcheck.facts.qemu_cmdline import MAX_CMDLINE_BYTES, decode_proc_cmdline
-from migcheck.facts.procfs import HUGEPAGE_FILES
+from migcheck.facts.procfs import CPUINFO, HUGEPAGE_FILES
 from migcheck.probe.raw import (
     CpuCompareAnswer,
     NetworkInfo,
@@ -77,7 +77,7 @@ def gather_host(session: HostSession, raw: RawHost) -> None:
 
 HOST_FILES = (
     "/proc/meminfo", "/proc/self/mountinfo", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online",
-    "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/etc/libvirt/qemu.conf",
+    "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/etc/libvirt/qemu.conf", CPUINFO,
 ) + tuple(HUGEPAGE_FILES.values())
 
 
@@ -102,6 +102,9 @@ def gather_host_files(session: HostSession, raw: RawHost, paths: tuple[str, ...]
         return
     for path in paths:
         try:
+            if path in FIRST_BLOCK_ONLY:
+                _read_first_block(files, raw, path, FIRST_BLOCK_ONLY[path])
+                continue
             data = files.read(path, limit=MAX_FILE_BYTES + 1)  # one byte more: a truncated copy is no fact
             if len(data) > MAX_FILE_BYTES:
                 raw.errors[f"file:{path}"] = f"{path} is larger than {MAX_FILE_BYTES} bytes: not reading a part of it"
@@ -113,6 +116,20 @@ def gather_host_files(session: HostSession, raw: RawHost, paths: tuple[str, ...]
             if getattr(exc, "errno", None) == 2:
                 continue
             raw.errors[f"file:{path}"] = f"{type(exc).__name__}: {exc}"
+
+
+# Files of which the checks read only the first block (up to the first empty line): /proc/cpuinfo's
+# first processor. Reading no more keeps a host with hundreds of CPUs from generating all their blocks.
+FIRST_BLOCK_ONLY = {CPUINFO: 32 * 1024}
+
+
+def _read_first_block(files, raw: RawHost, path: str, limit: int) -> None:
+    data = files.read(path, limit=limit).decode("utf-8", "replace")
+    end = data.find("\n\n")
+    if end < 0 and len(data) >= limit:
+        raw.errors[f"file:{path}"] = f"{path}: no end of its first block in {limit} bytes"
+        return
+    raw.files[path] = data[:end + 1] if end >= 0 else data
 
 
 USB_DEVICES = "/sys/bus/usb/devices"

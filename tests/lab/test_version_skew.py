@@ -202,12 +202,14 @@ def test_host_passthrough_new_to_old_loses_features_but_migrates(vlab: Lab) -> N
 
 
 def test_named_model_with_features_the_host_model_omits(vlab: Lab) -> None:
-    """EPYC on this host runs with topoext, which neither libvirt's host-model CPU lists.
+    """EPYC on an AMD host runs with topoext, which neither libvirt's host-model CPU lists.
 
     Both hosts' compareHypervisorCPU call the guest's live CPU incompatible
     (missing topoext), the source's too, while the guest runs there: the
-    comparison does not see that feature, so migcheck cannot be sure (risky).
-    Here the migration succeeds in both directions.
+    comparison does not see that feature. The lab's hosts share one physical
+    CPU, which migcheck reads from both kernels: ok, with the quirk as an info
+    line, and the migration succeeds in both directions. (Hosts whose CPUs
+    differ keep the risk: tests/unit/test_checks_cpu_skew.py.)
     """
     _needs_kvm(vlab)
     old, new = _hosts(vlab)
@@ -216,9 +218,10 @@ def test_named_model_with_features_the_host_model_omits(vlab: Lab) -> None:
     with guest(vlab, new, "skew-epyc", xml):
         live = new.virsh("dumpxml", "skew-epyc").stdout
         if "name='topoext'" not in live:
-            pytest.skip("this host's QEMU gives EPYC no topoext: nothing to show")
+            pytest.skip("this machine: its QEMU gives EPYC no topoext (not an AMD host): nothing to show")
         for src, dst in ((new, old), (old, new)):
-            out = pair(vlab, src, dst, "skew-epyc", ["--live"], expect="risky",
-                       expect_rule="cpu.guest-cpu-not-on-target")
-            assert "cpu.guest-cpu-not-on-target" in out.rules("risk")
+            out = pair(vlab, src, dst, "skew-epyc", ["--live"], expect="ok")
+            quirk = [f for f in out.report["findings"] if f["rule"] == "cpu.guest-cpu-not-on-target"]
+            if quirk:  # only where this libvirt's comparison misses topoext on both sides
+                assert quirk[0]["severity"] == "info" and "same physical CPU" in quirk[0]["message"], quirk
             assert out.migrated, out.migrate_error

@@ -164,3 +164,84 @@ def test_compare_without_unknown_names_asks_once():
 def test_without_cpu_feature_drops_only_that_name():
     out = without_cpu_feature(EPYC_LIVE, "topoext")
     assert "topoext" not in out and "name=\"svm\"" in out.replace("'", '"') and "EPYC" in out
+
+
+# ---- the same features missing on both sides: same physical CPU or not ------------
+
+def _this_machines_cpuinfo() -> str:
+    """This machine's real /proc/cpuinfo, first processor, read the way the probe reads it."""
+    from migcheck.connectors.files import LocalFiles
+    from migcheck.facts.procfs import CPUINFO
+    from migcheck.probe.gather import gather_host_files
+
+    raw = RawHost(spec="here", uri="qemu:///system")
+    session = SimpleNamespace(files=LocalFiles(), ssh_error=None)
+    gather_host_files(session, raw, (CPUINFO,))
+    assert CPUINFO in raw.files, raw.errors
+    return raw.files[CPUINFO]
+
+
+def _epyc_pair(src_cpuinfo: str | None, dst_cpuinfo: str | None, **dst_kw):
+    from migcheck.facts.procfs import CPUINFO
+
+    src = _src(EPYC_LIVE)
+    src.cpu_compare = {_key(EPYC_LIVE): CpuCompareAnswer(result=0, message=MISSING + "topoext")}
+    dst = target(cpu_compare={_key(EPYC_LIVE): CpuCompareAnswer(result=0, message=MISSING + "topoext")}, **dst_kw)
+    for raw, text in ((src, src_cpuinfo), (dst, dst_cpuinfo)):
+        if text is not None:
+            raw.files[CPUINFO] = text
+    return run(src, dst)
+
+
+def test_the_probe_reads_only_the_first_processor_of_cpuinfo():
+    from migcheck.facts.procfs import parse_cpuinfo
+
+    text = _this_machines_cpuinfo()
+    assert text.count("processor") == 1 and text.endswith("\n")
+    info = parse_cpuinfo(text)
+    assert info is not None and info.vendor and info.family and info.flags
+
+
+def test_missing_features_both_sides_miss_between_identical_cpus_pass():
+    """libvirt 11.3 -> 9.0 and both hosts' comparisons call topoext missing: the kernels of both hosts
+    describe the same CPU, so the quirk means nothing and the verdict is ok."""
+    text = _this_machines_cpuinfo()
+    r = _epyc_pair(text, text)
+    f = _finding(r, GUEST_CPU)
+    assert r.verdict == Verdict.OK and f.severity.value == "info"
+    assert any("the same" in e and "/proc/cpuinfo" in e for e in f.evidence), f.evidence
+
+
+def test_missing_features_both_sides_miss_between_different_cpus_stay_a_risk():
+    from migcheck.facts.procfs import parse_cpuinfo
+
+    text = _this_machines_cpuinfo()
+    flag = sorted(parse_cpuinfo(text).flags)[0]
+    fewer = text.replace(f" {flag} ", " ").replace(f": {flag} ", ": ")
+    assert parse_cpuinfo(fewer).flags == parse_cpuinfo(text).flags - {flag}
+    other_model = "".join(
+        (line.split(":")[0] + ": 9999\n") if line.startswith("model\t") else line for line in text.splitlines(True))
+    for dst_text, says in ((fewer, f"only the source has {flag}"), (other_model, "model:")):
+        r = _epyc_pair(text, dst_text)
+        f = _finding(r, GUEST_CPU)
+        assert r.verdict == Verdict.RISKY and f.severity.value == "risk"
+        assert any("the hosts' CPUs differ" in e and says in e for e in f.evidence), f.evidence
+
+
+def test_without_cpuinfo_only_the_same_libvirt_reporting_the_same_cpu_passes():
+    from tests.corpus.libvirt_corpus import CORPUS
+
+    haswell = (CORPUS / "capabilityschemadata/caps-qemu-kvm.xml").read_text()
+    sandy = (CORPUS / "capabilityschemadata/caps-test2.xml").read_text()
+    same = dict(libvirt=NEW["libvirt"], qemu=NEW["qemu"])
+
+    def severity(src_caps, dst_caps, dst_versions):
+        src = source(guest_xml(cpu=EPYC_LIVE), argv("EPYC,svm=off,topoext=on"), host_caps=src_caps, **NEW)
+        src.cpu_compare = {_key(EPYC_LIVE): CpuCompareAnswer(result=0, message=MISSING + "topoext")}
+        dst = target(host_caps=dst_caps, cpu_compare={_key(EPYC_LIVE): CpuCompareAnswer(
+            result=0, message=MISSING + "topoext")}, **dst_versions)
+        return _finding(run(src, dst), GUEST_CPU).severity.value  # (the corpus hosts share a UUID: same-host)
+
+    assert severity(haswell, haswell, same) == "info"
+    assert severity(haswell, sandy, same) == "risk"
+    assert severity(haswell, haswell, {}) == "risk"  # libvirt 11.3 vs 9.0: CPU names are not comparable
