@@ -84,6 +84,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         return
     if not (_lab_ran or _lab_skipped):
         return
+    from tests.lab.lab import MIGRATIONS
+
+    tr.write_line(f"lab: {len(MIGRATIONS)} real virsh migrate runs: {sum(MIGRATIONS)} succeeded, "
+                  f"{len(MIGRATIONS) - sum(MIGRATIONS)} failed")
     kvm = sum(n for r, n in _lab_skipped.items() if r.startswith("needs KVM"))
     tr.write_line(f"lab: {len(_lab_ran)} lab tests passed, {kvm} KVM-only tests skipped under TCG, "
                   f"{sum(_lab_skipped.values()) - kvm} skipped for this machine")

@@ -59,6 +59,10 @@ def missing_tools() -> list[str]:
     return [t for t in REQUIRED_TOOLS if not shutil.which(t)]
 
 
+
+# Every real `virsh migrate` of this process (True: it succeeded), for the test summary.
+MIGRATIONS: list[bool] = []
+
 class Lab:
     """A set of lab hosts. ``with Lab([...]) as lab:`` brings them up and tears them down.
 
@@ -158,7 +162,9 @@ class Lab:
         s = src if isinstance(src, LabHost) else self.host(src)
         d = dst if isinstance(dst, LabHost) else self.host(dst)
         argv = ["virsh", "-c", s.uri, "migrate", *flags, vm, d.uri]
-        return run(argv, check=check, timeout=timeout, env=root_env())
+        p = run(argv, check=check, timeout=timeout, env=root_env())
+        MIGRATIONS.append(p.returncode == 0)
+        return p
 
     def up(self) -> Lab:
         """Bring every host up and wait until each is ready. Cleans a stale lab first.
