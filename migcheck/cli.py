@@ -6,24 +6,14 @@ Exit codes: 0 ok, 1 blocked, 2 usage error, 3 could not check, 4 risky.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-import typer
-
 from migcheck.report.exit_codes import ExitCode
-
-app = typer.Typer(
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    no_args_is_help=True,
-    help="Will this libvirt/QEMU migration work? If not, exactly why and how to fix it.\n\n"
-    "migcheck SRC DST VM [virsh migrate flags] is short for 'migcheck check SRC DST VM ...'.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
 SUBCOMMANDS = {"check", "migrate", "probe", "audit", "rules", "explain", "version"}
 
@@ -34,6 +24,8 @@ class Format(str, Enum):
 
 
 def _fail(message: str, code: ExitCode) -> "typer.Exit":
+    import typer
+
     typer.echo(f"migcheck: {message}", err=True)
     return typer.Exit(int(code))
 
@@ -51,22 +43,11 @@ def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str], qmp: bool 
 
 
 def _emit(report, fmt: Format, verbose: bool) -> None:
+    import typer
+
     from migcheck.report.render import render_json, render_table
 
     typer.echo(render_json(report) if fmt == Format.json else render_table(report, verbose), nl=fmt == Format.json)
-
-
-_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-_SOURCE = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI")
-_TARGET = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI")
-_VM = typer.Argument(None, help="the guest (domain) name on the source")
-_FORMAT = typer.Option(Format.table, "--format", "-f", help="table or json")
-_VERBOSE = typer.Option(False, "--verbose", "-v", help="show the evidence of each finding")
-_TIMEOUT = typer.Option(30.0, "--timeout", help="seconds allowed for probing each host")
-_NO_SSH = typer.Option(False, "--no-ssh", help="use libvirt only (checks needing the QEMU command line say unknown)")
-_SSH_CONFIG = typer.Option(None, "--ssh-config", help="SSH config file (default ~/.ssh/config)")
-_QMP = typer.Option(False, "--qmp", help="also ask the running QEMU for its migration blockers (query-migrate); "
-                    "libvirt then marks the guest 'tainted: custom-monitor'")
 
 
 def _parse_flags_or_fail(args: list[str]):
@@ -95,6 +76,7 @@ def _import_evaluation() -> None:
     from migcheck.checks import load_all
     import migcheck.engine  # noqa: F401
     import migcheck.report.render  # noqa: F401
+    import typer  # noqa: F401 - for the answer (echo, Exit); a plain check starts without it
 
     load_all()
 
@@ -119,6 +101,8 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
     try:
         pair = pending.result()
     except ProbeError as exc:
+        import typer
+
         typer.echo(f"migcheck: {exc}", err=True)
         if fmt == Format.json:
             _emit(unknown_report(src.spec, dst.spec, vm, flags, str(exc)), fmt, verbose)
@@ -133,82 +117,29 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
     return report, pair, src, dst
 
 
-@app.command(context_settings=_EXTRA_ARGS)
-def check(
-    ctx: typer.Context,
-    source: Optional[str] = _SOURCE,
-    target: Optional[str] = _TARGET,
-    vm: Optional[str] = _VM,
-    fmt: Format = _FORMAT,
-    verbose: bool = _VERBOSE,
-    timeout: float = _TIMEOUT,
-    no_ssh: bool = _NO_SSH,
-    ssh_config: Optional[str] = _SSH_CONFIG,
-    qmp: bool = _QMP,
-    save: Optional[Path] = typer.Option(None, "--save", help="also save the probe of both hosts to this directory"),
-    from_snapshot: Optional[list[Path]] = typer.Option(
-        None, "--from-snapshot", help="replay offline: a pair snapshot (from --save), or a source and a target "
-        "probe (from 'migcheck probe --save'); give the option once or twice"),
-) -> None:
-    """Check whether VM can migrate from SOURCE to TARGET. Extra arguments are virsh migrate flags (--live, ...)."""
+def run_check(args: list[str], source, target, vm, fmt: Format = Format.table, verbose: bool = False,
+              timeout: float = 30.0, no_ssh: bool = False, ssh_config: Optional[str] = None, qmp: bool = False,
+              save: Optional[Path] = None, from_snapshot: Optional[list[Path]] = None) -> None:
+    """`migcheck check` (commands.check and the plain-check path of main): raises typer.Exit with the verdict's code.
+
+    args: the extra arguments, virsh migrate flags.
+    """
     if from_snapshot:
         # positional arguments are flags here: nothing names hosts in a replay
-        flags = _parse_flags_or_fail([a for a in [source, target, vm] if a] + list(ctx.args))
+        flags = _parse_flags_or_fail([a for a in [source, target, vm] if a] + list(args))
         report = _replay(from_snapshot, flags)
     else:
-        flags = _parse_flags_or_fail(list(ctx.args))
+        flags = _parse_flags_or_fail(list(args))
         report, *_ = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
                                    fmt, verbose, save)
     _emit(report, fmt, verbose)
     _trace("report written")
+    import typer
+
     raise typer.Exit(report.exit_code)
 
 
 DEFAULT_MISSES = Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state"))) / "migcheck" / "misses"
-
-
-@app.command(context_settings=_EXTRA_ARGS)
-def migrate(
-    ctx: typer.Context,
-    source: Optional[str] = _SOURCE,
-    target: Optional[str] = _TARGET,
-    vm: Optional[str] = _VM,
-    verbose: bool = _VERBOSE,
-    timeout: float = _TIMEOUT,
-    no_ssh: bool = _NO_SSH,
-    ssh_config: Optional[str] = _SSH_CONFIG,
-    qmp: bool = _QMP,
-    allow_risky: bool = typer.Option(False, "--allow-risky", help="also migrate when the verdict is risky"),
-    misses: Path = typer.Option(DEFAULT_MISSES, "--misses-dir",
-                                help="where to record a migration that failed although migcheck allowed it"),
-    migrate_timeout: float = typer.Option(3600.0, "--migrate-timeout", help="seconds allowed for virsh migrate"),
-) -> None:
-    """Check, and only if the verdict is ok (or risky with --allow-risky) run the real virsh migrate with the same flags.
-
-    Exit codes: those of check when it refuses; 0 when the migration succeeded; 5 when it failed anyway.
-    """
-    flags = _parse_flags_or_fail(list(ctx.args))
-    report, pair, src, dst = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
-                                           Format.table, verbose)
-    _emit(report, Format.table, verbose)
-    allowed = {"ok"} | ({"risky"} if allow_risky else set())
-    if report.verdict.value not in allowed:
-        typer.echo(f"migcheck: not migrating {vm}: verdict {report.verdict.value}"
-                   + ("" if report.verdict.value != "risky" else " (--allow-risky to go ahead)"), err=True)
-        raise typer.Exit(report.exit_code)
-    from migcheck.migrate import run_virsh_migrate
-
-    outcome = run_virsh_migrate(src, dst, vm, list(ctx.args), migrate_timeout)
-    if outcome.ok:
-        typer.echo(f"migcheck: {vm} migrated from {src.spec} to {dst.spec}", err=True)
-        raise typer.Exit(0)
-    from migcheck.migrate import record_miss
-
-    where = record_miss(misses, pair, report, outcome)
-    typer.echo(f"migcheck: the migration failed although migcheck said {report.verdict.value}: {outcome.error_line}",
-               err=True)
-    typer.echo(f"migcheck: {outcome.explanation}; recorded in {where}", err=True)
-    raise typer.Exit(int(ExitCode.MIGRATION_FAILED))
 
 
 def _replay(dirs: list[Path], flags):
@@ -239,130 +170,122 @@ def _replay(dirs: list[Path], flags):
     return evaluate(source, target, domain, flags)
 
 
-@app.command()
-def probe(
-    host: str = typer.Argument(..., help="NAME, USER@NAME or a libvirt URI"),
-    vm: Optional[str] = typer.Argument(None, help="also gather this guest's facts"),
-    save: Optional[Path] = typer.Option(None, "--save", help="write the probe to this directory"),
-    timeout: float = typer.Option(30.0, "--timeout"),
-    no_ssh: bool = typer.Option(False, "--no-ssh"),
-    ssh_config: Optional[str] = typer.Option(None, "--ssh-config"),
-) -> None:
-    """Gather one host's facts (and a guest's); print them as JSON or save them for offline replay."""
-    import json
+# ---------------------------------------------------------------- the plain check, without typer
+#
+# `migcheck SRC DST VM [flags]` is nearly every run, and typer costs it ~0.3 s of CPU before the
+# first packet: its import, and a pydantic type adapter built for each of check's parameters on
+# every run. plain_check_args reads the plain forms of that command line exactly as typer reads
+# them (click's parser: options anywhere, unknown options and extra words kept in order as the
+# virsh flags); anything else (--help, --save, --from-snapshot, '--', short-option clusters, a
+# value typer might read differently) goes to typer as before. tests/unit/test_startup.py
+# compares the two parsers on many command lines.
 
-    from migcheck.connectors.hostspec import HostSpecError, parse_host
-    from migcheck.facts.host import build_host_facts
-    from migcheck.probe.gather import ProbeError, probe_host
+_CHECK_FLAGS = {"--verbose": "verbose", "-v": "verbose", "--no-ssh": "no_ssh", "--qmp": "qmp"}
+_CHECK_VALUES = {"--format": "fmt", "-f": "fmt", "--timeout": "timeout", "--ssh-config": "ssh_config"}
 
+
+def _plain_value(key: str, value: str) -> bool:
+    """A value that typer would read as this function does (else typer reads it itself)."""
+    if key == "fmt":
+        return value in ("table", "json")
+    if key == "timeout":  # digits, or digits.digits: float() and pydantic agree on these
+        whole, _, frac = value.partition(".")
+        return 0 < len(value) <= 12 and value.isascii() and whole.isdigit() and (frac.isdigit() or "." not in value)
+    return bool(value) and not value.startswith("-")
+
+
+def plain_check_args(args: list[str]) -> dict | None:
+    """run_check's keyword arguments for ``check SRC DST VM ...`` in its plain forms; None: let typer parse it."""
+    if not args or args[0] != "check" or os.environ.get("_MIGCHECK_COMPLETE"):
+        return None
     try:
-        target = parse_host(host)
-    except HostSpecError as exc:
-        raise _fail(str(exc), ExitCode.USAGE)
+        for arg in args:
+            arg.encode("utf-8")  # undecodable bytes in argv: typer's own validation decides
+    except UnicodeEncodeError:
+        return None
+    params: dict = {"fmt": "table", "verbose": False, "timeout": "30.0", "no_ssh": False, "ssh_config": None,
+                    "qmp": False}
+    words: list[str] = []  # positional words and unknown options, in order
+    rest = args[1:]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            words.append(arg)
+            continue
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in _CHECK_FLAGS and not eq:
+            params[_CHECK_FLAGS[name]] = True
+        elif name in _CHECK_VALUES:
+            if not eq:
+                if i >= len(rest):
+                    return None
+                value = rest[i]
+                i += 1
+            if not _plain_value(_CHECK_VALUES[name], value):
+                return None
+            params[_CHECK_VALUES[name]] = value
+        elif arg.startswith("--") and name not in ("--", "--help", "--save", "--from-snapshot", *_CHECK_FLAGS):
+            words.append(arg)  # an option check does not know: a virsh migrate flag
+        else:
+            return None
+    if len(words) < 3:
+        return None
+    params.update(source=words[0], target=words[1], vm=words[2], args=words[3:], fmt=Format(params["fmt"]),
+                  timeout=float(params["timeout"]))
+    return params
+
+
+def _run_plain_check(params: dict) -> None:
+    """run_check(**params), ended as typer ends a command in standalone mode (typer.core._main)."""
     try:
-        raw = probe_host(target, vm, _options(timeout, no_ssh, ssh_config))
-    except ProbeError as exc:
-        raise _fail(str(exc), ExitCode.UNKNOWN)
-    if save:
-        from migcheck.probe.snapshot import save_single
+        run_check(**params)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        from typer._click.utils import PacifyFlushWrapper
 
-        save_single(raw, save)
-        typer.echo(f"saved to {save}/", err=True)
-    else:
-        typer.echo(json.dumps(build_host_facts(raw).model_dump(mode="json", exclude={"raw"}), indent=2))
-    if raw.errors:
-        for fact, why in sorted(raw.errors.items()):
-            typer.echo(f"migcheck: {target.spec}: could not gather {fact}: {why}", err=True)
+        sys.stdout, sys.stderr = PacifyFlushWrapper(sys.stdout), PacifyFlushWrapper(sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        import typer
+        from typer import core
 
+        rich = core.HAS_RICH and core.DEFAULT_MARKUP_MODE is not None
+        if isinstance(exc, typer.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, EOFError):
+            typer.echo(err=True)
+            exc = typer.Abort()
+        if isinstance(exc, typer.Abort):
+            if rich:
+                from typer import rich_utils
 
-@app.command(context_settings=_EXTRA_ARGS)
-def audit(
-    ctx: typer.Context,
-    inventory: str = typer.Argument(..., help="inventory: migcheck YAML (groups:), or an Ansible inventory (INI or YAML)"),
-    group: Optional[list[str]] = typer.Option(None, "--group", "-g", help="migration group(s) to use, each with the "
-                                              "hosts of its children (default: every group that lists hosts)"),
-    jobs: int = typer.Option(16, "--jobs", "-j", help="hosts probed at the same time"),
-    timeout: float = typer.Option(120.0, "--timeout", help="seconds allowed for each host, in each probe phase"),
-    no_ssh: bool = _NO_SSH,
-    ssh_config: Optional[str] = _SSH_CONFIG,
-    inactive: str = typer.Option("offline", "--inactive", help="shut-off guests: offline (check --offline "
-                                 "--persistent), skip, or same (the given flags)"),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (text) or json, on stdout"),
-    matrix: bool = typer.Option(False, "--matrix", help="list every pair in the text report, not only problems"),
-    json_file: Optional[str] = typer.Option(None, "--json", help="also write the JSON report to this file"),
-    html_file: Optional[str] = typer.Option(None, "--html", help="also write a self-contained HTML report"),
-    prometheus: Optional[str] = typer.Option(None, "--prometheus", help="write node_exporter textfile metrics (atomically)"),
-    db: Optional[str] = typer.Option(None, "--db", help="history database (default ~/.local/state/migcheck/audit.sqlite)"),
-    no_db: bool = typer.Option(False, "--no-db", help="keep no history (and show no changes)"),
-    keep_runs: int = typer.Option(60, "--keep-runs", help="runs of this inventory kept in the history"),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: when "
-                                            "stderr is a terminal)"),
-) -> None:
-    """Audit a fleet: every guest against every other host of its groups. Extra arguments are virsh migrate flags.
+                rich_utils.rich_abort_error()
+            else:
+                typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        if isinstance(exc, core._click.ClickException):
+            if rich:
+                from typer import rich_utils
 
-    Exit codes: 0 every guest can move somewhere and every host was probed; 1 some guest is stuck (no target);
-    3 some host could not be probed (or a guest not checked); 4 some guest can only move with a risk; 2 usage.
-    """
-    from migcheck.audit.cli import AuditOptions, UsageError, run_audit
-    from migcheck.audit.history import default_db_path
-
-    opts = AuditOptions(inventory=inventory, flags=list(ctx.args), groups=group or None, jobs=jobs, timeout=timeout,
-                        use_ssh=not no_ssh, ssh_config=ssh_config, inactive=inactive,
-                        fmt="json" if fmt == Format.json else "text", matrix=matrix, json_file=json_file,
-                        html_file=html_file, prometheus_file=prometheus,
-                        db=None if no_db else (db or str(default_db_path())), keep_runs=keep_runs, progress=progress)
-    try:
-        code = run_audit(opts, sys.stdout, sys.stderr)
-    except UsageError as exc:
-        raise _fail(str(exc), ExitCode.USAGE)
-    raise typer.Exit(code)
+                rich_utils.rich_format_error(exc)
+            else:
+                exc.show()
+            sys.exit(exc.exit_code)
+        raise
 
 
-@app.command()
-def rules(
-    fmt: Format = typer.Option(Format.table, "--format", "-f"),
-    markdown: bool = typer.Option(False, "--markdown", help="the README's check table"),
-) -> None:
-    """List every check: ID, severity, and what it finds."""
-    from migcheck.checks.registry import all_checks, markdown_table
+def __getattr__(name: str):
+    """``migcheck.cli.app``: the typer application, loaded on first use (see plain_check_args)."""
+    if name == "app":
+        from migcheck.commands import app
 
-    checks = all_checks()
-    if markdown:
-        typer.echo(markdown_table(checks), nl=False)
-        return
-    if fmt == Format.json:
-        import json
-
-        typer.echo(json.dumps([{"id": c.id, "severity": c.severity.value, "title": c.title, "family": c.family,
-                                "proven_by_lab": c.proven_by_lab} for c in checks], indent=2))
-        return
-    from tabulate import tabulate
-
-    typer.echo(tabulate([[c.id, c.severity.value, c.title] for c in checks], headers=["check", "severity", "finds"]))
-
-
-@app.command()
-def explain(rule: str = typer.Argument(..., help="a check ID, as 'migcheck rules' lists them")) -> None:
-    """Show a check's documentation."""
-    from migcheck.checks.registry import all_checks
-
-    by_id = {c.id: c for c in all_checks()}
-    chk = by_id.get(rule)
-    if chk is None:
-        near = [i for i in by_id if rule.split(".")[-1] in i]
-        raise _fail(f"no check '{rule}'" + (f"; did you mean {', '.join(near[:3])}?" if near else
-                                            "; 'migcheck rules' lists them"), ExitCode.USAGE)
-    typer.echo(f"{chk.id} ({chk.severity.value}): {chk.title}\n")
-    typer.echo(chk.doc)
-
-
-@app.command()
-def version() -> None:
-    """Print migcheck's version."""
-    from migcheck import __version__
-
-    typer.echo(__version__)
-
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 class _Scrubbing:
     """A text stream that never lets a host argument's password or secret URI parameters through.
@@ -446,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
         args.insert(0, "check")
     cluster = _short_option_cluster(args)
     if cluster is not None:
+        import typer
+
         from migcheck.connectors.libvirt_conn import one_line
 
         typer.echo(f"migcheck: {one_line(cluster)!r}: not an option (the short options are -f, -v and -h; "
@@ -453,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(ExitCode.USAGE))
     if _help_among_operands(args):
         # `migcheck SRC DST "$VM"` with a guest named --help must not print the help and exit 0 ("ok")
+        import typer
+
         typer.echo("migcheck: -h/--help given with hosts or a guest: for help run it alone; a guest whose name "
                    "starts with '-' goes after '--' (migcheck SRC DST -- NAME)", err=True)
         sys.exit(int(ExitCode.USAGE))
@@ -462,16 +389,26 @@ def main(argv: list[str] | None = None) -> None:
     if secrets:
         sys.stdout, sys.stderr = _Scrubbing(sys.stdout, secrets), _Scrubbing(sys.stderr, secrets)
     try:
-        app(args=args, prog_name="migcheck", standalone_mode=True)
+        plain = plain_check_args(args)
+        if plain is not None:
+            _run_plain_check(plain)
+        else:
+            from migcheck.commands import app
+
+            app(args=args, prog_name="migcheck", standalone_mode=True)
     except SystemExit as exc:
         if argv is None:  # the console script, not a test calling main() in-process
             _exit_now_if_threads_linger(exc.code)
         raise
     except KeyboardInterrupt:
+        import typer
+
         typer.echo("migcheck: interrupted", err=True)
         sys.stdout.flush()
         os._exit(int(ExitCode.UNKNOWN))
     except Exception as exc:  # a migcheck bug must not look like a verdict, nor print a traceback
+        import typer
+
         typer.echo(f"migcheck: internal error: {type(exc).__name__}: {exc} (please report it)", err=True)
         sys.stdout.flush()
         os._exit(int(ExitCode.UNKNOWN))

@@ -13,6 +13,8 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from migcheck.connectors import ssh
 from migcheck.flags import FlagError, parse_flags
@@ -97,3 +99,72 @@ def test_migrate_disks_names_the_copied_disks() -> None:
 def test_a_non_numeric_parallel_connections_is_a_usage_error() -> None:
     with pytest.raises(FlagError, match="needs a number"):
         parse_flags(["--parallel-connections", "four"])
+
+
+# ---- the plain check's own parser (cli.plain_check_args) reads a command line exactly as typer does
+
+TOKENS = ["src1", "dst1", "vm1", "a b", "é", "", "-", "--live", "--persistent", "--dname=x", "--dname", "-x",
+          "--verbose", "-v", "--verbose=1", "-f", "--format", "--format=json", "--format=JSON", "json", "table",
+          "--timeout", "--timeout=7", "5", "1.5", "05", "1e3", "inf", ".5", "--no-ssh", "--qmp", "--qmp=1",
+          "--ssh-config", "--ssh-config=", "/tmp/cfg", "--", "--help", "-h", "--save", "--from-snapshot", "-vf",
+          "--verb", "--no-verbose"]
+
+
+def _typer_reading(args: list[str]) -> dict | None:
+    """What typer hands to `check` for this command line (parameters and extra args); None if it refuses it."""
+    from typer.main import get_command
+
+    from migcheck.commands import app
+
+    group = get_command(app)
+    try:
+        ctx = group.make_context("migcheck", list(args))
+        name, cmd, rest = group.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
+        sub = cmd.make_context(name, rest, parent=ctx)
+    except Exception:  # noqa: BLE001 - usage errors, --help's Exit
+        return None
+    params = {**sub.params, "args": list(sub.args)}
+    assert params.pop("save") is None and not params.pop("from_snapshot")
+    return params
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TOKENS), max_size=9))
+def test_the_plain_check_parser_agrees_with_typer(words) -> None:
+    from migcheck.cli import plain_check_args
+
+    args = ["check", *words]
+    plain = plain_check_args(args)
+    if plain is not None:
+        assert plain == _typer_reading(args), args
+
+
+@pytest.mark.parametrize("args", [
+    ["src1", "dst1", "vm1"], ["src1", "dst1", "vm1", "--live"], ["src1", "dst1", "vm1", "--live", "-f", "json"],
+    ["src1", "dst1", "vm1", "--live", "--copy-storage-all", "--format=json", "-v", "--timeout", "5"],
+    ["-v", "src1", "dst1", "vm1", "--live", "--persistent", "--dname=x", "--no-ssh", "--qmp", "--ssh-config", "/c"],
+    ["src1", "dst1", "--live", "vm1"],  # typer reads '--live' as the guest, and so does the plain parser
+])
+def test_plain_check_command_lines_skip_typer(args) -> None:
+    from migcheck.cli import plain_check_args
+
+    plain = plain_check_args(["check", *args])
+    assert plain is not None and plain == _typer_reading(["check", *args])
+
+
+def test_a_plain_check_contacts_the_hosts_before_importing_typer_or_pydantic() -> None:
+    code = textwrap.dedent("""
+        import os, sys
+        import migcheck.probe.pair as pair
+
+        def started(*args, **kwargs):  # the probe's threads would start here
+            print(sorted(m for m in ("typer", "pydantic", "migcheck.commands") if m in sys.modules))
+            sys.stdout.flush()
+            os._exit(0)
+
+        pair.start_probe_pair = started
+        from migcheck.cli import main
+        main(["src1", "dst1", "vm1", "--live", "--format", "json"])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

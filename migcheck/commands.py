@@ -1,0 +1,240 @@
+"""migcheck's subcommands as typer defines them: the parser behind `--help` and every command line.
+
+``migcheck.cli.main`` imports this module unless the command line is a plain check
+(``cli.plain_check_args``): typer's import and the parameter types it builds on every run
+cost ~0.3 s of CPU, before any host could be contacted. Keep each check option here and in
+``cli.plain_check_args`` alike (tests/unit/test_startup.py compares the two parsers).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from migcheck.cli import (  # noqa: F401 - SUBCOMMANDS and MAX_TIMEOUT: kept importable from here too
+    DEFAULT_MISSES,
+    MAX_TIMEOUT,
+    SUBCOMMANDS,
+    Format,
+    _check_online,
+    _emit,
+    _fail,
+    _options,
+    _parse_flags_or_fail,
+    run_check,
+)
+from migcheck.report.exit_codes import ExitCode
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Will this libvirt/QEMU migration work? If not, exactly why and how to fix it.\n\n"
+    "migcheck SRC DST VM [virsh migrate flags] is short for 'migcheck check SRC DST VM ...'.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+_SOURCE = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI")
+_TARGET = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI")
+_VM = typer.Argument(None, help="the guest (domain) name on the source")
+_FORMAT = typer.Option(Format.table, "--format", "-f", help="table or json")
+_VERBOSE = typer.Option(False, "--verbose", "-v", help="show the evidence of each finding")
+_TIMEOUT = typer.Option(30.0, "--timeout", help="seconds allowed for probing each host")
+_NO_SSH = typer.Option(False, "--no-ssh", help="use libvirt only (checks needing the QEMU command line say unknown)")
+_SSH_CONFIG = typer.Option(None, "--ssh-config", help="SSH config file (default ~/.ssh/config)")
+_QMP = typer.Option(False, "--qmp", help="also ask the running QEMU for its migration blockers (query-migrate); "
+                    "libvirt then marks the guest 'tainted: custom-monitor'")
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def check(
+    ctx: typer.Context,
+    source: Optional[str] = _SOURCE,
+    target: Optional[str] = _TARGET,
+    vm: Optional[str] = _VM,
+    fmt: Format = _FORMAT,
+    verbose: bool = _VERBOSE,
+    timeout: float = _TIMEOUT,
+    no_ssh: bool = _NO_SSH,
+    ssh_config: Optional[str] = _SSH_CONFIG,
+    qmp: bool = _QMP,
+    save: Optional[Path] = typer.Option(None, "--save", help="also save the probe of both hosts to this directory"),
+    from_snapshot: Optional[list[Path]] = typer.Option(
+        None, "--from-snapshot", help="replay offline: a pair snapshot (from --save), or a source and a target "
+        "probe (from 'migcheck probe --save'); give the option once or twice"),
+) -> None:
+    """Check whether VM can migrate from SOURCE to TARGET. Extra arguments are virsh migrate flags (--live, ...)."""
+    run_check(list(ctx.args), source, target, vm, fmt, verbose, timeout, no_ssh, ssh_config, qmp, save, from_snapshot)
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def migrate(
+    ctx: typer.Context,
+    source: Optional[str] = _SOURCE,
+    target: Optional[str] = _TARGET,
+    vm: Optional[str] = _VM,
+    verbose: bool = _VERBOSE,
+    timeout: float = _TIMEOUT,
+    no_ssh: bool = _NO_SSH,
+    ssh_config: Optional[str] = _SSH_CONFIG,
+    qmp: bool = _QMP,
+    allow_risky: bool = typer.Option(False, "--allow-risky", help="also migrate when the verdict is risky"),
+    misses: Path = typer.Option(DEFAULT_MISSES, "--misses-dir",
+                                help="where to record a migration that failed although migcheck allowed it"),
+    migrate_timeout: float = typer.Option(3600.0, "--migrate-timeout", help="seconds allowed for virsh migrate"),
+) -> None:
+    """Check, and only if the verdict is ok (or risky with --allow-risky) run the real virsh migrate with the same flags.
+
+    Exit codes: those of check when it refuses; 0 when the migration succeeded; 5 when it failed anyway.
+    """
+    flags = _parse_flags_or_fail(list(ctx.args))
+    report, pair, src, dst = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
+                                           Format.table, verbose)
+    _emit(report, Format.table, verbose)
+    allowed = {"ok"} | ({"risky"} if allow_risky else set())
+    if report.verdict.value not in allowed:
+        typer.echo(f"migcheck: not migrating {vm}: verdict {report.verdict.value}"
+                   + ("" if report.verdict.value != "risky" else " (--allow-risky to go ahead)"), err=True)
+        raise typer.Exit(report.exit_code)
+    from migcheck.migrate import run_virsh_migrate
+
+    outcome = run_virsh_migrate(src, dst, vm, list(ctx.args), migrate_timeout)
+    if outcome.ok:
+        typer.echo(f"migcheck: {vm} migrated from {src.spec} to {dst.spec}", err=True)
+        raise typer.Exit(0)
+    from migcheck.migrate import record_miss
+
+    where = record_miss(misses, pair, report, outcome)
+    typer.echo(f"migcheck: the migration failed although migcheck said {report.verdict.value}: {outcome.error_line}",
+               err=True)
+    typer.echo(f"migcheck: {outcome.explanation}; recorded in {where}", err=True)
+    raise typer.Exit(int(ExitCode.MIGRATION_FAILED))
+
+
+@app.command()
+def probe(
+    host: str = typer.Argument(..., help="NAME, USER@NAME or a libvirt URI"),
+    vm: Optional[str] = typer.Argument(None, help="also gather this guest's facts"),
+    save: Optional[Path] = typer.Option(None, "--save", help="write the probe to this directory"),
+    timeout: float = typer.Option(30.0, "--timeout"),
+    no_ssh: bool = typer.Option(False, "--no-ssh"),
+    ssh_config: Optional[str] = typer.Option(None, "--ssh-config"),
+) -> None:
+    """Gather one host's facts (and a guest's); print them as JSON or save them for offline replay."""
+    import json
+
+    from migcheck.connectors.hostspec import HostSpecError, parse_host
+    from migcheck.facts.host import build_host_facts
+    from migcheck.probe.gather import ProbeError, probe_host
+
+    try:
+        target = parse_host(host)
+    except HostSpecError as exc:
+        raise _fail(str(exc), ExitCode.USAGE)
+    try:
+        raw = probe_host(target, vm, _options(timeout, no_ssh, ssh_config))
+    except ProbeError as exc:
+        raise _fail(str(exc), ExitCode.UNKNOWN)
+    if save:
+        from migcheck.probe.snapshot import save_single
+
+        save_single(raw, save)
+        typer.echo(f"saved to {save}/", err=True)
+    else:
+        typer.echo(json.dumps(build_host_facts(raw).model_dump(mode="json", exclude={"raw"}), indent=2))
+    if raw.errors:
+        for fact, why in sorted(raw.errors.items()):
+            typer.echo(f"migcheck: {target.spec}: could not gather {fact}: {why}", err=True)
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def audit(
+    ctx: typer.Context,
+    inventory: str = typer.Argument(..., help="inventory: migcheck YAML (groups:), or an Ansible inventory (INI or YAML)"),
+    group: Optional[list[str]] = typer.Option(None, "--group", "-g", help="migration group(s) to use, each with the "
+                                              "hosts of its children (default: every group that lists hosts)"),
+    jobs: int = typer.Option(16, "--jobs", "-j", help="hosts probed at the same time"),
+    timeout: float = typer.Option(120.0, "--timeout", help="seconds allowed for each host, in each probe phase"),
+    no_ssh: bool = _NO_SSH,
+    ssh_config: Optional[str] = _SSH_CONFIG,
+    inactive: str = typer.Option("offline", "--inactive", help="shut-off guests: offline (check --offline "
+                                 "--persistent), skip, or same (the given flags)"),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (text) or json, on stdout"),
+    matrix: bool = typer.Option(False, "--matrix", help="list every pair in the text report, not only problems"),
+    json_file: Optional[str] = typer.Option(None, "--json", help="also write the JSON report to this file"),
+    html_file: Optional[str] = typer.Option(None, "--html", help="also write a self-contained HTML report"),
+    prometheus: Optional[str] = typer.Option(None, "--prometheus", help="write node_exporter textfile metrics (atomically)"),
+    db: Optional[str] = typer.Option(None, "--db", help="history database (default ~/.local/state/migcheck/audit.sqlite)"),
+    no_db: bool = typer.Option(False, "--no-db", help="keep no history (and show no changes)"),
+    keep_runs: int = typer.Option(60, "--keep-runs", help="runs of this inventory kept in the history"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: when "
+                                            "stderr is a terminal)"),
+) -> None:
+    """Audit a fleet: every guest against every other host of its groups. Extra arguments are virsh migrate flags.
+
+    Exit codes: 0 every guest can move somewhere and every host was probed; 1 some guest is stuck (no target);
+    3 some host could not be probed (or a guest not checked); 4 some guest can only move with a risk; 2 usage.
+    """
+    from migcheck.audit.cli import AuditOptions, UsageError, run_audit
+    from migcheck.audit.history import default_db_path
+
+    opts = AuditOptions(inventory=inventory, flags=list(ctx.args), groups=group or None, jobs=jobs, timeout=timeout,
+                        use_ssh=not no_ssh, ssh_config=ssh_config, inactive=inactive,
+                        fmt="json" if fmt == Format.json else "text", matrix=matrix, json_file=json_file,
+                        html_file=html_file, prometheus_file=prometheus,
+                        db=None if no_db else (db or str(default_db_path())), keep_runs=keep_runs, progress=progress)
+    try:
+        code = run_audit(opts, sys.stdout, sys.stderr)
+    except UsageError as exc:
+        raise _fail(str(exc), ExitCode.USAGE)
+    raise typer.Exit(code)
+
+
+@app.command()
+def rules(
+    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+    markdown: bool = typer.Option(False, "--markdown", help="the README's check table"),
+) -> None:
+    """List every check: ID, severity, and what it finds."""
+    from migcheck.checks.registry import all_checks, markdown_table
+
+    checks = all_checks()
+    if markdown:
+        typer.echo(markdown_table(checks), nl=False)
+        return
+    if fmt == Format.json:
+        import json
+
+        typer.echo(json.dumps([{"id": c.id, "severity": c.severity.value, "title": c.title, "family": c.family,
+                                "proven_by_lab": c.proven_by_lab} for c in checks], indent=2))
+        return
+    from tabulate import tabulate
+
+    typer.echo(tabulate([[c.id, c.severity.value, c.title] for c in checks], headers=["check", "severity", "finds"]))
+
+
+@app.command()
+def explain(rule: str = typer.Argument(..., help="a check ID, as 'migcheck rules' lists them")) -> None:
+    """Show a check's documentation."""
+    from migcheck.checks.registry import all_checks
+
+    by_id = {c.id: c for c in all_checks()}
+    chk = by_id.get(rule)
+    if chk is None:
+        near = [i for i in by_id if rule.split(".")[-1] in i]
+        raise _fail(f"no check '{rule}'" + (f"; did you mean {', '.join(near[:3])}?" if near else
+                                            "; 'migcheck rules' lists them"), ExitCode.USAGE)
+    typer.echo(f"{chk.id} ({chk.severity.value}): {chk.title}\n")
+    typer.echo(chk.doc)
+
+
+@app.command()
+def version() -> None:
+    """Print migcheck's version."""
+    from migcheck import __version__
+
+    typer.echo(__version__)
