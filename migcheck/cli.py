@@ -6,8 +6,11 @@ Exit codes: 0 ok, 1 blocked, 2 usage error, 3 could not check, 4 risky.
 
 from __future__ import annotations
 
+import codecs
 import errno
+import io
 import os
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -23,11 +26,37 @@ class Format(str, Enum):
     json = "json"
 
 
-def _fail(message: str, code: ExitCode) -> "typer.Exit":
-    import typer
+_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")  # the ANSI codes click.echo removes
 
-    typer.echo(f"migcheck: {message}", err=True)
-    return typer.Exit(int(code))
+
+def echo(message: str = "", err: bool = False, nl: bool = True) -> None:
+    """typer.echo (click.echo) without importing typer, for the streams a command line has.
+
+    On a text stream with UTF-8 encoding click writes the text as given, removes ANSI codes
+    unless the stream is a terminal, and flushes: so does this. Any other stream goes to
+    typer.echo itself (tests/unit/test_startup.py compares the two).
+    """
+    stream = sys.stderr if err else sys.stdout
+    encoding = getattr(stream, "encoding", None)
+    if not (isinstance(stream, (io.TextIOWrapper, _Scrubbing)) and encoding and getattr(stream, "errors", None)
+            and codecs.lookup(encoding).name == "utf-8"):
+        import typer
+
+        typer.echo(message, err=err, nl=nl)
+        return
+    text = message + "\n" if nl else message
+    try:
+        tty = stream.isatty()
+    except Exception:  # noqa: BLE001 - as click: no terminal
+        tty = False
+    stream.write(text if tty else _ANSI.sub("", text))
+    stream.flush()
+
+
+def _fail(message: str, code: ExitCode) -> SystemExit:
+    """The one-line error and the exit to raise (as typer.Exit(code) would end the command)."""
+    echo(f"migcheck: {message}", err=True)
+    return SystemExit(int(code))
 
 
 MAX_TIMEOUT = 24 * 3600.0
@@ -43,11 +72,9 @@ def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str], qmp: bool 
 
 
 def _emit(report, fmt: Format, verbose: bool) -> None:
-    import typer
-
     from migcheck.report.render import render_json, render_table
 
-    typer.echo(render_json(report) if fmt == Format.json else render_table(report, verbose), nl=fmt == Format.json)
+    echo(render_json(report) if fmt == Format.json else render_table(report, verbose), nl=fmt == Format.json)
 
 
 def _parse_flags_or_fail(args: list[str]):
@@ -76,7 +103,6 @@ def _import_evaluation() -> None:
     from migcheck.checks import load_all
     import migcheck.engine  # noqa: F401
     import migcheck.report.render  # noqa: F401
-    import typer  # noqa: F401 - for the answer (echo, Exit); a plain check starts without it
 
     load_all()
 
@@ -101,12 +127,10 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
     try:
         pair = pending.result()
     except ProbeError as exc:
-        import typer
-
-        typer.echo(f"migcheck: {exc}", err=True)
+        echo(f"migcheck: {exc}", err=True)
         if fmt == Format.json:
             _emit(unknown_report(src.spec, dst.spec, vm, flags, str(exc)), fmt, verbose)
-        raise typer.Exit(int(ExitCode.UNKNOWN))
+        raise SystemExit(int(ExitCode.UNKNOWN))
     if save:
         from migcheck.probe.snapshot import save_pair
 
@@ -120,7 +144,7 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
 def run_check(args: list[str], source, target, vm, fmt: Format = Format.table, verbose: bool = False,
               timeout: float = 30.0, no_ssh: bool = False, ssh_config: Optional[str] = None, qmp: bool = False,
               save: Optional[Path] = None, from_snapshot: Optional[list[Path]] = None) -> None:
-    """`migcheck check` (commands.check and the plain-check path of main): raises typer.Exit with the verdict's code.
+    """`migcheck check` (commands.check and the plain-check path of main): exits with the verdict's code.
 
     args: the extra arguments, virsh migrate flags.
     """
@@ -134,9 +158,7 @@ def run_check(args: list[str], source, target, vm, fmt: Format = Format.table, v
                                    fmt, verbose, save)
     _emit(report, fmt, verbose)
     _trace("report written")
-    import typer
-
-    raise typer.Exit(report.exit_code)
+    raise SystemExit(report.exit_code)
 
 
 DEFAULT_MISSES = Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state"))) / "migcheck" / "misses"
@@ -178,7 +200,8 @@ def _replay(dirs: list[Path], flags):
 # them (click's parser: options anywhere, unknown options and extra words kept in order as the
 # virsh flags); anything else (--help, --save, --from-snapshot, '--', short-option clusters, a
 # value typer might read differently) goes to typer as before. tests/unit/test_startup.py
-# compares the two parsers on many command lines.
+# compares the two parsers on many command lines. The answer is written with echo() above,
+# so a plain check never loads typer at all (~0.1 s of CPU less while the hosts answer).
 
 _CHECK_FLAGS = {"--verbose": "verbose", "-v": "verbose", "--no-ssh": "no_ssh", "--qmp": "qmp"}
 _CHECK_VALUES = {"--format": "fmt", "-f": "fmt", "--timeout": "timeout", "--ssh-config": "ssh_config"}
@@ -369,18 +392,14 @@ def main(argv: list[str] | None = None) -> None:
         args.insert(0, "check")
     cluster = _short_option_cluster(args)
     if cluster is not None:
-        import typer
-
         from migcheck.connectors.libvirt_conn import one_line
 
-        typer.echo(f"migcheck: {one_line(cluster)!r}: not an option (the short options are -f, -v and -h; "
+        echo(f"migcheck: {one_line(cluster)!r}: not an option (the short options are -f, -v and -h; "
                    "host names cannot start with '-')", err=True)
         sys.exit(int(ExitCode.USAGE))
     if _help_among_operands(args):
         # `migcheck SRC DST "$VM"` with a guest named --help must not print the help and exit 0 ("ok")
-        import typer
-
-        typer.echo("migcheck: -h/--help given with hosts or a guest: for help run it alone; a guest whose name "
+        echo("migcheck: -h/--help given with hosts or a guest: for help run it alone; a guest whose name "
                    "starts with '-' goes after '--' (migcheck SRC DST -- NAME)", err=True)
         sys.exit(int(ExitCode.USAGE))
     from migcheck.connectors.hostspec import secrets_in
@@ -401,15 +420,11 @@ def main(argv: list[str] | None = None) -> None:
             _exit_now_if_threads_linger(exc.code)
         raise
     except KeyboardInterrupt:
-        import typer
-
-        typer.echo("migcheck: interrupted", err=True)
+        echo("migcheck: interrupted", err=True)
         sys.stdout.flush()
         os._exit(int(ExitCode.UNKNOWN))
     except Exception as exc:  # a migcheck bug must not look like a verdict, nor print a traceback
-        import typer
-
-        typer.echo(f"migcheck: internal error: {type(exc).__name__}: {exc} (please report it)", err=True)
+        echo(f"migcheck: internal error: {type(exc).__name__}: {exc} (please report it)", err=True)
         sys.stdout.flush()
         os._exit(int(ExitCode.UNKNOWN))
 

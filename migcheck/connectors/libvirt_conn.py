@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import libvirt
+if TYPE_CHECKING:
+    import libvirt
 
-# libvirt prints every error to stderr by default; migcheck reports them itself.
-libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+_quiet = False
+
+
+def _libvirt():
+    """The libvirt module, imported on first use: `migcheck SRC DST VM` opens its SSH
+    connections first and libvirt's ~30 ms of import runs while the hosts answer."""
+    global _quiet
+    import libvirt
+
+    if not _quiet:
+        # libvirt prints every error to stderr by default; migcheck reports them itself.
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        _quiet = True
+    return libvirt
 
 
 class LibvirtError(Exception):
@@ -15,6 +29,7 @@ class LibvirtError(Exception):
 
 
 def open_readonly(uri: str) -> libvirt.virConnect:
+    libvirt = _libvirt()
     try:
         conn = libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:
@@ -26,6 +41,7 @@ def open_readonly(uri: str) -> libvirt.virConnect:
 
 def open_readwrite(uri: str) -> libvirt.virConnect:
     """Only for queries libvirt refuses on read-only connections; migcheck never changes anything."""
+    libvirt = _libvirt()
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as exc:

@@ -1,8 +1,9 @@
 """The connections to one host: SSH (paramiko), libvirt read-only and read-write, SFTP.
 
 Kept apart from :mod:`migcheck.probe.gather` so that opening them needs only
-paramiko and libvirt: ``migcheck SRC DST VM`` starts both hosts' handshakes
-first and imports the fact models and checks while they run
+paramiko (libvirt is imported by the first libvirt connection, which follows
+the SSH one): ``migcheck SRC DST VM`` starts both hosts' handshakes first and
+imports libvirt, the fact models and the checks while they run
 (:mod:`migcheck.probe.pair`).
 
 Also here: the daemon-thread worker every host probe runs in, with its
@@ -15,15 +16,16 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
-
-import libvirt
+from typing import TYPE_CHECKING, Callable
 
 from migcheck.connectors.files import HostFiles, LocalFiles
 from migcheck.connectors.hostspec import HostTarget
 from migcheck.connectors.libvirt_conn import LibvirtError, one_line, open_readonly, open_readwrite
 from migcheck.connectors.ssh import SshConnection, SshError, SshOptions, uses_proxy
 from migcheck.connectors.tunnel import LibvirtTunnel, remote_uri
+
+if TYPE_CHECKING:
+    import libvirt  # imported by the first connection (connectors.libvirt_conn), after SSH's
 
 
 class ProbeError(Exception):
@@ -171,6 +173,8 @@ class HostSession:
             return None
 
     def _close_libvirt(self) -> None:
+        import libvirt
+
         for conn in (self.conn, self.conn_rw):
             if conn is not None:
                 try:

@@ -6,6 +6,7 @@ speed rests on, each of which a harmless-looking import can undo.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import subprocess
@@ -28,10 +29,20 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_connecting_needs_neither_pydantic_nor_the_checks() -> None:
-    """probe.session and probe.pair load paramiko and libvirt only: the models load while hosts answer."""
+    """probe.session and probe.pair load paramiko only: libvirt and the models load while hosts answer."""
     loaded = _modules_after("import migcheck.probe.pair, migcheck.flags, migcheck.connectors.hostspec")
-    assert "paramiko" in loaded and "libvirt" in loaded
-    assert not {m for m in loaded if m == "pydantic" or m.startswith(("pydantic.", "migcheck.checks", "migcheck.facts"))}
+    assert "paramiko" in loaded
+    assert not {m for m in loaded if m in ("pydantic", "libvirt")
+                or m.startswith(("pydantic.", "migcheck.checks", "migcheck.facts"))}
+
+
+def test_the_first_libvirt_connection_silences_libvirts_stderr_printing(capfd) -> None:
+    """libvirt prints every error on stderr unless told not to; the lazy import must still tell it."""
+    from migcheck.connectors.libvirt_conn import LibvirtError, open_readonly
+
+    with pytest.raises(LibvirtError):
+        open_readonly("test:///no/such/file.xml")
+    assert "libvirt:" not in capfd.readouterr().err
 
 
 def test_paramiko_does_not_load_invoke_until_an_ssh_config_needs_it() -> None:
@@ -168,3 +179,45 @@ def test_a_plain_check_contacts_the_hosts_before_importing_typer_or_pydantic() -
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+class _Terminal(io.TextIOWrapper):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("text", ["verdict: OK", "a\x1b[31mred\x1b[0m guest \x1b]0;title\x07 é ✓", "", "two\nlines"])
+@pytest.mark.parametrize("nl", [True, False])
+@pytest.mark.parametrize("stream_type", [io.TextIOWrapper, _Terminal])
+def test_cli_echo_writes_what_typer_echo_writes(monkeypatch, text, nl, stream_type) -> None:
+    """cli.echo stands in for typer.echo on a plain check: the same bytes, ANSI codes removed unless on a terminal."""
+    import typer
+
+    from migcheck import cli
+
+    def written(fn, err: bool) -> bytes:
+        stream = stream_type(io.BytesIO(), encoding="utf-8", errors="strict")
+        monkeypatch.setattr(sys, "stderr" if err else "stdout", stream)
+        fn(text, nl=nl, err=err)
+        monkeypatch.undo()
+        return stream.buffer.getvalue()
+
+    for err in (False, True):
+        assert written(cli.echo, err) == written(typer.echo, err)
+
+
+def test_a_plain_check_never_loads_typer() -> None:
+    """Both hosts refuse the connection: the one-line error, the JSON report and exit 3, all without typer."""
+    code = textwrap.dedent("""
+        import sys
+        from migcheck.cli import main
+
+        uri = "qemu+ssh://root@127.0.0.1:1/system"  # nothing listens on port 1
+        try:
+            main([uri, uri, "vm1", "--live", "--format", "json"])
+        except SystemExit as exc:
+            print("exit", exc.code, "typer" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.rstrip().endswith("exit 3 False"), out.stdout + out.stderr
+    assert '"verdict": "unknown"' in out.stdout and "Connection refused" in out.stderr
