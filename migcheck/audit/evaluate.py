@@ -253,9 +253,11 @@ class FactCache:
             v = self._versions[number] = Version(number=number)
         return v
 
-    def guest(self, raw: RawHost, lazy: bool = False) -> tuple[GuestFacts | None, dict[str, str]]:
+    def guest(self, raw: RawHost, lazy: bool = False, live=None) -> tuple[GuestFacts | None, dict[str, str]]:
         """A guest's facts and the errors parsing it added, parsed once per guest.
 
+        live: the live XML's Domain when the probe has parsed it already (GuestProbe.dom, from the
+        very text in raw): it is used instead of parsing the text a second time.
         lazy: leave the status XML (/run/libvirt/qemu/NAME.xml) unparsed. It is large and no
         check reads it today; the evaluation watches whether one does (guest.status, or the
         source's errors in a way that would show a status parse error) and then evaluates the
@@ -265,7 +267,11 @@ class FactCache:
         rd = raw.domain
         if lazy and rd is not None and rd.status_xml is not None:
             rd = rd.model_copy(update={"status_xml": None})
+        if live is not None and rd is not None and rd.live_xml is not None:
+            rd = rd.model_copy(update={"live_xml": None})  # parsed already: put back below
         f = build_host_facts(_bare_raw(raw.spec, raw.uri, rd))
+        if live is not None and f.guest is not None and raw.domain.live_xml is not None:
+            f.guest.live = live
         return f.guest, f.errors
 
     def assemble(self, raw: RawHost, guest: tuple[GuestFacts | None, dict[str, str]] | None = None,
@@ -728,7 +734,7 @@ class Evaluator:
             return vm
         src_raw = source_raw(host, g)
         lazy = g.raw.status_xml is not None
-        gfacts = self.cache.guest(src_raw, lazy=lazy)
+        gfacts = self.cache.guest(src_raw, lazy=lazy, live=g.dom)
         global _CURRENT_WATCH
         watch = _CURRENT_WATCH = _Watch()
         src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
@@ -738,7 +744,7 @@ class Evaluator:
         self._evaluate_targets(vm, host, g, gfacts, src, flags)
         if watch.revealed:  # a check looked at what the unparsed status XML could change: do it exactly
             self.stats.exact_redo += 1
-            gfacts = self.cache.guest(src_raw)
+            gfacts = self.cache.guest(src_raw, live=g.dom)
             src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
             vm.classes, vm.cell_class = [], []
             self._evaluate_targets(vm, host, g, gfacts, src, flags)

@@ -176,3 +176,14 @@ def test_worker_processes_give_what_one_process_gives(jobs: int, monkeypatch) ->
     assert seen and set(seen) == {"checking guests"}
     # the default (jobs=None) on a fleet this small stays in this process, with the same answer
     assert E.check_fleet(fleet.hosts, plan) == one
+
+
+def test_grouped_equals_every_pair_on_real_data() -> None:
+    """The same on a fleet drawn from the libvirt corpus (its x86 KVM guests, CPUs and QEMU versions)."""
+    from tests.unit.fleetgen_corpus import corpus_fleet
+
+    fleet = corpus_fleet(seed=5, n_hosts=20, n_guests=80, group_size=10)
+    ev = _compare(fleet, ["--live"])
+    assert ev.stats.vms == 80
+    rules = {f.rule for vm in ev.evaluate_all() for t in vm.targets for f in vm.findings(t, t)}
+    assert {"storage.missing-on-target", "cpu.guest-cpu-not-on-target"} <= rules, rules
