@@ -122,14 +122,12 @@ def _virsh_batch(commands: list[list[str]]) -> str:
 
 
 def _split_batch(out: str, n: int) -> list[str]:
-    chunks, cur = [], []
-    for line in out.splitlines():
-        if line.startswith("@@") and line.endswith("@@") and line[2:-2] == str(len(chunks)):
-            chunks.append("\n".join(cur))
-            cur = []
-        else:
-            cur.append(line)
-    return chunks + [""] * (n - len(chunks))
+    """The outputs of the batched commands, by their markers (virsh does not always end a line before one)."""
+    import re
+
+    pieces = re.split(r"@@(\d+)@@\n?", out)  # text, index, text, index, ...
+    chunks = pieces[0:-1:2]
+    return (chunks + [""] * n)[:n]
 
 
 HOST_FILES = ["/proc/meminfo", "/proc/self/mountinfo", "/sys/devices/system/cpu/online",
