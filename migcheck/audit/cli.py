@@ -31,6 +31,7 @@ class AuditOptions:
     db: str | None = None  # None: no history
     keep_runs: int = 60
     progress: bool | None = None  # None: when stderr is a terminal
+    check_jobs: int | None = None  # worker processes for the checking step; None: one per core
 
 
 def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
@@ -38,7 +39,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
 
     ``probe(inventory, options, jobs, progress, audited)`` replaces the online probe (tests).
     """
-    from migcheck.audit.evaluate import AuditPlan, Evaluator
+    from migcheck.audit.evaluate import AuditPlan, check_fleet
     from migcheck.audit.inventory import InventoryError, load_inventory
     from migcheck.audit.probe import probe_fleet
     from migcheck.audit.progress import Progress
@@ -88,8 +89,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
             err.write(f"migcheck: {name}: could not be probed: {h.error}\n")
         elif h.target_error:
             err.write(f"migcheck: {name}: could not answer as a target: {h.target_error}\n")
-    ev = Evaluator(hosts, plan)
-    vms = ev.evaluate_all(progress)
+    vms = check_fleet(hosts, plan, opts.check_jobs, progress)
     progress.done()
     result = AuditResult(inventory=inv, hosts=hosts, vms=vms, flags=flags.as_args(), started=started,
                          finished=time.time(), checks_run=len(all_checks()))

@@ -253,9 +253,11 @@ class FactCache:
             v = self._versions[number] = Version(number=number)
         return v
 
-    def guest(self, raw: RawHost, lazy: bool = False) -> tuple[GuestFacts | None, dict[str, str]]:
+    def guest(self, raw: RawHost, lazy: bool = False, live=None) -> tuple[GuestFacts | None, dict[str, str]]:
         """A guest's facts and the errors parsing it added, parsed once per guest.
 
+        live: the live XML's Domain when the probe has parsed it already (GuestProbe.dom, from the
+        very text in raw): it is used instead of parsing the text a second time.
         lazy: leave the status XML (/run/libvirt/qemu/NAME.xml) unparsed. It is large and no
         check reads it today; the evaluation watches whether one does (guest.status, or the
         source's errors in a way that would show a status parse error) and then evaluates the
@@ -265,7 +267,11 @@ class FactCache:
         rd = raw.domain
         if lazy and rd is not None and rd.status_xml is not None:
             rd = rd.model_copy(update={"status_xml": None})
+        if live is not None and rd is not None and rd.live_xml is not None:
+            rd = rd.model_copy(update={"live_xml": None})  # parsed already: put back below
         f = build_host_facts(_bare_raw(raw.spec, raw.uri, rd))
+        if live is not None and f.guest is not None and raw.domain.live_xml is not None:
+            f.guest.live = live
         return f.guest, f.errors
 
     def assemble(self, raw: RawHost, guest: tuple[GuestFacts | None, dict[str, str]] | None = None,
@@ -728,7 +734,7 @@ class Evaluator:
             return vm
         src_raw = source_raw(host, g)
         lazy = g.raw.status_xml is not None
-        gfacts = self.cache.guest(src_raw, lazy=lazy)
+        gfacts = self.cache.guest(src_raw, lazy=lazy, live=g.dom)
         global _CURRENT_WATCH
         watch = _CURRENT_WATCH = _Watch()
         src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
@@ -738,7 +744,7 @@ class Evaluator:
         self._evaluate_targets(vm, host, g, gfacts, src, flags)
         if watch.revealed:  # a check looked at what the unparsed status XML could change: do it exactly
             self.stats.exact_redo += 1
-            gfacts = self.cache.guest(src_raw)
+            gfacts = self.cache.guest(src_raw, live=g.dom)
             src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
             vm.classes, vm.cell_class = [], []
             self._evaluate_targets(vm, host, g, gfacts, src, flags)
@@ -822,6 +828,82 @@ class Evaluator:
             if progress:
                 progress("checking guests", done, total)
         return out
+
+
+# ------------------------------------------------------- the audit's checking step
+
+
+_FORKED: tuple | None = None  # (hosts, plan, checks) for the worker processes, inherited through fork
+
+
+def check_fleet(hosts: dict[str, HostProbe], plan: AuditPlan, jobs: int | None = None,
+                progress: Callable[[str, int, int], None] | None = None,
+                checks: list[Check] | None = None) -> list[VmResult]:
+    """The audit's checking step (what ``migcheck audit`` runs after probing): every guest against its
+    candidate targets, in ``jobs`` worker processes (default: one per core, or none for a small fleet).
+
+    The checking is CPU-bound Python, so threads would not help. The workers are forked after the
+    probe, so they inherit the probed fleet instead of receiving it; each evaluates a run of source
+    hosts with its own Evaluator and sends its results back. The results are those of one process,
+    in the same order: each guest's evaluation depends only on the hosts and the plan, never on what
+    was evaluated before it (the caches only save parsing). Without fork (or with one job, or a small
+    fleet) it runs here.
+    """
+    import multiprocessing as mp
+    import os
+
+    names = [n for n in hosts if hosts[n].ok]
+    weight = {n: len(hosts[n].guests) * max(1, len(plan.candidates.get(n, []))) for n in names}
+    total_w = sum(weight.values())
+    if jobs is None:  # a small fleet is checked sooner than workers start
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        jobs = cores if total_w >= 2000 else 1
+    if jobs <= 1 or len(names) < 2 or "fork" not in mp.get_all_start_methods():
+        return Evaluator(hosts, plan, checks=checks).evaluate_all(progress)
+    # runs of consecutive hosts, about 8 per worker: enough to even out, few enough to stay cheap
+    chunks: list[list[str]] = [[]]
+    step = max(1, total_w // (jobs * 8))
+    acc = 0
+    for n in names:
+        if acc >= step and chunks[-1]:
+            chunks.append([])
+            acc = 0
+        chunks[-1].append(n)
+        acc += weight[n]
+    global _FORKED
+    import gc
+
+    # one guest here first: every module the checks import lazily is imported before the fork (a
+    # probe thread still closing its connection must not leave an import half done in a worker)
+    first = next(iter(hosts[names[0]].guests.values()), None)
+    if first is not None:
+        Evaluator(hosts, plan, checks=checks).evaluate_guest(hosts[names[0]], first)
+    _FORKED = (hosts, plan, checks)
+    gc.collect()
+    gc.freeze()  # the workers' collector leaves the inherited objects alone: their pages stay shared
+    total = sum(len(hosts[n].guests) for n in names)
+    out: list[VmResult] = []
+    done = 0
+    try:
+        with mp.get_context("fork").Pool(min(jobs, len(chunks))) as pool:
+            for chunk, part in zip(chunks, pool.imap(_check_chunk, chunks)):
+                out.extend(part)
+                done += sum(len(hosts[n].guests) for n in chunk)
+                if progress:
+                    progress("checking guests", done, total)
+    finally:
+        _FORKED = None
+        gc.unfreeze()
+    return out
+
+
+def _check_chunk(names: list[str]) -> list[VmResult]:
+    hosts, plan, checks = _FORKED
+    ev = Evaluator(hosts, plan, checks=checks)
+    out: list[VmResult] = []
+    for n in names:
+        out.extend(ev.evaluate_host(n))
+    return out
 
 
 def evaluate_every_pair(hosts: dict[str, HostProbe], plan: AuditPlan) -> dict[tuple[str, str, str], Report]:

@@ -143,3 +143,47 @@ def test_host_capabilities_differing_only_in_uuid_are_parsed_once() -> None:
     assert cache.parses == 1
     assert (a.uuid, b.uuid) == ("11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000")
     assert a.model_copy(update={"uuid": None}) == b.model_copy(update={"uuid": None})
+
+
+_REAL_CHUNK = E._check_chunk
+
+
+def _spy_chunk(names):
+    """Runs in the workers (by reference, as the pool pickles it): the results, each with the worker's pid."""
+    import os
+
+    return [(os.getpid(), r) for r in _REAL_CHUNK(names)]
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_worker_processes_give_what_one_process_gives(jobs: int, monkeypatch) -> None:
+    """check_fleet (the audit's checking step) in worker processes: the same results, in the same order,
+    as one Evaluator in this process; and it really did use other processes."""
+    import os
+
+    fleet = small_fleet(seed=2, groups=4)
+    plan = E.AuditPlan(candidates=fleet.candidates(), flags=parse_flags(["--live"]))
+    one = E.Evaluator(fleet.hosts, plan).evaluate_all()
+    seen: list[str] = []
+    monkeypatch.setattr(E, "_check_chunk", _spy_chunk)
+    tagged = E.check_fleet(fleet.hosts, plan, jobs=jobs, progress=lambda what, done, total: seen.append(what))
+    monkeypatch.setattr(E, "_check_chunk", _REAL_CHUNK)
+    pids = {pid for pid, _ in tagged}
+    many = [r for _, r in tagged]
+    assert len(one) > 50
+    assert many == one
+    assert os.getpid() not in pids and len(pids) >= 2, pids
+    assert seen and set(seen) == {"checking guests"}
+    # the default (jobs=None) on a fleet this small stays in this process, with the same answer
+    assert E.check_fleet(fleet.hosts, plan) == one
+
+
+def test_grouped_equals_every_pair_on_real_data() -> None:
+    """The same on a fleet drawn from the libvirt corpus (its x86 KVM guests, CPUs and QEMU versions)."""
+    from tests.unit.fleetgen_corpus import corpus_fleet
+
+    fleet = corpus_fleet(seed=5, n_hosts=20, n_guests=80, group_size=10)
+    ev = _compare(fleet, ["--live"])
+    assert ev.stats.vms == 80
+    rules = {f.rule for vm in ev.evaluate_all() for t in vm.targets for f in vm.findings(t, t)}
+    assert {"storage.missing-on-target", "cpu.guest-cpu-not-on-target"} <= rules, rules
