@@ -6,8 +6,24 @@ Every test here failed on the code before its fix (checked by reverting the fix 
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.unit.factories import guest_xml, rules_of, run, source, target
+
+MIGCHECK = str(Path(sys.executable).with_name("migcheck"))
+
+
+def refused(args: list[str], code: int, *words: str, **kw) -> str:
+    """Run migcheck; it must print exactly one line on stderr, containing words, and exit with code."""
+    p = subprocess.run([MIGCHECK, *args], capture_output=True, text=True, timeout=60, **kw)
+    lines = p.stderr.strip().splitlines()
+    assert (p.returncode, len(lines)) == (code, 1), p.stderr[-2000:]
+    assert lines[0].startswith("migcheck: ") and "internal error" not in lines[0], lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
 
 
 # ------------------------------------------------------------- CPU and NUMA id lists
@@ -59,3 +75,13 @@ def test_a_numa_nodeset_of_four_billion_nodes_is_a_finding():
     [hit] = [f for f in report.findings if f.rule == "resources.numa-nodeset"]
     assert "names NUMA node(s) [1, 2, 3" in hit.message and "(4294967296 in all)" in hit.message
     assert len(hit.message) < 300
+
+
+# ------------------------------------------------------------------ host arguments
+
+
+def test_an_unclosed_bracket_in_any_argument_is_one_line_not_a_traceback():
+    refused(["explain", "a://[b"], 2, "no check 'a://[b'")
+    refused(["qemu+ssh://root:secret99@[h/system", "dst", "vm"], 2, "not a libvirt URI")
+    line = refused(["qemu+ssh://root:secret99@[h/system", "dst", "vm"], 2)
+    assert "secret99" not in line
