@@ -6,9 +6,12 @@ Every test here failed on the code before its fix (checked by reverting the fix 
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.unit.factories import guest_xml, rules_of, run, source, target
 
@@ -85,3 +88,40 @@ def test_an_unclosed_bracket_in_any_argument_is_one_line_not_a_traceback():
     refused(["qemu+ssh://root:secret99@[h/system", "dst", "vm"], 2, "not a libvirt URI")
     line = refused(["qemu+ssh://root:secret99@[h/system", "dst", "vm"], 2)
     assert "secret99" not in line
+
+
+# ---------------------------------------------------------------------- inventory bombs
+
+
+def _laughs(levels: int = 9, width: int = 10) -> str:
+    """YAML anchors, each a list of ten aliases to the one before: width**levels values once expanded."""
+    lines = ["x0: &a0 [" + ",".join(["x"] * width) + "]"]
+    lines += [f"x{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[g]\nh[1:100000]x[1:100000]\n", "more than 100000 hosts"),
+    ("[g]\nh[1:60000]\n[k]\nh[1:60000]\n", "more than 100000 hosts in all"),
+    ("all:\n  vars:\n    " + _laughs().replace("\n", "\n    ") + "\n    migcheck_uri: *a8\n  hosts: {h1: }\n",
+     "aliases (*name) are expanded"),
+    ("all:\n  vars:\n    big: &big [" + ",".join(f"h{i}" for i in range(20000)) + "]\n  children:\n"
+     + "".join(f"    g{i}: {{hosts: *big}}\n" for i in range(60)), "aliases (*name) are expanded"),
+    ("all:\n  vars:\n    a: &a x\n" + "".join(f"    v{i}: *a\n" for i in range(101)) + "  hosts: {h1: }\n",
+     "more than 100 YAML aliases"),
+], ids=["range-product", "hosts-in-all", "alias-chain", "alias-to-a-big-list", "many-aliases"])
+def test_inventory_bombs_are_refused_in_one_line(text, words):
+    from migcheck.audit.inventory import InventoryError, parse_inventory
+
+    with pytest.raises(InventoryError, match=re.escape(words)) as exc:
+        parse_inventory(text, "inv.yml")
+    assert str(exc.value).startswith("inv.yml") and "\n" not in str(exc.value)
+
+
+def test_an_inventory_with_a_few_anchors_still_loads():
+    from migcheck.audit.inventory import parse_inventory
+
+    inv = parse_inventory("all:\n  children:\n    a:\n      vars: &v {ansible_user: ops}\n      hosts: {h1: , h2: }\n"
+                          "    b:\n      vars: *v\n      hosts: {h3: {<<: *v, ansible_port: 2222}}\n", "inv.yml")
+    assert inv.hosts["h1"].spec == "ops@h1"
+    assert inv.hosts["h3"].spec == "qemu+ssh://ops@h3:2222/system"
