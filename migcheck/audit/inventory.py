@@ -68,13 +68,32 @@ class Inventory:
 # ------------------------------------------------------------------ host ranges
 
 _RANGE = re.compile(r"\[([^\]:]+):([^\]:]+)(?::(\d+))?\]")
+# Host names an inventory may produce in all, ranges expanded and repeats counted; and what its groups may
+# hold in all, children's hosts included. Far above any fleet, far below minutes of work or gigabytes.
+MAX_HOSTS = 100_000
+MAX_MEMBERSHIPS = 1_000_000
 
 
-def expand_host_pattern(pattern: str) -> list[str]:
-    """Ansible host ranges: ``web[01:03]`` -> web01 web02 web03; ``db-[a:c]``; ``[0:10:5]`` (stride)."""
+def _range_size(m: re.Match) -> int:
+    start, end, stride = m.group(1), m.group(2), int(m.group(3) or 1)
+    if start.isdigit() and end.isdigit():
+        return max(0, (int(end) - int(start)) // max(stride, 1) + 1)
+    return max(0, (ord(end[0]) - ord(start[0])) // max(stride, 1) + 1)
+
+
+def expand_host_pattern(pattern: str, limit: int = MAX_HOSTS) -> list[str]:
+    """Ansible host ranges: ``web[01:03]`` -> web01 web02 web03; ``db-[a:c]``; ``[0:10:5]`` (stride).
+
+    ValueError if it would make more than ``limit`` names: ``h[1:100000]x[1:100000]`` is 10**10.
+    """
     m = _RANGE.search(pattern)
     if not m:
         return [pattern]
+    total = 1
+    for r in _RANGE.finditer(pattern):
+        total *= _range_size(r)
+        if total > limit:
+            raise ValueError(f"host range {pattern!r}: more than {limit} hosts")
     start, end, stride = m.group(1), m.group(2), int(m.group(3) or 1)
     if stride < 1:
         raise ValueError(f"host range {pattern!r}: stride must be at least 1")
@@ -103,7 +122,7 @@ def expand_host_pattern(pattern: str) -> list[str]:
 @dataclass
 class _Group:
     name: str
-    hosts: list[str] = field(default_factory=list)  # direct hosts
+    hosts: dict[str, None] = field(default_factory=dict)  # direct hosts, in order
     children: list[str] = field(default_factory=list)
     vars: dict[str, object] = field(default_factory=dict)
 
@@ -113,16 +132,25 @@ class _AnsibleModel:
         self.groups: dict[str, _Group] = {}
         self.host_vars: dict[str, dict[str, object]] = {}
         self.host_order: dict[str, None] = {}
+        self.names_left = MAX_HOSTS  # host names still allowed (expand)
+        self._all_hosts: dict[str, list[str]] = {}
 
     def group(self, name: str) -> _Group:
         if name not in self.groups:
             self.groups[name] = _Group(name)
         return self.groups[name]
 
+    def expand(self, pattern: str) -> list[str]:
+        """expand_host_pattern, within MAX_HOSTS for the whole inventory."""
+        names = expand_host_pattern(pattern)
+        if len(names) > self.names_left:
+            raise ValueError(f"host {pattern!r}: the inventory names more than {MAX_HOSTS} hosts in all")
+        self.names_left -= len(names)
+        return names
+
     def add_host(self, group: str, host: str, hvars: dict[str, object]) -> None:
         g = self.group(group)
-        if host not in g.hosts:
-            g.hosts.append(host)
+        g.hosts[host] = None
         self.host_order[host] = None
         self.host_vars.setdefault(host, {}).update(hvars)
 
@@ -131,13 +159,28 @@ class _AnsibleModel:
             raise InventoryError(f"group {name!r} is its own child (a cycle through {', '.join(sorted(seen))})")
         if name == "all":
             return list(self.host_order)
+        if name in self._all_hosts:
+            return self._all_hosts[name]
         g = self.groups.get(name)
         if g is None:
             return []
-        out = dict.fromkeys(g.hosts)
+        out = dict(g.hosts)
         for child in g.children:
             out.update(dict.fromkeys(self.all_hosts(child, seen | {name})))
-        return list(out)
+        self._all_hosts[name] = list(out)
+        return self._all_hosts[name]
+
+    def members(self, path: str) -> dict[str, set[str]]:
+        """Each group's hosts, children's included; InventoryError past MAX_MEMBERSHIPS in all."""
+        out, total = {}, 0
+        for n in self.groups:
+            if n != "all":
+                out[n] = set(self.all_hosts(n))
+                total += len(out[n])
+                if total > MAX_MEMBERSHIPS:
+                    raise InventoryError(f"{path}: the groups hold more than {MAX_MEMBERSHIPS} hosts in all, "
+                                         "children's hosts counted in each parent")
+        return out
 
     def depths(self) -> dict[str, int]:
         """Each group's depth below all (children deeper); a group reached twice keeps the deepest."""
@@ -157,9 +200,8 @@ class _AnsibleModel:
             d(n)
         return depth
 
-    def effective_vars(self, host: str, depth: dict[str, int], members: dict[str, set[str]]) -> dict[str, object]:
+    def effective_vars(self, host: str, depth: dict[str, int], member_of: list[str]) -> dict[str, object]:
         """all's vars, then groups from the shallowest to the deepest (ties by name), then the host's own."""
-        member_of = [n for n in self.groups if n != "all" and host in members[n]]
         out: dict[str, object] = dict(self.groups["all"].vars) if "all" in self.groups else {}
         for n in sorted(member_of, key=lambda n: (depth.get(n, 1), n)):
             out.update(self.groups[n].vars)
@@ -185,8 +227,8 @@ def _host_argument(name: str, hvars: dict[str, object]) -> str:
 def _from_ansible(model: _AnsibleModel, path: str, fmt: str, selected: list[str] | None) -> Inventory:
     depth = model.depths()
     # hosts directly under all are "ungrouped", as Ansible has it
-    ungrouped = [h for h in model.host_order
-                 if not any(h in g.hosts for n, g in model.groups.items() if n != "all")]
+    grouped = {h for n, g in model.groups.items() if n != "all" for h in g.hosts}
+    ungrouped = [h for h in model.host_order if h not in grouped]
     if selected:
         missing = [g for g in selected if g != "all" and g not in model.groups]
         if missing:
@@ -198,8 +240,11 @@ def _from_ansible(model: _AnsibleModel, path: str, fmt: str, selected: list[str]
         if ungrouped:
             groups = {"ungrouped": ungrouped, **groups}
     in_groups = dict.fromkeys(h for hs in groups.values() for h in hs)
-    members = {n: set(model.all_hosts(n)) for n in model.groups if n != "all"}
-    hosts = {h: InventoryHost(h, _host_argument(h, model.effective_vars(h, depth, members)))
+    member_of: dict[str, list[str]] = {}
+    for n, hs in model.members(path).items():
+        for h in hs:
+            member_of.setdefault(h, []).append(n)
+    hosts = {h: InventoryHost(h, _host_argument(h, model.effective_vars(h, depth, member_of.get(h, []))))
              for h in model.host_order if h in in_groups}
     return _finish(Inventory(path=path, format=fmt, hosts=hosts, groups=groups))
 
@@ -251,7 +296,7 @@ def _parse_ini(text: str, path: str) -> _AnsibleModel:
                     raise InventoryError(f"{where}: expected key=value after the host name, got {w!r}")
                 hvars[key] = value
             try:
-                names = expand_host_pattern(words[0])
+                names = model.expand(words[0])
             except ValueError as exc:
                 raise InventoryError(f"{where}: {exc}") from None
             for name in names:
@@ -281,7 +326,7 @@ def _yaml_group(model: _AnsibleModel, name: str, body: object, path: str, depth:
         if hvars is not None and not isinstance(hvars, dict):
             raise InventoryError(f"{path}: host {pattern!r}: its variables must be a mapping")
         try:
-            names = expand_host_pattern(str(pattern))
+            names = model.expand(str(pattern))
         except ValueError as exc:
             raise InventoryError(f"{path}: {exc}") from None
         for h in names:
@@ -374,13 +419,50 @@ def _looks_like_ini(text: str) -> bool:
     return False
 
 
+MAX_YAML_ALIASES = 100  # anchors shared by a few groups' vars are fine; alias chains (billion laughs) are not
+MAX_YAML_NODES = 1_000_000  # values in the loaded document, each alias counted as a copy of what it names
+
+
+def _load_yaml(text: str, path: str):
+    """yaml.safe_load, refusing more than MAX_YAML_ALIASES aliases and documents that expand past MAX_YAML_NODES.
+
+    PyYAML shares what an alias names instead of copying it, so loading is cheap; what is slow or
+    huge is walking the result: ten aliases to a list of ten aliases, ten levels deep, is 10**10 values.
+    """
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 4 times faster, and limits nesting itself
+    aliases = 0
+    for event in yaml.parse(text, Loader=loader):
+        aliases += isinstance(event, yaml.AliasEvent)
+        if aliases > MAX_YAML_ALIASES:
+            raise InventoryError(f"{path}: more than {MAX_YAML_ALIASES} YAML aliases (*name); write the values out")
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except RecursionError:
+        raise InventoryError(f"{path}: the YAML is nested deeper than Python can read") from None
+    seen, stack = 0, [data]
+    while stack:  # an alias may name its own parent: a cycle ends here too
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_NODES:
+            raise InventoryError(f"{path}: the YAML holds more than {MAX_YAML_NODES} values once its aliases "
+                                 "(*name) are expanded")
+        if isinstance(node, dict):
+            stack += node.keys()
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+    return data
+
+
 def parse_inventory(text: str, path: str = "<inventory>", groups: list[str] | None = None) -> Inventory:
     if _looks_like_ini(text):
         return _from_ansible(_parse_ini(text, path), path, "ansible-ini", groups)
     import yaml  # PyYAML: safe_load builds plain data only
 
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text, path)
     except yaml.YAMLError as exc:
         raise InventoryError(f"{path}: not valid YAML (nor an Ansible INI inventory): "
                              f"{' '.join(str(exc).split())}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
-from migcheck.facts.procfs import HUGEPAGE_FILES, mount_of, parse_id_list, parse_meminfo, parse_mountinfo
+from migcheck.facts.procfs import HUGEPAGE_FILES, IdSet, mount_of, parse_id_list, parse_meminfo, parse_mountinfo
 from migcheck.report.model import Severity
 
 MEMINFO = "/proc/meminfo"
@@ -122,13 +122,19 @@ def cpu_pinning(ctx: CheckContext):
             wanted = parse_id_list(cpuset)
         except ValueError:
             continue
-        missing = sorted(wanted - online)
+        missing = wanted - online
         if missing and not (wanted & online and what == "vcpu cpuset"):
             out.append(Hit(message=f"{what} '{cpuset}' names CPUs the target does not have: "
-                                   f"{','.join(map(str, missing[:16]))}",
+                                   f"{','.join(map(str, missing.first(16)))}",
                            evidence=[f"{ctx.target.spec}: online CPUs {online_text.strip()}"],
                            fix="migrate with --xml (a destination XML with pinning valid there), or remove the pinning"))
     return out
+
+
+def _some(ids: IdSet, n: int = 16) -> str:
+    """'[0, 1]' as a list prints, cut after n ids: a hostile range must not make a message of billions."""
+    shown = ids.first(n)
+    return str(shown) if len(ids) <= n else str(shown)[:-1] + f", ... ({len(ids)} in all)]"
 
 
 @check("resources.numa-nodeset", Severity.BLOCK, "<numatune> names NUMA nodes the target does not have")
@@ -141,10 +147,10 @@ def numa_nodeset(ctx: CheckContext):
     if text is not None:
         nodes = parse_id_list(text)
     else:
-        nodes = set(ctx.need(ctx.target.caps, "capabilities", ctx.target).numa_cells)
-    missing = sorted(parse_id_list(dom.numatune_nodeset) - nodes)
+        nodes = IdSet.of(ctx.need(ctx.target.caps, "capabilities", ctx.target).numa_cells)
+    missing = parse_id_list(dom.numatune_nodeset) - nodes
     if not missing:
         return []
-    return [Hit(message=f"numatune nodeset '{dom.numatune_nodeset}' names NUMA node(s) {missing} the target lacks",
-                evidence=[f"{ctx.target.spec}: NUMA nodes {sorted(nodes)}"],
+    return [Hit(message=f"numatune nodeset '{dom.numatune_nodeset}' names NUMA node(s) {_some(missing)} the target lacks",
+                evidence=[f"{ctx.target.spec}: NUMA nodes {_some(nodes)}"],
                 fix="migrate with --xml carrying a nodeset valid on the target, or choose a target with those nodes")]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 _HOSTNAME = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$")
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
@@ -49,11 +49,26 @@ def _check_host(host: str, spec: str) -> str:
     return host
 
 
+def _split(spec: str) -> SplitResult:
+    """urlsplit, or the same split done by hand where urlsplit gives up ('a://[b': "Invalid IPv6 URL").
+
+    Redacting and finding secrets must work on any argument: they run before it is validated.
+    """
+    try:
+        return urlsplit(spec)
+    except ValueError:
+        scheme, _, rest = spec.partition("://")
+        rest, _, fragment = rest.partition("#")
+        rest, _, query = rest.partition("?")
+        netloc, slash, path = rest.partition("/")
+        return SplitResult(scheme, netloc, slash + path, query, fragment)
+
+
 def redact(spec: str) -> str:
     """The host argument without passwords or URI parameters that could hold secrets."""
     if "://" not in spec:
         return spec
-    parts = urlsplit(spec)
+    parts = _split(spec)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
@@ -72,7 +87,7 @@ def secrets_in(spec: str) -> tuple[str, ...]:
     """
     if "://" not in spec:
         return ()
-    parts = urlsplit(spec.strip())
+    parts = _split(spec.strip())
     out: list[str] = []
     if "@" in parts.netloc:
         userinfo = parts.netloc.rpartition("@")[0]
@@ -121,7 +136,10 @@ def _parse_host(spec: str, default_user: str = "root") -> HostTarget:
         host = _check_host(host, spec)
         uri = f"qemu+ssh://{user}@{host}/system?no_tty=1"
         return HostTarget(spec=spec, uri=uri, ssh=SshTarget(host=host, user=user))
-    parts = urlsplit(spec)
+    try:
+        parts = urlsplit(spec)
+    except ValueError as exc:  # "Invalid IPv6 URL": a '[' without its ']'
+        raise HostSpecError(f"'{redact(spec)}': not a libvirt URI ({exc})") from None
     scheme = parts.scheme
     driver, _, transport = scheme.partition("+")
     if not driver:

@@ -69,23 +69,88 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-def parse_id_list(text: str) -> set[int]:
-    """A kernel/libvirt list like '0-3,8,10-11' (libvirt also allows '^N' exclusions)."""
-    ids: set[int] = set()
-    excluded: set[int] = set()
+class IdSet:
+    """A set of CPU or NUMA node ids kept as sorted, disjoint ranges.
+
+    A guest's XML may say cpuset='0-99999999999': as a Python set that is 24 GB, as
+    ranges it is one pair. Only what the checks need: size, difference, overlap, and
+    the first few members (for a message).
+    """
+
+    def __init__(self, ranges=()) -> None:
+        merged: list[tuple[int, int]] = []  # inclusive (lo, hi)
+        for lo, hi in sorted(r for r in ranges if r[0] <= r[1]):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self.ranges = tuple(merged)
+
+    @classmethod
+    def of(cls, ids) -> "IdSet":
+        return cls((i, i) for i in ids)
+
+    def __len__(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.ranges)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def __eq__(self, other) -> bool:
+        other = other if isinstance(other, IdSet) else IdSet.of(other)
+        return self.ranges == other.ranges
+
+    def __sub__(self, other) -> "IdSet":
+        other = other if isinstance(other, IdSet) else IdSet.of(other)
+        out, cuts = [], list(other.ranges)
+        for lo, hi in self.ranges:
+            for clo, chi in cuts:
+                if chi < lo or clo > hi:
+                    continue
+                if clo > lo:
+                    out.append((lo, clo - 1))
+                lo = chi + 1
+                if lo > hi:
+                    break
+            if lo <= hi:
+                out.append((lo, hi))
+        return IdSet(out)
+
+    def __and__(self, other) -> "IdSet":
+        other = other if isinstance(other, IdSet) else IdSet.of(other)
+        return self - (self - other)
+
+    def first(self, n: int) -> list[int]:
+        """The n smallest members."""
+        out: list[int] = []
+        for lo, hi in self.ranges:
+            out += range(lo, min(hi, lo + n - len(out) - 1) + 1)
+            if len(out) >= n:
+                break
+        return out
+
+    def __str__(self) -> str:
+        """The kernel's list form: '0-3,8'."""
+        return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
+
+    def __repr__(self) -> str:
+        return f"IdSet({str(self)!r})"
+
+
+def parse_id_list(text: str) -> IdSet:
+    """A kernel/libvirt list like '0-3,8,10-11' (libvirt also allows '^N' exclusions); ValueError if malformed."""
+    ranges: list[tuple[int, int]] = []
+    excluded: list[tuple[int, int]] = []
     for part in text.strip().split(","):
         part = part.strip()
         if not part:
             continue
-        target = ids
+        target = ranges
         if part.startswith("^"):
             target, part = excluded, part[1:]
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            target.update(range(int(lo), int(hi) + 1))
-        else:
-            target.add(int(part))
-    return ids - excluded
+        lo, dash, hi = part.partition("-")
+        target.append((int(lo), int(hi) if dash else int(lo)))
+    return IdSet(ranges) - IdSet(excluded)
 
 
 def local_ipv4_addresses(fib_trie: str) -> set[str]:

@@ -1,0 +1,127 @@
+"""Hostile input given offline (issue 16 item 5): each case ends in one line and an exit code, in bounded memory.
+
+Every test here failed on the code before its fix (checked by reverting the fix once).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.factories import guest_xml, rules_of, run, source, target
+
+MIGCHECK = str(Path(sys.executable).with_name("migcheck"))
+
+
+def refused(args: list[str], code: int, *words: str, **kw) -> str:
+    """Run migcheck; it must print exactly one line on stderr, containing words, and exit with code."""
+    p = subprocess.run([MIGCHECK, *args], capture_output=True, text=True, timeout=60, **kw)
+    lines = p.stderr.strip().splitlines()
+    assert (p.returncode, len(lines)) == (code, 1), p.stderr[-2000:]
+    assert lines[0].startswith("migcheck: ") and "internal error" not in lines[0], lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+# ------------------------------------------------------------- CPU and NUMA id lists
+
+
+def test_id_lists_answer_as_python_sets_do():
+    from migcheck.facts.procfs import IdSet, parse_id_list
+
+    rnd = random.Random(16)
+    for _ in range(300):
+        parts, ref, excl = [], set(), set()
+        for _ in range(rnd.randint(1, 5)):
+            lo = rnd.randint(0, 40)
+            hi = lo + rnd.randint(0, 6)
+            if rnd.random() < 0.2:
+                parts.append(f"^{lo}")
+                excl.add(lo)
+            elif rnd.random() < 0.5:
+                parts.append(str(lo))
+                ref.add(lo)
+            else:
+                parts.append(f"{lo}-{hi}")
+                ref.update(range(lo, hi + 1))
+        text, ref = ",".join(parts), ref - excl
+        other = set(rnd.sample(range(48), 10))
+        got = parse_id_list(text)
+        assert sorted(ref) == got.first(1000) and len(got) == len(ref), text
+        assert (got - other).first(1000) == sorted(ref - other), (text, other)
+        assert bool(got & IdSet.of(other)) == bool(ref & other), (text, other)
+    assert str(parse_id_list("0-3,8,10-11,^2")) == "0-1,3,8,10-11"
+
+
+def test_a_cpuset_of_a_hundred_billion_cpus_is_a_finding_not_24_gigabytes():
+    xml = guest_xml().replace("<vcpu placement='static'>1</vcpu>",
+                              "<vcpu placement='static' cpuset='0-99999999999'>1</vcpu>"
+                              "<cputune><vcpupin vcpu='0' cpuset='4-99999999999'/></cputune>")
+    report = run(source(xml), target())
+    [hit] = [f for f in report.findings if f.rule == "resources.cpu-pinning"]
+    assert "vcpupin '4-99999999999' names CPUs the target does not have: 8,9,10,11" in hit.message
+    assert len(hit.message) < 300
+
+
+def test_a_numa_nodeset_of_four_billion_nodes_is_a_finding():
+    xml = guest_xml().replace("<vcpu placement='static'>1</vcpu>",
+                              "<vcpu placement='static'>1</vcpu>"
+                              "<numatune><memory mode='strict' nodeset='0-4294967296'/></numatune>")
+    report = run(source(xml), target())
+    assert "resources.numa-nodeset" in rules_of(report, "block")
+    [hit] = [f for f in report.findings if f.rule == "resources.numa-nodeset"]
+    assert "names NUMA node(s) [1, 2, 3" in hit.message and "(4294967296 in all)" in hit.message
+    assert len(hit.message) < 300
+
+
+# ------------------------------------------------------------------ host arguments
+
+
+def test_an_unclosed_bracket_in_any_argument_is_one_line_not_a_traceback():
+    refused(["explain", "a://[b"], 2, "no check 'a://[b'")
+    refused(["qemu+ssh://root:secret99@[h/system", "dst", "vm"], 2, "not a libvirt URI")
+    line = refused(["qemu+ssh://root:secret99@[h/system", "dst", "vm"], 2)
+    assert "secret99" not in line
+
+
+# ---------------------------------------------------------------------- inventory bombs
+
+
+def _laughs(levels: int = 9, width: int = 10) -> str:
+    """YAML anchors, each a list of ten aliases to the one before: width**levels values once expanded."""
+    lines = ["x0: &a0 [" + ",".join(["x"] * width) + "]"]
+    lines += [f"x{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[g]\nh[1:100000]x[1:100000]\n", "more than 100000 hosts"),
+    ("[g]\nh[1:60000]\n[k]\nh[1:60000]\n", "more than 100000 hosts in all"),
+    ("all:\n  vars:\n    " + _laughs().replace("\n", "\n    ") + "\n    migcheck_uri: *a8\n  hosts: {h1: }\n",
+     "aliases (*name) are expanded"),
+    ("all:\n  vars:\n    big: &big [" + ",".join(f"h{i}" for i in range(20000)) + "]\n  children:\n"
+     + "".join(f"    g{i}: {{hosts: *big}}\n" for i in range(60)), "aliases (*name) are expanded"),
+    ("all:\n  vars:\n    a: &a x\n" + "".join(f"    v{i}: *a\n" for i in range(101)) + "  hosts: {h1: }\n",
+     "more than 100 YAML aliases"),
+], ids=["range-product", "hosts-in-all", "alias-chain", "alias-to-a-big-list", "many-aliases"])
+def test_inventory_bombs_are_refused_in_one_line(text, words):
+    from migcheck.audit.inventory import InventoryError, parse_inventory
+
+    with pytest.raises(InventoryError, match=re.escape(words)) as exc:
+        parse_inventory(text, "inv.yml")
+    assert str(exc.value).startswith("inv.yml") and "\n" not in str(exc.value)
+
+
+def test_an_inventory_with_a_few_anchors_still_loads():
+    from migcheck.audit.inventory import parse_inventory
+
+    inv = parse_inventory("all:\n  children:\n    a:\n      vars: &v {ansible_user: ops}\n      hosts: {h1: , h2: }\n"
+                          "    b:\n      vars: *v\n      hosts: {h3: {<<: *v, ansible_port: 2222}}\n", "inv.yml")
+    assert inv.hosts["h1"].spec == "ops@h1"
+    assert inv.hosts["h3"].spec == "qemu+ssh://ops@h3:2222/system"
