@@ -44,6 +44,7 @@ format value 'vhdx'").
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import tempfile
@@ -282,18 +283,53 @@ def test_unsafe_with_the_image_missing_on_the_target_is_blocked_and_fails(lab):
                  expect_error=f"unable to stat: {img}: No such file or directory")
 
 
-def test_unsafe_onto_a_stale_copy_is_risky_and_migrates(lab):
-    """The guest continues on the target's own (empty) file: the migration works, the data is not the guest's."""
+def _qmp(host, vm: str, command: str, **arguments) -> dict:
+    reply = json.loads(host.virsh("qemu-monitor-command", vm,
+                                  json.dumps({"execute": command, "arguments": arguments})).stdout)
+    assert "error" not in reply, f"{host.name}: QMP {command}: {reply}"
+    return reply
+
+
+def _disk_reads(host, vm: str, pattern: int) -> bool:
+    """Whether the guest's vda, as its running QEMU on `host` serves it, holds `pattern` in its first 64 KiB.
+
+    The guest's own QEMU exports the disk's node read-only over NBD for a moment and qemu-io reads it:
+    what is read is what the guest would read, not what some file on the host holds."""
+    node = next(b["inserted"]["node-name"] for b in _qmp(host, vm, "query-block")["return"]
+                if "virtio-disk0" in b.get("qdev", ""))
+    _qmp(host, vm, "nbd-server-start", addr={"type": "inet", "data": {"host": "127.0.0.1", "port": "10809"}})
+    try:
+        _qmp(host, vm, "block-export-add", type="nbd", id="mc-probe", **{"node-name": node}, name="vda")
+        p = host.run(["qemu-io", "-r", "-f", "raw", "-c", f"read -P {pattern:#x} 0 64k",
+                      "nbd://127.0.0.1:10809/vda"], check=False)
+    finally:
+        _qmp(host, vm, "block-export-del", id="mc-probe")
+        _qmp(host, vm, "nbd-server-stop")
+    out = p.stdout + p.stderr
+    assert "read 65536/65536 bytes" in out or "Pattern verification failed" in out, out
+    return "Pattern verification failed" not in out
+
+
+def test_unsafe_onto_a_stale_copy_is_risky_migrates_and_loses_the_guests_data(lab):
+    """Both sides of the risk in one scenario: the migration itself succeeds, and then the guest runs on
+    the target's own file, whose content is not what the guest had written: its disk is silently another.
+
+    The source image holds 0xaa in its first 64 KiB, the target's same-path image 0x55; after the move,
+    the guest's QEMU on the target reads 0x55."""
     a, b = hosts(lab)
     img = f"{IMAGES}/sto-stale.qcow2"
     with files_removed(lab, img):
-        make_image(a, img)
-        make_image(b, img)
+        for host, pattern in ((a, 0xAA), (b, 0x55)):
+            make_image(host, img)
+            host.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {pattern:#x} 0 64k", img], check=True)
         with guest(lab, a, "sto-stale", lab.guest_xml("sto-stale", extra_devices=disk(img))):
+            assert _disk_reads(a, "sto-stale", 0xAA)
             out = pair(lab, a, b, "sto-stale", ["--live", "--unsafe"], expect="risky",
                        expect_rule="storage.stale-copy-on-target")
             assert out.exit_code == 4
             assert_risky_and_migrates(out)
+            assert not _disk_reads(b, "sto-stale", 0xAA) and _disk_reads(b, "sto-stale", 0x55), \
+                "after --unsafe onto a stale copy the guest should see the target's data"
 
 
 def test_writeback_cache_with_storage_copy_is_ok_and_migrates(lab):
