@@ -10,7 +10,7 @@ from migcheck.facts.models import (
     HostCapabilities,
     HostCpu,
 )
-from migcheck.xmlsafe import parse_xml
+from migcheck.xmlsafe import parse_xml, xml_number
 
 
 def _parse_cpuset_ids(cell) -> list[int]:
@@ -55,7 +55,8 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
                 signature=_signature(hc.find("signature")),
                 microcode=(hc.find("microcode").get("version") if hc.find("microcode") is not None else None),
                 features=[f.get("name") for f in hc.findall("feature") if f.get("name")],
-                tsc_frequency=int(freq) if freq and freq.isascii() and freq.isdigit() else None,
+                tsc_frequency=xml_number(freq, "the host CPU's TSC counter frequency")
+                if freq and freq.isascii() and freq.isdigit() else None,
                 tsc_scaling=(counter.get("scaling") == "yes") if counter is not None and counter.get("scaling") else None,
             )
         for cell in host.findall("topology/cells/cell"):
@@ -113,7 +114,7 @@ def parse_domain_capabilities_xml(text: str | bytes) -> DomainCapabilities:
     vcpu = root.find("vcpu")
     vcpu_max = (vcpu.get("max") or "") if vcpu is not None else ""
     if vcpu_max.isascii() and vcpu_max.isdigit():
-        caps.max_vcpus = int(vcpu_max)
+        caps.max_vcpus = xml_number(vcpu_max, "domain capabilities' <vcpu max>")
     for mode in root.findall("cpu/mode"):
         supported = mode.get("supported") == "yes"
         name = mode.get("name")

@@ -155,7 +155,7 @@ def _hostdev(elem: Element) -> HostDev:
         for attr in ("bus", "device"):
             value = addr.get(attr, "") if addr is not None else ""
             if value.isascii() and value.isdigit():
-                usb[f"usb_{attr}"] = int(value)
+                usb[f"usb_{attr}"] = xml_number(value, f"a USB host device's address {attr}")
         if not summary and usb.get("usb_vendor"):
             summary = f"{usb['usb_vendor']}:{usb.get('usb_product', '?')}"
         usb["startup_policy"] = src.get("startupPolicy")
@@ -183,7 +183,7 @@ def _fixed_graphics_ports(g: Element) -> list[int]:
     out = []
     for name in names:
         value = g.get(name, "")
-        if value.isdigit() and 0 < int(value) < 65536:
+        if value.isascii() and value.isdigit() and len(value) <= 5 and 0 < int(value) < 65536:
             out.append(int(value))
     return out
 
