@@ -209,12 +209,12 @@ def rules(
     if fmt == Format.json:
         import json
 
-        typer.echo(json.dumps([{"id": c.id, "severity": c.severity.value, "title": c.title, "family": c.family,
+        typer.echo(json.dumps([{"id": c.id, "severity": c.severity.value, "also": [v.value for v in c.also], "title": c.title, "family": c.family,
                                 "proven_by_lab": c.proven_by_lab} for c in checks], indent=2))
         return
     from tabulate import tabulate
 
-    typer.echo(tabulate([[c.id, c.severity.value, c.title] for c in checks], headers=["check", "severity", "finds"]))
+    typer.echo(tabulate([[c.id, c.severity_label, c.title] for c in checks], headers=["check", "severity", "finds"]))
 
 
 @app.command()
@@ -228,7 +228,7 @@ def explain(rule: str = typer.Argument(..., help="a check ID, as 'migcheck rules
         near = [i for i in by_id if rule.split(".")[-1] in i]
         raise _fail(f"no check '{rule}'" + (f"; did you mean {', '.join(near[:3])}?" if near else
                                             "; 'migcheck rules' lists them"), ExitCode.USAGE)
-    typer.echo(f"{chk.id} ({chk.severity.value}): {chk.title}\n")
+    typer.echo(f"{chk.id} ({chk.severity_label}): {chk.title}\n")
     typer.echo(chk.doc)
 
 

@@ -141,7 +141,7 @@ def invtsc_without_tsc_frequency(ctx: CheckContext):
 
 
 @check("cpu.tsc-frequency-target", Severity.BLOCK,
-       "the guest's TSC frequency cannot be honoured by the target host", proven_by_lab=False)
+       "the guest's TSC frequency cannot be honoured by the target host", proven_by_lab=False, also=(Severity.RISK, Severity.WARN))
 def tsc_frequency_target(ctx: CheckContext):
     """A guest with a fixed TSC frequency starts on a host within ±250 ppm of it, or one that scales the TSC."""
     _running_or_skip(ctx)
@@ -259,7 +259,7 @@ def passthrough_reference_cpu(ctx: CheckContext) -> str | None:
 
 
 @check("cpu.passthrough-target-lacks-features", Severity.BLOCK,
-       "host-passthrough guest: the target CPU lacks features the source CPU offers")
+       "host-passthrough guest: the target CPU lacks features the source CPU offers", also=(Severity.RISK, Severity.WARN))
 def passthrough_target_lacks_features(ctx: CheckContext):
     """A host-passthrough guest keeps the source CPU's features; the target must offer all of them."""
     _running_or_skip(ctx)
@@ -322,7 +322,7 @@ STATEFUL_CPU_FEATURES = frozenset({"avx", "avx512f", "amx-tile", "pku", "mpx", "
 
 
 @check("cpu.guest-cpu-not-on-target", Severity.BLOCK,
-       "host-model/custom guest: the target cannot provide the guest's CPU", proven_by_lab=True)
+       "host-model/custom guest: the target cannot provide the guest's CPU", proven_by_lab=True, also=(Severity.RISK, Severity.WARN))
 def guest_cpu_not_on_target(ctx: CheckContext):
     """Asks the target itself (virConnectCompareHypervisorCPU), as Nova does."""
     _running_or_skip(ctx)

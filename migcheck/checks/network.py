@@ -56,7 +56,7 @@ def direct_device_missing(ctx: CheckContext):
 
 
 @check("network.libvirt-network", Severity.BLOCK, "a libvirt network missing or inactive on the target",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.WARN,))
 def libvirt_network(ctx: CheckContext):
     """The target's libvirt plugs the incoming guest into its network of the same name.
 

@@ -183,7 +183,7 @@ _WILDCARDS = {"0.0.0.0", "::", None, ""}
 
 @check("paths.graphics-listen", Severity.BLOCK,
        "a VNC/SPICE listen address the target does not have, or a fixed port already taken there",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.RISK,))
 def graphics_listen(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0, QEMU 7.2): VNC listening on the source's own address fails on the
     target with "qemu-system-x86_64: -vnc ADDR:0,...: Failed to bind socket: Cannot assign requested
@@ -237,7 +237,7 @@ def graphics_listen(ctx: CheckContext):
 
 @check("paths.chardev-tcp-bind", Severity.BLOCK,
        "a TCP serial/console/channel in bind mode: its address is not the target's, or its port is taken there",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.RISK,))
 def chardev_tcp_bind(ctx: CheckContext):
     """QEMU on the target binds each `<serial type='tcp'><source mode='bind' host= service=>` when it starts.
 

@@ -90,7 +90,7 @@ def guest_not_running(ctx: CheckContext):
     )]
 
 
-@check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error")
+@check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error", also=(Severity.WARN,))
 def paused_on_io_error(ctx: CheckContext):
     """libvirt refuses only with --abort-on-error; without it the guest moves still paused on the error."""
     g = ctx.guest
@@ -203,7 +203,7 @@ def target_older(ctx: CheckContext):
 
 
 @check("platform.name-collision", Severity.BLOCK, "a domain of the same name or UUID exists on the target",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.WARN,))
 def name_collision(ctx: CheckContext):
     """The target's libvirt adds the incoming guest (name: --dname or its own; its own UUID) to its domains.
 
@@ -303,7 +303,7 @@ VIR_DOMAIN_JOB_COMPLETED = 3
 
 
 @check("state.postmigrate-paused", Severity.BLOCK,
-       "a paused guest whose QEMU a dump left in 'postmigrate': QEMU refuses to migrate it", proven_by_lab=True)
+       "a paused guest whose QEMU a dump left in 'postmigrate': QEMU refuses to migrate it", proven_by_lab=True, also=(Severity.RISK,))
 def postmigrate_paused(ctx: CheckContext):
     """`virsh dump` (not --memory-only; also --live) streams memory with QEMU's migration code. A guest
     that was paused stays paused, its QEMU in runstate 'postmigrate', which refuses every later

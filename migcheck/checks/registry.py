@@ -81,6 +81,17 @@ class Check:
     fn: CheckFn
     family: str
     proven_by_lab: bool = False
+    also: tuple[Severity, ...] = ()  # other severities its findings may carry besides unknown and info
+
+    @property
+    def severities(self) -> tuple[Severity, ...]:
+        """Every severity a finding of this check may have apart from unknown and info, the declared one first."""
+        return (self.severity, *(s for s in self.also if s != self.severity))
+
+    @property
+    def severity_label(self) -> str:
+        """How `migcheck rules` and the README say it: "risk" or "risk, block"."""
+        return ", ".join(s.value for s in self.severities)
 
     @property
     def doc(self) -> str:
@@ -94,14 +105,17 @@ class Check:
 REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, severity: Severity, title: str, proven_by_lab: bool = False) -> Callable[[CheckFn], CheckFn]:
-    """Register a check function under a stable ID."""
+def check(id: str, severity: Severity, title: str, proven_by_lab: bool = False,
+          also: tuple[Severity, ...] = ()) -> Callable[[CheckFn], CheckFn]:
+    """Register a check function under a stable ID. `also` names the other severities it may emit
+    (a risk that becomes a block when the numbers leave no doubt); unknown and info need no saying."""
 
     def deco(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
         family = fn.__module__.rsplit(".", 1)[-1]
-        REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by_lab=proven_by_lab)
+        REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by_lab=proven_by_lab,
+                             also=tuple(also))
         return fn
 
     return deco
@@ -149,7 +163,7 @@ def markdown_table(checks: list[Check]) -> str:
     rows = ["| check | severity | proven by a real migration | finds |", "|---|---|---|---|"]
     for c in checks:
         title = c.title.replace("|", "\\|").replace("<", "&lt;")
-        rows.append(f"| `{c.id}` | {c.severity.value} | {'yes' if c.proven_by_lab else '-'} | {title} |")
+        rows.append(f"| `{c.id}` | {c.severity_label} | {'yes' if c.proven_by_lab else '-'} | {title} |")
     return "\n".join(rows) + "\n"
 
 

@@ -16,7 +16,7 @@ def _live_only(ctx: CheckContext) -> None:
         raise NotApplicable
 
 
-@check("resources.memory", Severity.RISK, "the target may not have enough free memory for the guest")
+@check("resources.memory", Severity.RISK, "the target may not have enough free memory for the guest", also=(Severity.BLOCK,))
 def memory(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain
@@ -79,7 +79,7 @@ def hugepages(ctx: CheckContext):
     return out
 
 
-@check("resources.vcpus", Severity.BLOCK, "more vCPUs than the target's QEMU allows, or than it has CPUs")
+@check("resources.vcpus", Severity.BLOCK, "more vCPUs than the target's QEMU allows, or than it has CPUs", also=(Severity.WARN,))
 def vcpus(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain

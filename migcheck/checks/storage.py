@@ -143,7 +143,7 @@ def missing_on_target(ctx: CheckContext):
 
 
 @check("storage.stale-copy-on-target", Severity.RISK,
-       "a different file at the disk's path on the target (local storage on both hosts)", proven_by_lab=True)
+       "a different file at the disk's path on the target (local storage on both hosts)", proven_by_lab=True, also=(Severity.BLOCK, Severity.WARN))
 def stale_copy(ctx: CheckContext):
     """A same-path file on the target's own local disk is not the guest's disk: with --unsafe the guest would
     continue on stale data, with storage copy libvirt overwrites it.

@@ -97,7 +97,23 @@ def target(host_caps: str | None = None, libvirt: int = 9_000_000, qemu: int = 7
 
 
 def run(src: RawHost, dst: RawHost, flags: str = "--live"):
-    return evaluate(src, dst, src.domain.name, parse_flags(flags.split()))
+    report = evaluate(src, dst, src.domain.name, parse_flags(flags.split()))
+    assert_declared_severities(report)
+    return report
+
+
+def assert_declared_severities(report) -> None:
+    """Every finding carries a severity its check declares (`migcheck rules` says it), or unknown/info.
+
+    Every unit test that evaluates a pair through run() checks this on its way."""
+    from migcheck.checks.registry import REGISTRY
+    from migcheck.report.model import Severity
+
+    for f in report.findings:
+        chk = REGISTRY.get(f.rule)
+        if chk is not None and f.severity not in (Severity.UNKNOWN, Severity.INFO):
+            assert f.severity in chk.severities, \
+                f"{f.rule} emitted {f.severity.value} but declares {chk.severity_label}: {f.message}"
 
 
 def rules_of(report, severity=None) -> set[str]:

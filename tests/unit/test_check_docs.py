@@ -92,5 +92,5 @@ def test_no_orphan_pages():
 def test_explain_prints_page(chk):
     result = CliRunner().invoke(app, ["explain", chk.id])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"{chk.id} ({chk.severity.value}): {chk.title}\n")
+    assert result.output.startswith(f"{chk.id} ({chk.severity_label}): {chk.title}\n")
     assert _page(chk.id).strip() in result.output
