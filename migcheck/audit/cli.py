@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from migcheck.audit.result import EXIT_UNKNOWN, EXIT_USAGE
+from migcheck.audit.result import EXIT_STUCK, EXIT_UNKNOWN, EXIT_USAGE
 
 
 class UsageError(Exception):
@@ -97,25 +97,27 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
     inv_key = str(Path(opts.inventory).resolve())
     if history is not None:
         try:
-            changes = history.changes(result, inv_key)
-            history.record(result, inv_key, opts.keep_runs)
+            changes = history.record_run(result, inv_key, opts.keep_runs)
         except Exception as exc:  # noqa: BLE001 - the audit itself is done: say so, and exit 3
             err.write(f"migcheck: the history database {opts.db}: {type(exc).__name__}: {exc}\n")
             changes = None
             history = None
     text = render_json(result, changes) if opts.fmt == "json" else render_text(result, changes, opts.matrix)
     out.write(text)
+    unwritten = False
     for path, render in ((opts.json_file, render_json), (opts.html_file, render_html),
                          (opts.prometheus_file, render_prometheus)):
         if path:
             try:
                 write_atomic(path, render(result, changes))
             except OSError as exc:
-                err.write(f"migcheck: cannot write {path}: {exc}\n")
-                return EXIT_UNKNOWN
+                err.write(f"migcheck: cannot write {path}: {exc.strerror or exc}\n")
+                unwritten = True
+    # an output that could not be written is "unknown"; stuck guests (exit 1) still win, as blocked
+    # wins over unknown for one pair: the line on stderr names what was not written
     code = result.exit_code
-    if opts.db and history is None:
-        code = code or EXIT_UNKNOWN
+    if unwritten or (opts.db and history is None):
+        code = code if code == EXIT_STUCK else EXIT_UNKNOWN
     return code
 
 

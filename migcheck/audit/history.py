@@ -64,6 +64,9 @@ CREATE INDEX IF NOT EXISTS runs_inventory ON runs (inventory, id);
 """
 
 
+BUSY_TIMEOUT_S = 600
+
+
 def default_db_path() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "migcheck" / "audit.sqlite"
@@ -108,8 +111,10 @@ class History:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30)
+        # another audit recording into the same file holds the write lock for as long as its record takes
+        self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA synchronous = FULL")  # a run recorded survives a power cut, or is not there
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -170,30 +175,58 @@ class History:
                 ch.resolved_blockers.append((vm, c_vms[key[0]].vm.host, key[1], key[2]))
         return ch
 
+    def record_run(self, result: AuditResult, inventory: str, keep_runs: int = 60) -> Changes:
+        """Compare with the previous run and record this one, in one write transaction.
+
+        Two audits of one inventory finishing at once are serialised by SQLite's lock: the second
+        waits, then compares itself with the first (never both with the same older run), and a
+        process killed at any point leaves either the whole run or nothing of it."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            changes = self.changes(result, inventory)
+            self._insert(result, inventory, keep_runs)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                self.db.execute("ROLLBACK")
+            raise
+        return changes
+
     def record(self, result: AuditResult, inventory: str, keep_runs: int = 60) -> int:
+        """Record a run without comparing (one transaction)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            run = self._insert(result, inventory, keep_runs)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                self.db.execute("ROLLBACK")
+            raise
+        return run
+
+    def _insert(self, result: AuditResult, inventory: str, keep_runs: int) -> int:
         from migcheck import __version__
 
         db = self.db
-        with db:
-            cur = db.execute(
-                "INSERT INTO runs (inventory, started_at, finished_at, flags, exit_code, hosts, hosts_failed, vms, "
-                "vms_stuck, migcheck_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (inventory, _iso(result.started), _iso(result.finished), json.dumps(result.flags), result.exit_code,
-                 len(result.host_rows), len(result.failed_hosts), len(result.rows), result.count(STUCK), __version__))
-            run = cur.lastrowid
-            db.executemany("INSERT INTO hosts VALUES (?,?,?,?,?,?,?)",
-                           [(run, h.name, h.spec, h.state, h.error, len(h.vms), h.evacuable)
-                            for h in result.host_rows.values()])
-            db.executemany("INSERT OR REPLACE INTO vms VALUES (?,?,?,?,?,?,?,?,?)",
-                           [(run, r.key, r.vm.name, r.vm.host, r.vm.uuid, r.status,
-                             sum(1 for c in r.cells if c.verdict.value == "ok"), len(r.cells), r.vm.error)
-                            for r in result.rows])
-            db.executemany("INSERT INTO blockers VALUES (?,?,?,?,?,?,?,?)",
-                           [(run, r.key, r.vm.name, r.vm.host, c.target, rule, sev, msg)
-                            for r in result.rows for c in r.cells for rule, sev, msg in c.blockers])
-            old = [row[0] for row in db.execute(
-                "SELECT id FROM runs WHERE inventory = ? ORDER BY id DESC LIMIT -1 OFFSET ?", (inventory, keep_runs))]
-            for rid in old:
-                for table in ("blockers", "vms", "hosts", "runs"):
-                    db.execute(f"DELETE FROM {table} WHERE {'id' if table == 'runs' else 'run_id'} = ?", (rid,))
+        cur = db.execute(
+            "INSERT INTO runs (inventory, started_at, finished_at, flags, exit_code, hosts, hosts_failed, vms, "
+            "vms_stuck, migcheck_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (inventory, _iso(result.started), _iso(result.finished), json.dumps(result.flags), result.exit_code,
+             len(result.host_rows), len(result.failed_hosts), len(result.rows), result.count(STUCK), __version__))
+        run = cur.lastrowid
+        db.executemany("INSERT INTO hosts VALUES (?,?,?,?,?,?,?)",
+                       [(run, h.name, h.spec, h.state, h.error, len(h.vms), h.evacuable)
+                        for h in result.host_rows.values()])
+        db.executemany("INSERT OR REPLACE INTO vms VALUES (?,?,?,?,?,?,?,?,?)",
+                       [(run, r.key, r.vm.name, r.vm.host, r.vm.uuid, r.status,
+                         sum(1 for c in r.cells if c.verdict.value == "ok"), len(r.cells), r.vm.error)
+                        for r in result.rows])
+        db.executemany("INSERT INTO blockers VALUES (?,?,?,?,?,?,?,?)",
+                       [(run, r.key, r.vm.name, r.vm.host, c.target, rule, sev, msg)
+                        for r in result.rows for c in r.cells for rule, sev, msg in c.blockers])
+        old = [row[0] for row in db.execute(
+            "SELECT id FROM runs WHERE inventory = ? ORDER BY id DESC LIMIT -1 OFFSET ?", (inventory, keep_runs))]
+        for rid in old:
+            for table in ("blockers", "vms", "hosts", "runs"):
+                db.execute(f"DELETE FROM {table} WHERE {'id' if table == 'runs' else 'run_id'} = ?", (rid,))
         return run

@@ -16,7 +16,10 @@ from migcheck.connectors.libvirt_conn import one_line
 
 
 def write_atomic(path: str | Path, text: str, mode: int = 0o644) -> None:
-    """Write via a temporary file in the same directory and rename: readers never see half a file."""
+    """Write via a temporary file in the same directory and rename: readers never see half a file.
+
+    The file and the directory are synced before and after the rename, so a power cut leaves the old
+    file or the new one, never an empty one (ext4 and xfs may otherwise rename before the data lands)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -25,7 +28,13 @@ def write_atomic(path: str | Path, text: str, mode: int = 0o644) -> None:
             fh.write(text)
             fh.flush()
             os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except BaseException:
         try:
             os.unlink(tmp)
