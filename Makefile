@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config \
 	qemu-system-x86 qemu-utils openssh-server openssh-client iproute2 \
-	python3-venv python3-dev gcc procps util-linux debootstrap openssl
+	python3-venv python3-dev gcc procps util-linux debootstrap openssl \
+	busybox-static
 PYTEST_ARGS ?=
 
 .PHONY: install apt venv test demo bench lab-up lab-down fuzz clean bench-audit

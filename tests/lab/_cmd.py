@@ -45,6 +45,7 @@ def run(
     input: str | None = None,
     env: Mapping[str, str] | None = None,
     where: str = "root-ns",
+    cwd: str | os.PathLike | None = None,
 ) -> subprocess.CompletedProcess:
     """subprocess.run with text I/O, captured output and a mandatory timeout.
 
@@ -60,6 +61,7 @@ def run(
             text=True,
             timeout=timeout,
             env=dict(env) if env is not None else None,
+            cwd=cwd,
             stdin=subprocess.DEVNULL if input is None else None,
         )
     except subprocess.TimeoutExpired as exc:

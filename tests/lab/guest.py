@@ -41,10 +41,15 @@ def guest_xml(
     clock_xml: str = "",
     extra_xml: str = "",
     machine: str = "q35",
+    os_xml: str = "",
+    serial_xml: str = "",
 ) -> str:
     """A diskless 1-vCPU q35 guest: small enough to live-migrate in seconds.
 
     machine: the machine type, e.g. "pc-q35-7.2" (default: the QEMU's newest q35).
+    os_xml: more <os> children, e.g. a direct <kernel>/<initrd>/<cmdline> boot (tests/lab/bootable.py).
+    serial_xml: the serial port instead of the default pty serial + console (e.g. a <serial type='file'>
+    whose log the test reads).
 
     cpu_xml / clock_xml / extra_devices / extra_xml (domain-level elements such
     as <memoryBacking>) are raw XML fragments pasted in as given, e.g.
@@ -58,6 +63,7 @@ def guest_xml(
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='{escape(machine)}'>hvm</type>
+    {os_xml}
   </os>
   <features><acpi/></features>
   {cpu_xml}
@@ -68,8 +74,7 @@ def guest_xml(
   <on_crash>destroy</on_crash>
   <devices>
     <controller type='usb' model='none'/>
-    <serial type='pty'/>
-    <console type='pty'/>
+    {serial_xml or "<serial type='pty'/><console type='pty'/>"}
     <memballoon model='none'/>
     {extra_devices}
   </devices>
