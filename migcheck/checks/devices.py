@@ -120,7 +120,8 @@ def ninep_share(ctx: CheckContext):
     """QEMU adds 'Migration is disabled when VirtFS export path ... is mounted' only after the guest mounts it.
 
     Risky, not blocked: whether the guest mounted the share is guest state the host cannot see. Proven in the
-    lab for the unmounted case: a guest without an OS (share never mounted) migrates."""
+    lab on both sides: a guest without an OS (share never mounted) migrates; a guest that boots and mounts it
+    (tests/lab/bootable.py) fails with QEMU's text."""
     _live_only(ctx)
     return [Hit(message=f"9p share '{f['target']}' blocks migration if the guest has it mounted "
                         "(QEMU: 'Migration is disabled when VirtFS export path ... is mounted')",

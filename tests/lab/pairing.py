@@ -4,6 +4,9 @@ The judge of a check is a real migration: a lab scenario runs migcheck (the
 installed console script, as an operator would), then the real migration with
 the same flags, and asserts both the expected outcome and that the two agree:
 ok means the migration succeeds, blocked means it fails (with the expected text).
+A risky verdict is proven by two scenarios: one that migrates (the caller asserts
+it) and one that fails, for which the caller names the error it expects
+(``expect_error``) and the pairing asserts it as for blocked.
 
 At the exact severity: for a blocked (risky) verdict the expected check must be
 one that blocks (warns of a risk), not one that only warned beside another
@@ -86,7 +89,8 @@ def pair(lab: Lab, src: LabHost, dst: LabHost, vm: str, flags: list[str], *, exp
     """migcheck first, then the real migration; assert the expected verdict and that both agree.
 
     expect_error: a text the real failure must contain (or one of vague_errors, see the module's
-    docstring); with expect_rule, the failure's text must belong to that check.
+    docstring); with expect_rule, the failure's text must belong to that check. With expect="risky",
+    giving it says this is the risk's failing scenario: the migration must fail.
     """
     code, report, stderr = migcheck(src.name, dst.name, vm, flags)
     out = Outcome(verdict=report.get("verdict", "?"), exit_code=code, report=report)
@@ -106,8 +110,10 @@ def pair(lab: Lab, src: LabHost, dst: LabHost, vm: str, flags: list[str], *, exp
     # the two must agree: ok -> it migrates; blocked -> it fails
     if out.verdict == "ok":
         assert out.migrated, f"migcheck said ok but virsh migrate failed: {out.migrate_error}"
-    elif out.verdict == "blocked":
-        assert not out.migrated, "migcheck said blocked but the migration succeeded"
+    elif out.verdict == "blocked" or (out.verdict == "risky" and expect_error):
+        # risky with an expected error: the failing side of a risk (the other side is a scenario that migrates)
+        assert not out.migrated, f"migcheck said {out.verdict} but the migration succeeded" + \
+                                 (f" (expected it to fail with {expect_error!r})" if expect_error else "")
         vague = [t for t in vague_errors if t in out.migrate_error]
         if vague and not (expect_error and expect_error in out.migrate_error):
             assert_still_on_source(src, dst, vm, out.migrate_error)

@@ -21,6 +21,7 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | an internal snapshot | --live --copy-storage-all | Requested operation is not valid: cannot migrate domain with 1 snapshots |
 | a <transient/> disk | --live --unsafe | Requested operation is not valid: migration with transient disk is not supported |
 | 9p share, dir on the source only | --live | ... cannot initialize fsdev 'fsdev-fs0': failed to open '/var/lib/libvirt/sto-9p-only': No such file or directory |
+| 9p share mounted by a guest that boots (TCG) | --live | Requested operation is not valid: cannot migrate domain: Migration is disabled when VirtFS export path '/var/lib/libvirt/sto-9p-mounted' is mounted in the guest using mount_tag 'share' |
 | vmdk (also read-only), vpc | --live ... | Requested operation is not valid: cannot migrate domain: The vmdk format used by node 'libvirt-1-format' does not support live migration |
 | --tls, no certificates | --live --tls | internal error: unable to execute QEMU command 'object-add': Unable to access credentials /etc/pki/qemu/ca-cert.pem: No such file or directory |
 | migrate_tls_force = 1 on the target | --live | Requested operation is not valid: this libvirtd instance allows migration only with VIR_MIGRATE_TLS flag |
@@ -56,7 +57,8 @@ import pytest
 
 from tests.lab import HostSpec, Lab
 from tests.lab.fixtures import require_lab
-from tests.lab.pairing import guest, migcheck, pair
+from tests.lab.bootable import BOOT_KVM, BOOT_TIMEOUT, MOUNTED, console_xml, ensure_boot_files, wait_for_console
+from tests.lab.pairing import assert_still_on_source, guest, migcheck, pair
 
 pytestmark = pytest.mark.lab
 
@@ -519,6 +521,26 @@ def test_9p_share_not_mounted_is_risky_and_migrates(lab):
         with guest(lab, a, "sto-9p", lab.guest_xml("sto-9p", extra_devices=ninep(share))):
             out = pair(lab, a, b, "sto-9p", ["--live"], expect="risky", expect_rule="devices.9p-share")
             assert_risky_and_migrates(out)
+
+
+def test_9p_share_mounted_by_the_guest_is_risky_and_fails(lab):
+    """The failing twin: a guest that boots (Debian's kernel + a busybox initramfs, tests/lab/bootable.py) and
+    mounts the share. QEMU then holds a migration blocker, and the real migration fails with its text."""
+    boot = ensure_boot_files()  # built once per machine (apt-get download), a LabError if it cannot be
+    a, b = hosts(lab)
+    share = "/var/lib/libvirt/sto-9p-mounted"
+    console = "/var/lib/libvirt/sto-9p-mounted.console.log"  # /var/lib/libvirt is each host's own
+    with files_removed(lab, share, console):
+        for h in (a, b):
+            h.run(["mkdir", "-p", share], check=True)
+        xml = lab.guest_xml("sto-9p-mounted", memory_mib=256, os_xml=boot.os_xml(mount_tag="share"),
+                            serial_xml=console_xml(console), extra_devices=ninep(share), kvm=BOOT_KVM)
+        with guest(lab, a, "sto-9p-mounted", xml, paused=False):
+            wait_for_console(a, console, f"{MOUNTED} share", timeout=BOOT_TIMEOUT)
+            out = pair(lab, a, b, "sto-9p-mounted", ["--live"], expect="risky", expect_rule="devices.9p-share",
+                       expect_error=f"Migration is disabled when VirtFS export path '{share}' is mounted in the "
+                                    "guest using mount_tag 'share'")
+            assert_still_on_source(a, b, "sto-9p-mounted", out.migrate_error)
 
 
 def test_9p_share_dir_on_the_source_only_is_blocked_and_fails(lab):

@@ -33,6 +33,8 @@ LAB_ERRORS = [
     ("cannot migrate domain with 1 snapshots", "devices.snapshots"),
     ("migration with transient disk is not supported", "devices.transient-disk"),
     ("failed to open '/srv/share': No such file or directory", "devices.filesystem-source-missing"),
+    ("Requested operation is not valid: cannot migrate domain: Migration is disabled when VirtFS export path "
+     "'/var/lib/libvirt/sto-9p-mounted' is mounted in the guest using mount_tag 'share'", "devices.9p-share"),
     ("cannot migrate domain: The vmdk format used by node 'libvirt-1-format' does not support live migration",
      "devices.image-format"),
     ("Unable to access credentials /etc/pki/qemu/ca-cert.pem: No such file or directory", "flags.tls-certificates"),
