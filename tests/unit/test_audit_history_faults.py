@@ -3,6 +3,7 @@ a full disk. Real processes, a real SQLite file, a real (small) tmpfs; nothing i
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing as mp
 import os
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_audit_reports import _run
+from migcheck.audit.cli import AuditOptions, run_audit
+from tests.unit.test_audit_reports import _inventory, _run
 from tests.unit.fleetgen import small_fleet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,10 +41,13 @@ def _consistent(db_path: Path) -> list[tuple[int, int]]:
         db.close()
 
 
-def _audit_in_child(tmp: str, seed: int, barrier, out) -> None:
+def _audit_in_child(tmp: str, inventory: str, seed: int, barrier, out) -> None:
+    fleet = small_fleet(seed=seed)
+    opts = AuditOptions(inventory=inventory, flags=["--live"], db=str(Path(tmp) / "audit.sqlite"), progress=False)
+    text, err = io.StringIO(), io.StringIO()
     barrier.wait()
-    code, text, err = _run(Path(tmp), small_fleet(seed=seed))
-    out.put(("first run" in text, "CHANGES since" in text, err))
+    run_audit(opts, text, err, probe=lambda inv, options, jobs, progress, audited: fleet.hosts)
+    out.put(("first run" in text.getvalue(), "CHANGES since" in text.getvalue(), err.getvalue()))
 
 
 def test_two_audits_at_once_record_one_after_the_other(tmp_path) -> None:
@@ -52,7 +57,8 @@ def test_two_audits_at_once_record_one_after_the_other(tmp_path) -> None:
         d = tmp_path / f"a{attempt}"
         d.mkdir()
         barrier, out = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_audit_in_child, args=(str(d), 5, barrier, out)) for _ in range(2)]
+        inventory = _inventory(d, small_fleet(seed=5))  # one inventory file, written before both start
+        procs = [ctx.Process(target=_audit_in_child, args=(str(d), inventory, 5, barrier, out)) for _ in range(2)]
         for p in procs:
             p.start()
         results = [out.get(timeout=120) for _ in procs]
