@@ -59,17 +59,21 @@ def target_hostname_localhost(ctx: CheckContext):
     if ctx.flags.migrateuri or ctx.flags.offline or ctx.flags.tunnelled:
         raise NotApplicable
     name = ctx.need(ctx.target.hostname, "hostname", ctx.target)
-    if not name.startswith("localhost"):
-        return []
     conf = ctx.target.raw.files.get(QEMU_CONF)
-    if conf and parse_conf_value(conf, "migration_host"):
-        return []
+    migration_host = parse_conf_value(conf, "migration_host") if conf else None
+    evidence = [f"{ctx.target.spec}: virConnectGetHostname = {name}"]
+    if migration_host:
+        # libvirt takes migration_host instead of the hostname, and refuses it the same way
+        if not migration_host.startswith("localhost"):
+            return []
+        name = migration_host
+        evidence.append(f'{ctx.target.spec}: {QEMU_CONF}: migration_host = "{migration_host}"')
     return [Hit(
         message=f"the target's hostname is '{name}': libvirt fails with 'hostname on destination resolved to "
                 "localhost, but migration requires an FQDN'",
-        evidence=[f"{ctx.target.spec}: virConnectGetHostname = {name}"],
+        evidence=evidence,
         fix="give the target a real hostname that the source resolves, or pass --migrateuri tcp://ADDRESS",
-    )]
+    )] if name.startswith("localhost") else []
 
 
 @check("platform.guest-not-running", Severity.BLOCK, "a live migration of a guest that is not running",
