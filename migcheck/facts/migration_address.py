@@ -166,7 +166,7 @@ def own_addresses(files: dict[str, str]) -> set[str] | None:
 
     if "/proc/net/fib_trie" not in files:
         return None
-    out = set(local_ipv4_addresses(files["/proc/net/fib_trie"]))
+    out = set(local_ipv4_addresses(files["/proc/net/fib_trie"])) | {"127.0.0.1"}  # lo, as paths.chardev-tcp-bind
     for line in files.get("/proc/net/if_inet6", "").splitlines():
         words = line.split()
         if words and len(words[0]) == 32:

@@ -212,5 +212,13 @@ def test_parse_getent_ahosts():
 
 
 def test_own_addresses_reads_both_tables():
-    assert own_addresses(host_files() | {"/proc/net/if_inet6": IF_INET6}) == {"10.0.0.2", "fd00::2"}
+    assert own_addresses(host_files() | {"/proc/net/if_inet6": IF_INET6}) == {"10.0.0.2", "fd00::2", "127.0.0.1"}
     assert own_addresses({}) is None
+
+
+def test_listen_address_not_on_the_target_names_the_bind_failure():
+    r = run(src(), dst(), "--live --listen-address 10.0.0.99")
+    f = next(f for f in r.findings if f.rule == LISTEN)
+    assert "Cannot assign requested address" in f.message and "10.0.0.2" in " ".join(f.evidence)
+    r = run(src(), dst(), "--live --listen-address 127.0.0.1")
+    assert "Connection refused" in next(f.message for f in r.findings if f.rule == LISTEN)
