@@ -145,7 +145,7 @@ def _incoming(ctx: CheckContext):
     from migcheck.facts.migration_address import incoming_address
 
     conf = None if ctx.flags.migrateuri else _target_conf(ctx)
-    hostname = None if ctx.flags.migrateuri or "migration_host" in (conf or "") else ctx.target.hostname
+    hostname = None if ctx.flags.migrateuri else ctx.target.hostname
     try:
         addr = incoming_address(hostname, conf, ctx.flags.migrateuri)
     except LookupError:

@@ -49,6 +49,14 @@ def test_resolvable_hostname_of_the_target_is_ok():
     assert ADDR not in rules_of(r) and LISTEN not in rules_of(r)
 
 
+def test_commented_out_qemu_conf_keys_are_not_settings():
+    """Debian's qemu.conf names every key in comments ('#migration_host = ...'): none of them is set."""
+    conf = '#migration_host = "host.example.com"\n#migration_address = "0.0.0.0"\n'
+    r = run(src(), dst(conf=conf))
+    assert not rules_of(r) & {ADDR, LISTEN, LOCAL}, r.findings
+    assert severity(run(src({"dst.example": None}), dst(conf=conf)), ADDR) == Severity.BLOCK
+
+
 def test_hostname_the_source_cannot_resolve_blocks():
     r = run(src({"dst-nodns": None}), dst("dst-nodns"))
     f = next(f for f in r.findings if f.rule == ADDR)
