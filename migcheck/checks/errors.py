@@ -56,7 +56,8 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"failed to open '.*': No such file", "devices.filesystem-source-missing"),
     (r"Failed to bind socket: Cannot assign requested address|Failed to find an available port|"
      r"no network with matching name", "paths.graphics-listen"),
-    (r"Failed to bind socket: Cannot assign requested address", "network.migration-listen-address"),
+    (r"Failed to bind socket: Cannot assign requested address|"
+     r"unable to connect to server at '[^']*:\d+': Connection refused", "network.migration-listen-address"),
     (r"Failed to bind socket|Address already in use", "paths.chardev-tcp-bind"),
     (r"already exists with uuid|is already active|already defined with uuid", "platform.name-collision"),
 ]]
