@@ -172,7 +172,7 @@ def _source_addresses(ctx: CheckContext, name: str):
 
 
 @check("network.migration-address", Severity.BLOCK,
-       "the source cannot resolve or reach the address the migration stream goes to")
+       "the source cannot resolve or reach the address the migration stream goes to", proven_by_lab=True)
 def migration_address(ctx: CheckContext):
     """The target's libvirt names the address (--migrateuri, else qemu.conf migration_host, else its own
     hostname); the source resolves it with its own resolver and connects there. A name the source cannot
@@ -220,7 +220,8 @@ def migration_address(ctx: CheckContext):
 
 
 @check("network.migration-listen-address", Severity.BLOCK,
-       "the target's QEMU is told to listen on an address it does not have (--listen-address, migration_address)")
+       "the target's QEMU is told to listen on an address it does not have (--listen-address, migration_address)",
+       proven_by_lab=True)
 def migration_listen_address(ctx: CheckContext):
     """The incoming QEMU binds --listen-address, else the target's qemu.conf migration_address, else every
     address. One the target does not have fails its QEMU: "Failed to bind socket: Cannot assign requested

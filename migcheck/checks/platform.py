@@ -49,11 +49,14 @@ def same_host(ctx: CheckContext):
 
 
 @check("platform.target-hostname-localhost", Severity.BLOCK,
-       "the target's hostname resolves to localhost")
+       "the target's hostname resolves to localhost", proven_by_lab=True)
 def target_hostname_localhost(ctx: CheckContext):
     """Without --migrateuri libvirt builds the incoming URI from the target's hostname (qemuMigrationDstPrepare:
     a hostname starting with 'localhost' is refused), unless the target's qemu.conf sets migration_host.
-    Tunnelled migration carries the data over the libvirt connection and needs no incoming URI."""
+    Tunnelled migration carries the data over the libvirt connection and needs no incoming URI.
+    Proven in the lab (libvirt 9.0): a target whose hostname is 'localhost.lab' fails with "internal error:
+    hostname on destination resolved to localhost, but migration requires an FQDN"; with --migrateuri
+    tcp://ADDRESS it migrates."""
     from migcheck.facts.procfs import parse_conf_value
 
     if ctx.flags.migrateuri or ctx.flags.offline or ctx.flags.tunnelled:

@@ -15,6 +15,8 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | target's hostname in no hosts file (adr-b-nodns) | --live | blocked | Unable to resolve address 'adr-b-nodns' service '49152': Temporary failure in name resolution |
 | the same, --migrateuri with the target's address | --live --migrateuri tcp://IP | ok | migrates |
 | the same, --migrateuri with that name | --live --migrateuri tcp://adr-b-nodns:49160 | blocked | Unable to resolve address 'adr-b-nodns' service '49160': ... |
+| target's hostname localhost.lab | --live | blocked | internal error: hostname on destination resolved to localhost, but migration requires an FQDN |
+| the same, --migrateuri with the target's address | --live --migrateuri tcp://IP | ok | migrates |
 | the source maps the target's name to NOWHERE | --live | blocked | unable to connect to server at 'adr-b:49152': No route to host |
 | the source maps the target's name to 127.0.1.1 | --live | blocked | unable to connect to server at 'adr-b:49152': Connection refused |
 | --migrateuri with NOWHERE | --live --migrateuri tcp://NOWHERE | blocked | unable to connect to server at 'NOWHERE:49152': No route to host |
@@ -120,6 +122,15 @@ def test_target_hostname_the_source_cannot_resolve(lab):
         _pair(lab, "adr-nodns-uri-ip", ["--live", "--migrateuri", f"tcp://{b.ip}"], expect="ok")
         _pair(lab, "adr-nodns-uri-name", ["--live", "--migrateuri", f"tcp://{NODNS}:49160"], expect="blocked",
               expect_rule=ADDR, expect_error=UNRESOLVABLE.format(name=NODNS, port=49160))
+
+
+def test_target_hostname_localhost(lab):
+    """libvirt refuses a hostname starting with 'localhost' in Prepare; --migrateuri avoids the hostname."""
+    _, b = lab.hosts
+    with hostname(b, "localhost.lab"):
+        _pair(lab, "adr-localhost", ["--live"], expect="blocked", expect_rule=LOCAL,
+              expect_error="hostname on destination resolved to localhost, but migration requires an FQDN")
+        _pair(lab, "adr-localhost-uri", ["--live", "--migrateuri", f"tcp://{b.ip}"], expect="ok")
 
 
 def test_target_hostname_resolving_elsewhere_on_the_source(lab):
