@@ -119,6 +119,10 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
         src, dst = parse_host(source), parse_host(target)
     except HostSpecError as exc:
         raise _fail(str(exc), ExitCode.USAGE)
+    import dataclasses
+
+    options = dataclasses.replace(options, migrateuri=flags.migrateuri,
+                                  resolve_target=not (flags.offline or flags.tunnelled))
     pending = start_probe_pair(src, dst, vm, options)
     _import_evaluation()  # while both hosts' handshakes run
     from migcheck.engine import evaluate, unknown_report

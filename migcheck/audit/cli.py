@@ -82,7 +82,8 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
         return g.raw is None or plan.guest_flags(g) is not None
 
     options = ProbeOptions(timeout=opts.timeout, connect_timeout=min(opts.timeout, 10.0), use_ssh=opts.use_ssh,
-                           ssh_config=opts.ssh_config)
+                           ssh_config=opts.ssh_config, migrateuri=flags.migrateuri,
+                           resolve_target=not (flags.offline or flags.tunnelled))
     hosts = (probe or probe_fleet)(inv, options, opts.jobs, progress, audited)
     for name, h in hosts.items():
         if h.error:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from migcheck.facts.models import Domain
 from migcheck.probe.gather import TCP_FILES, needs_tcp_listeners, needs_usb_devices
-from migcheck.probe.raw import CpuCompareAnswer, PathStat, RawDomain, RawHost, cpu_key, domcaps_key
+from migcheck.probe.raw import CpuCompareAnswer, NameAnswer, PathStat, RawDomain, RawHost, cpu_key, domcaps_key
 
 INACTIVE_STATES = (0, 5, 6)  # no state, shut off, crashed: no QEMU process
 
@@ -95,6 +95,9 @@ class HostProbe:
     cpu: dict[tuple[str, str, str], Answer] = field(default_factory=dict)  # by (arch, virt type, CPU XML)
     paths: dict[str, Answer] = field(default_factory=dict)  # by path
     images: dict[str, Answer] = field(default_factory=dict)  # disk image path -> its header (gather_image_headers)
+    # as a source: how it resolves its candidate targets' migration names (gather_resolution); None: not asked
+    resolved: dict[str, NameAnswer] | None = None
+    e_resolve: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # could not be probed at all: no guests, and unknown as a target
     target_error: str | None = None  # could not answer the questions of its group's guests
     seconds: float = 0.0
@@ -129,8 +132,9 @@ def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
         qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
         domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
         cpu_compare=cpu, domain=guest.raw, files=_host_files(b.files, tcp=False), paths=paths, image_headers=images,
+        resolved=host.resolved,
         errors=_merged(host.e_host, guest.errors, dc.errors if dc else {}, cpu_errors,
-                       _host_files(host.e_files, tcp=False, usb=False), path_errors, image_errors),
+                       _host_files(host.e_files, tcp=False, usb=False), path_errors, image_errors, host.e_resolve),
     )
 
 

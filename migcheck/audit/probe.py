@@ -24,6 +24,7 @@ from migcheck.audit.inventory import Inventory
 from migcheck.connectors.hostspec import HostTarget, parse_host, redact
 from migcheck.connectors.libvirt_conn import one_line
 from migcheck.facts.domain_xml import parse_domain_xml
+from migcheck.facts.migration_address import names_to_resolve
 from migcheck.probe import gather
 from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
 from migcheck.probe.raw import RawHost
@@ -260,7 +261,7 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
 
 def _scrub(host: HostProbe, target: HostTarget) -> None:
     s = target.scrub
-    for d in (host.e_host, host.e_peers, host.e_files, host.e_objects):
+    for d in (host.e_host, host.e_peers, host.e_files, host.e_objects, host.e_resolve):
         for k in d:
             d[k] = s(d[k])
     for g in host.guests.values():
@@ -330,7 +331,18 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
         sources = [hosts[s] for s in sources_of[name] if hosts[s].ok]
         q = questions_for((g for src in sources for g in src.guests.values() if audited(g)),
                           host.base.files.get(QEMU_CONF))
-        return answer_as_target(sessions[name], host, q, task)
+        out = answer_as_target(sessions[name], host, q, task)
+        if options.resolve_target:  # this host as a source: the names of its candidate targets, once each
+            task.stage = "resolving the candidate targets' migration addresses"
+            names: list[str] = []
+            for t_name in inv.candidates(name):
+                th = hosts[t_name]
+                if th.ok:
+                    names += names_to_resolve(th.base.hostname, th.base.files.get(QEMU_CONF), options.migrateuri)
+            raw = _stage_raw(targets[name])
+            gather.gather_resolution(sessions[name], raw, list(dict.fromkeys(names)))
+            out["resolved"], out["e_resolve"] = raw.resolved, raw.errors
+        return out
 
     tasks2 = [_Task(name, phase2) for name, h in hosts.items() if h.ok]
     run_bounded(tasks2, jobs, options.timeout, progress, "asking targets")
@@ -341,8 +353,11 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
             host.cpu.update(t.result["cpu"])
             host.paths.update(t.result["paths"])
             host.images.update(t.result["images"])
+            if "resolved" in t.result:
+                host.resolved, host.e_resolve = t.result["resolved"], t.result["e_resolve"]
         else:
             host.target_error = t.error or "probe failed"
+            host.e_resolve = {"resolve": host.target_error}
     for name in list(sessions):
         _close_later(sessions.pop(name))
     for name, host in hosts.items():

@@ -20,6 +20,8 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"does not support machine type|unsupported machine type", "platform.machine-type-unknown"),
     (r"Attempt to migrate guest to the same host", "platform.same-host"),
     (r"resolved to localhost", "platform.target-hostname-localhost"),
+    (r"Unable to resolve address '|address resolution failed for|unable to connect to server at '[^']*:\d+'|"
+     r"Failed to connect to '[^']*:\d+'", "network.migration-address"),
     (r"domain is not running", "platform.guest-not-running"),
     (r"cannot migrate domain with I/O error", "platform.paused-on-io-error"),
     (r"another migration job|cannot acquire state change lock", "state.job-active"),
@@ -54,6 +56,8 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"failed to open '.*': No such file", "devices.filesystem-source-missing"),
     (r"Failed to bind socket: Cannot assign requested address|Failed to find an available port|"
      r"no network with matching name", "paths.graphics-listen"),
+    (r"Failed to bind socket: Cannot assign requested address|"
+     r"unable to connect to server at '[^']*:\d+': Connection refused", "network.migration-listen-address"),
     (r"Failed to bind socket|Address already in use", "paths.chardev-tcp-bind"),
     (r"already exists with uuid|is already active|already defined with uuid", "platform.name-collision"),
 ]]

@@ -116,3 +116,159 @@ def nwfilter_missing(ctx: CheckContext):
                           f"{ctx.target.spec}: {len(filters)} filter(s) defined"],
                 fix=f"copy the filter: virsh nwfilter-dumpxml {i.filterref} on the source, nwfilter-define on the target")
             for i in ifaces if i.filterref not in filters]
+
+
+# ------------------------------------------------------------------ the address the source connects to
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+
+
+def _native(ctx: CheckContext) -> None:
+    """Only a native migration sends QEMU's stream over a connection of its own (see facts/migration_address)."""
+    if ctx.flags.offline or ctx.flags.tunnelled:
+        raise NotApplicable  # offline moves only the XML; tunnelled carries the stream over libvirt's connection
+
+
+def _target_conf(ctx: CheckContext) -> str | None:
+    """The target's qemu.conf text ('' when it has none); FactMissing when it could not be read."""
+    from migcheck.checks.registry import FactMissing
+
+    t = ctx.target
+    if "host_files" in t.errors or f"file:{QEMU_CONF}" in t.errors:
+        raise FactMissing(f"{QEMU_CONF} of {t.spec}: "
+                          + (t.errors.get("host_files") or t.errors.get(f"file:{QEMU_CONF}", "")))
+    return t.raw.files.get(QEMU_CONF, "")
+
+
+def _incoming(ctx: CheckContext):
+    """The address the source will connect to, or a Hit when libvirt refuses the --migrateuri itself."""
+    from migcheck.facts.migration_address import incoming_address
+
+    conf = None if ctx.flags.migrateuri else _target_conf(ctx)
+    hostname = None if ctx.flags.migrateuri else ctx.target.hostname
+    try:
+        addr = incoming_address(hostname, conf, ctx.flags.migrateuri)
+    except LookupError:
+        raise NotApplicable from None  # unix:// and other schemes without a host
+    except ValueError as exc:
+        return Hit(message=f"libvirt refuses this --migrateuri: '{exc}'", evidence=[f"--migrateuri {ctx.flags.migrateuri}"],
+                   fix="write it as tcp://HOST:PORT (an IPv6 address in brackets), HOST an address of the target")
+    if addr is None:
+        ctx.need(None, "hostname", ctx.target)
+    return addr
+
+
+def _source_addresses(ctx: CheckContext, name: str):
+    """The source resolver's answer for name (FactMissing when it was not asked or could not answer)."""
+    from migcheck.checks.registry import FactMissing
+
+    s = ctx.source
+    resolved = s.raw.resolved
+    why = s.errors.get(f"resolve:{name}") or s.errors.get("resolve")
+    if why or resolved is None or name not in resolved:
+        raise FactMissing(f"how {s.spec} resolves '{name}': "
+                          + (why or "not asked (a probe saved by an older migcheck, or the audit)"))
+    return resolved[name]
+
+
+@check("network.migration-address", Severity.BLOCK,
+       "the source cannot resolve or reach the address the migration stream goes to", proven_by_lab=True)
+def migration_address(ctx: CheckContext):
+    """The target's libvirt names the address (--migrateuri, else qemu.conf migration_host, else its own
+    hostname); the source resolves it with its own resolver and connects there. A name the source cannot
+    resolve, one that resolves to loopback or to addresses the target does not have, and an address literal
+    that is not the target's all fail the migration after the target has started its QEMU."""
+    from migcheck.facts.migration_address import is_address, is_loopback, normalized, own_addresses
+
+    _native(ctx)
+    addr = _incoming(ctx)
+    if isinstance(addr, Hit):
+        return [addr]
+    if addr.host.startswith("localhost") and not ctx.flags.migrateuri:
+        return []  # the target's libvirt refuses first: platform.target-hostname-localhost
+    own = own_addresses(ctx.target.raw.files)
+    where = f"{addr.host}:{addr.port}" if addr.port else f"{addr.host}:PORT"
+    evidence = [f"the source connects to {where}, from {addr.origin}"]
+    fix_name = ("pass --migrateuri tcp://ADDRESS with an address of the target, set migration_host in the target's "
+                "qemu.conf to a name or address the source resolves to the target, or make the source resolve the "
+                "name (DNS, /etc/hosts)")
+    if is_address(addr.host):
+        resolved = [normalized(addr.host)]
+    else:
+        answer = _source_addresses(ctx, addr.host)
+        if not answer.found or not answer.addresses:
+            return [Hit(message=f"the source cannot resolve '{addr.host}', the name the migration stream goes to: "
+                                f"libvirt fails with \"Unable to resolve address '{addr.host}' service '...': Name or "
+                                "service not known\" (or \"Temporary failure in name resolution\")",
+                        evidence=evidence + [f"{ctx.source.spec}: getent ahosts {addr.host}: not found"], fix=fix_name)]
+        resolved = [normalized(a) for a in answer.addresses]
+        evidence.append(f"{ctx.source.spec}: getent ahosts {addr.host}: {', '.join(resolved)}")
+    if all(is_loopback(a) for a in resolved):
+        return [Hit(message=f"'{addr.host}' is a loopback address on the source: the source's QEMU would connect to "
+                            "the source itself, and the migration fails (\"Connection refused\")",
+                    evidence=evidence, fix=fix_name)]
+    if own is None:
+        ctx.need(None, "file:/proc/net/fib_trie", ctx.target)
+    if not any(a in own for a in resolved):
+        return [Hit(message=f"{', '.join(resolved)} is not an address of the target: the migration stream would go "
+                            "to another machine, or nowhere (\"Connection refused\", \"No route to host\", or a "
+                            "timeout)",
+                    evidence=evidence + [f"{ctx.target.spec}: addresses " + ", ".join(sorted(own))],
+                    fix=fix_name + "; behind NAT, where the target does not own the address it is reached by, this "
+                                   "finding is wrong: pass --migrateuri with that address")]
+    return []
+
+
+@check("network.migration-listen-address", Severity.BLOCK,
+       "the target's QEMU is told to listen on an address it does not have (--listen-address, migration_address)",
+       proven_by_lab=True)
+def migration_listen_address(ctx: CheckContext):
+    """The incoming QEMU binds --listen-address, else the target's qemu.conf migration_address, else every
+    address. One the target does not have fails its QEMU: "Failed to bind socket: Cannot assign requested
+    address"; one that is not where the source connects leaves the source "Connection refused"."""
+    from migcheck.facts.migration_address import (conf_value, incoming_address, is_address, is_wildcard, normalized,
+                                                  own_addresses)
+
+    _native(ctx)
+    conf = _target_conf(ctx)
+    if ctx.flags.listen_address:
+        listen, origin = ctx.flags.listen_address, f"--listen-address {ctx.flags.listen_address}"
+    else:
+        listen = conf_value(conf, "migration_address")
+        origin = f'the target\'s qemu.conf migration_address = "{listen}"'
+    if not listen or is_wildcard(listen):
+        raise NotApplicable
+    bare = listen[1:-1] if listen.startswith("[") and listen.endswith("]") else listen
+    if not is_address(bare):
+        return [Hit(message=f"the target's QEMU listens on '{listen}', a name the target resolves itself: not judged",
+                    evidence=[origin], fix="give an address of the target, or 0.0.0.0", severity=Severity.UNKNOWN)]
+    own = own_addresses(ctx.target.raw.files)
+    if own is None:
+        ctx.need(None, "file:/proc/net/fib_trie", ctx.target)
+    listen_n = normalized(bare)
+    if listen_n not in own:
+        return [Hit(message=f"the target does not have the address {listen}: its QEMU fails with 'Failed to bind "
+                            "socket: Cannot assign requested address'",
+                    evidence=[origin, f"{ctx.target.spec}: addresses " + ", ".join(sorted(own))],
+                    fix="give --listen-address an address of the target (or 0.0.0.0), or fix migration_address in "
+                        "the target's qemu.conf")]
+    # bound to one address: the source must connect to exactly that one
+    try:
+        addr = incoming_address(ctx.target.hostname, conf, ctx.flags.migrateuri)
+    except (ValueError, LookupError):
+        return []  # reported by network.migration-address
+    if addr is None:
+        return []
+    if is_address(addr.host):
+        targets = {normalized(addr.host)}
+    else:
+        answer = (ctx.source.raw.resolved or {}).get(addr.host)
+        if answer is None or not answer.addresses:
+            return []  # not known, or unresolvable: network.migration-address says so
+        targets = {normalized(a) for a in answer.addresses}
+    if listen_n in targets:
+        return []
+    return [Hit(message=f"the target's QEMU listens on {listen} only, but the source connects to "
+                        f"{', '.join(sorted(targets))} ('{addr.host}'): \"Connection refused\"",
+                evidence=[origin, f"the source connects to {addr.host}, from {addr.origin}"],
+                fix=f"pass --migrateuri tcp://{listen} as well, or listen on 0.0.0.0")]

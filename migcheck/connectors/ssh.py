@@ -219,6 +219,45 @@ class SshConnection:
                                "enable 'Subsystem sftp' in sshd_config") from None
         return self._files
 
+    def run(self, argv: list[str], timeout: float, limit: int = 64 * 1024) -> tuple[int, str]:
+        """Run one read-only command on the host: (exit status, stdout, at most ``limit`` bytes).
+
+        SSH carries a command line, which the remote login shell splits: every word is quoted
+        here, so no name reaches that shell as anything but one argument. The caller passes
+        argv of fixed programs and validated names only; the whole run is bounded by ``timeout``.
+        """
+        import shlex
+        import time
+
+        if self.client is None:
+            raise SshError(f"{self.target.host}: not connected")
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise SshError(f"{self.target.host}: the SSH connection is closed")
+        chan = transport.open_session(timeout=timeout)
+        try:
+            chan.settimeout(timeout)
+            chan.exec_command(" ".join(shlex.quote(a) for a in argv))
+            chan.shutdown_write()
+            end = time.monotonic() + timeout
+            out = b""
+            while len(out) <= limit:
+                chunk = chan.recv(32768)
+                if not chunk:
+                    break
+                out += chunk
+                if time.monotonic() > end:
+                    raise SshError(f"{self.target.host}: {argv[0]} gave no complete answer within {timeout:g}s")
+            if len(out) > limit:
+                raise SshError(f"{self.target.host}: {argv[0]} printed more than {limit} bytes")
+            if not chan.status_event.wait(max(0.0, end - time.monotonic())):
+                raise SshError(f"{self.target.host}: {argv[0]} did not exit within {timeout:g}s")
+            return chan.recv_exit_status(), out.decode("utf-8", "replace")
+        except socket.timeout:
+            raise SshError(f"{self.target.host}: {argv[0]} gave no answer within {timeout:g}s") from None
+        finally:
+            chan.close()
+
     def close(self) -> None:
         try:
             if self._files is not None:

@@ -25,6 +25,7 @@ from migcheck.facts.qemu_cmdline import MAX_CMDLINE_BYTES, decode_proc_cmdline
 from migcheck.facts.procfs import CPUINFO, HUGEPAGE_FILES
 from migcheck.probe.raw import (
     CpuCompareAnswer,
+    NameAnswer,
     NetworkInfo,
     PeerDomain,
     PoolInfo,
@@ -541,6 +542,52 @@ def source_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
 
     paths = [d.source for d in dom.disks if d.source and d.type in ("file", "block")] + tls_paths(qemu_conf, "source")
     return list(dict.fromkeys(p for p in paths if p.startswith("/")))
+
+
+RESOLVE_TIMEOUT = 10.0  # seconds for one getent on a host (a resolver's own timeouts stay below: 5 s x 2)
+
+
+def gather_resolution(session: HostSession, raw: RawHost, names: list[str]) -> None:
+    """Ask the host's own resolver about each name (``getent ahosts NAME`` over SSH, argv quoted).
+
+    getent goes through the host's nsswitch.conf (files, DNS, ...), as libvirt's and QEMU's
+    getaddrinfo do. A name that is not a plain host name is not sent: recorded as an error.
+    """
+    import socket
+
+    from migcheck.facts.migration_address import parse_getent_ahosts, valid_host_name
+
+    raw.resolved = {}
+    for name in names:
+        if not valid_host_name(name):
+            raw.errors[f"resolve:{name}"] = "not a plain host name: not handed to the host's resolver"
+            continue
+        if session.target.local:
+            try:
+                infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+                addrs = list(dict.fromkeys(i[4][0] for i in infos))
+                raw.resolved[name] = NameAnswer(name=name, addresses=addrs, found=True)
+            except socket.gaierror as exc:
+                if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
+                    raw.resolved[name] = NameAnswer(name=name)
+                else:
+                    raw.errors[f"resolve:{name}"] = f"getaddrinfo: {exc.strerror}"
+            continue
+        ssh = session.ssh
+        if ssh is None:
+            raw.errors[f"resolve:{name}"] = session.ssh_error or "no SSH access to the host"
+            continue
+        try:
+            status, out = ssh.run(["getent", "ahosts", "--", name], timeout=RESOLVE_TIMEOUT)
+        except (SshError, OSError) as exc:
+            raw.errors[f"resolve:{name}"] = f"getent ahosts: {exc}"
+            continue
+        if status == 0:
+            raw.resolved[name] = NameAnswer(name=name, addresses=parse_getent_ahosts(out), found=True)
+        elif status == 2:  # getent: the key was not found (also when the DNS server did not answer)
+            raw.resolved[name] = NameAnswer(name=name)
+        else:
+            raw.errors[f"resolve:{name}"] = f"getent ahosts exited {status} (no getent on the host?)"
 
 
 def probe_host(target: HostTarget, vm: str | None, options: ProbeOptions) -> RawHost:

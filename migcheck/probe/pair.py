@@ -51,6 +51,8 @@ class PendingPair:
         self._source_done = threading.Event()  # the guest's XML is known (or the source failed)
         self._source_cpu_ready = threading.Event()  # the source's domain capabilities too
         self._src_domain: list[Domain] = []
+        self._target_named = threading.Event()  # the target's hostname and qemu.conf are known (or it failed)
+        self._dst_raw: list[RawHost] = []
         self._sessions: list[HostSession] = []
         self._workers = [(HostWorker(self._work_source, "source"), source),
                          (HostWorker(self._work_target, "target"), target)]
@@ -85,22 +87,45 @@ class PendingPair:
             g.gather_host_files(s, raw)
             g.gather_paths(s, raw, g.source_paths_of(dom, raw.files.get(g.QEMU_CONF)))
             g.gather_image_headers(s, raw, dom)
+            if self.options.resolve_target:
+                stage("waiting for the target's hostname")
+                self._target_named.wait(self.options.timeout)
+                stage("resolving the target's migration address here")
+                self._resolve_target(g, s, raw)
             stage("done")
             return raw
         finally:
             self._source_done.set()
             self._source_cpu_ready.set()
 
+    def _resolve_target(self, g, s: HostSession, raw: RawHost) -> None:
+        """The source's resolver on the name its QEMU will connect to (checks: network.migration-address)."""
+        from migcheck.facts.migration_address import names_to_resolve
+
+        dst = self._dst_raw[0] if self._dst_raw else None
+        if dst is None or (dst.hostname is None and "hostname" in dst.errors):
+            raw.errors["resolve"] = "the target's hostname is not known"
+            return
+        g.gather_resolution(s, raw, names_to_resolve(dst.hostname, dst.files.get(g.QEMU_CONF), self.options.migrateuri))
+
     def _work_target(self) -> RawHost:
-        s = self._open(self.target)
+        try:
+            s = self._open(self.target)
+        except BaseException:
+            self._target_named.set()
+            raise
         stage("waiting for the fact models to be imported")
         from migcheck.probe import gather as g
 
         raw = g.RawHost(spec=self.target.spec, uri=redact(self.target.uri))
+        self._dst_raw.append(raw)
         stage("gathering host facts")
-        g.gather_host(s, raw)
-        g.gather_peers(s, raw)
-        g.gather_host_files(s, raw)
+        try:
+            g.gather_host(s, raw)
+            g.gather_peers(s, raw)
+            g.gather_host_files(s, raw)
+        finally:
+            self._target_named.set()
         g.gather_target_objects(s, raw)
         stage("waiting for the source's answers")
         self._source_done.wait(self.options.timeout)

@@ -90,6 +90,14 @@ class SecretInfo(BaseModel):
     usage_id: str | None = None
 
 
+class NameAnswer(BaseModel):
+    """What a host's own resolver says about one name (``getent ahosts NAME`` run there)."""
+
+    name: str
+    addresses: list[str] = Field(default_factory=list)  # in the resolver's order, each once
+    found: bool = False  # False with no error: the resolver says the name does not exist (getent exit 2)
+
+
 class RawHost(BaseModel):
     spec: str  # the host argument as the user gave it
     uri: str
@@ -110,6 +118,10 @@ class RawHost(BaseModel):
     pools: list[PoolInfo] | None = None
     free_memory: int | None = None  # bytes, virNodeGetFreeMemory
     usb_devices: list[UsbDevice] | None = None  # read on a target only for a guest with USB host devices
+    # On a source: the names the source's QEMU/libvirt will connect to for the migration (the target's
+    # hostname, its qemu.conf migration_host, the --migrateuri host), as the source resolves them.
+    # None: not asked (a probe saved before this fact existed, or the audit).
+    resolved: dict[str, NameAnswer] | None = None
     errors: dict[str, str] = Field(default_factory=dict)  # fact -> why it could not be gathered
 
 

@@ -45,6 +45,10 @@ class ProbeOptions:
     use_ssh: bool = True
     ssh_config: str | None = None
     qmp: bool = False  # ask the running QEMU (query-migrate); taints the guest "custom-monitor"
+    # The migration's --migrateuri, --tunnelled and --offline: the source is asked to resolve the name its
+    # QEMU will connect to (the --migrateuri host, or the target's migration_host or hostname)
+    migrateuri: str | None = None
+    resolve_target: bool = True
     # libvirt over migcheck's own SSH connection (connectors/tunnel.py); MIGCHECK_NO_TUNNEL=1 for A/B benchmarks
     tunnel: bool = field(default_factory=lambda: os.environ.get("MIGCHECK_NO_TUNNEL") != "1")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from migcheck.engine import evaluate
 from migcheck.flags import parse_flags
-from migcheck.probe.raw import RawDomain, RawHost
+from migcheck.probe.raw import NameAnswer, RawDomain, RawHost
 
 from tests.corpus.libvirt_corpus import CORPUS  # ../shared/corpus/libvirt beside the checkout
 
@@ -77,6 +77,8 @@ def source(xml: str, cmdline: list[str] | None = None, state: int = 1, reason: i
     raw.domain = RawDomain(name=d.name, uuid=d.uuid, state=state, state_reason=reason, persistent=True,
                            live_xml=xml, inactive_xml=xml, cmdline=cmdline, **({"snapshot_count": 0, "job_type": 0} | dom))
     raw.files = host_files()
+    # the source resolves the target's hostname (target() below) to the target's address (FIB_TRIE)
+    raw.resolved = {"dst.example": NameAnswer(name="dst.example", addresses=["10.0.0.2"], found=True)}
     return raw
 
 

@@ -62,6 +62,15 @@ LAB_ERRORS = [
     ("operation failed: domain 'x' already exists with uuid 1", "platform.name-collision"),
     ("Timed out during operation: cannot acquire state change lock (held by monitor=remoteDispatchDomainSuspend)",
      "state.job-active"),
+    # tests/lab/test_catalogue_migration_address.py
+    ("Unable to resolve address 'adr-b-nodns' service '49152': Temporary failure in name resolution",
+     "network.migration-address"),
+    ("unable to connect to server at 'adr-b:49152': No route to host", "network.migration-address"),
+    ("unable to connect to server at '10.251.77.190:49152': No route to host", "network.migration-address"),
+    ("unable to connect to server at 'adr-b:49152': Connection refused", "network.migration-address"),
+    ("unable to connect to server at 'adr-b:49152': Connection refused", "network.migration-listen-address"),
+    ("internal error: unable to execute QEMU command 'migrate-incoming': Failed to bind socket: Cannot assign "
+     "requested address", "network.migration-listen-address"),
 ]
 
 
