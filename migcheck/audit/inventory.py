@@ -485,10 +485,15 @@ def parse_inventory(text: str, path: str = "<inventory>", groups: list[str] | No
     return _from_ansible(model, path, "ansible-yaml", groups)
 
 
+MAX_INVENTORY_BYTES = 8 * 1024 * 1024  # 100000 hosts with their variables fit; YAML this size loads in ~20 s
+
+
 def load_inventory(path: str | Path, groups: list[str] | None = None) -> Inventory:
+    from migcheck.localfile import read_text
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_text(p, MAX_INVENTORY_BYTES)
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{p}: cannot read the inventory: {exc}") from None
     return parse_inventory(text, str(p), groups)

@@ -17,6 +17,8 @@ import sys
 import types
 from dataclasses import dataclass
 
+from migcheck.localfile import read_text
+
 
 class _DeferredModule(types.ModuleType):
     """Stands in for a module until one of its attributes is used, then imports it.
@@ -65,14 +67,16 @@ class SshError(Exception):
         self.unreachable = unreachable
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _expand_includes(path: str, depth: int = 0) -> str:
     """The config text with ``Include`` lines replaced by the files they name."""
     if depth > 8:
         return ""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
+        lines = read_text(path, MAX_CONFIG_BYTES, errors="replace").splitlines()
+    except OSError:  # as OpenSSH: an Include naming nothing readable adds nothing
         return ""
     out = []
     base = os.path.expanduser("~/.ssh")

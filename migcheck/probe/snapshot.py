@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from migcheck.localfile import read_text
 from migcheck.probe.raw import RawHost
 
 FORMAT = 1
 _REF = "@file:"
+MAX_FILE_BYTES = 64 * 1024 * 1024  # each file of a snapshot; its XML documents are refused past 16 MiB anyway
 
 
 class SnapshotError(Exception):
@@ -60,16 +62,21 @@ def _resolve(dir_: Path, value):
         name = value[len(_REF):]
         if "/" in name or name.startswith("."):
             raise SnapshotError(f"{dir_}: bad file reference {name!r}")
-        return (dir_ / name).read_text(encoding="utf-8")
+        try:
+            return read_text(dir_ / name, MAX_FILE_BYTES)
+        except OSError as exc:
+            raise SnapshotError(f"{dir_ / name}: cannot read it: {exc}") from None
     return value
 
 
 def load_host(dir_: Path) -> RawHost:
     try:
-        data = json.loads((dir_ / "raw.json").read_text())
+        data = json.loads(read_text(dir_ / "raw.json", MAX_FILE_BYTES))
     except FileNotFoundError:
         raise SnapshotError(f"{dir_}: no raw.json here; is this a directory written by 'migcheck probe --save'?") from None
-    except json.JSONDecodeError as exc:
+    except OSError as exc:
+        raise SnapshotError(f"{dir_}/raw.json: cannot read it: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise SnapshotError(f"{dir_}/raw.json: not valid JSON ({exc})") from None
     try:
         data["capabilities_xml"] = _resolve(dir_, data.get("capabilities_xml"))
@@ -103,10 +110,12 @@ def save_single(raw: RawHost, dir_: Path) -> None:
 
 def load_meta(dir_: Path) -> dict:
     try:
-        return json.loads((dir_ / "snapshot.json").read_text())
+        return json.loads(read_text(dir_ / "snapshot.json", MAX_FILE_BYTES))
     except FileNotFoundError:
         raise SnapshotError(f"{dir_}: no snapshot.json; not a migcheck snapshot") from None
-    except json.JSONDecodeError as exc:
+    except OSError as exc:
+        raise SnapshotError(f"{dir_}/snapshot.json: cannot read it: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise SnapshotError(f"{dir_}/snapshot.json: not valid JSON ({exc})") from None
 
 

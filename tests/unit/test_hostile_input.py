@@ -5,8 +5,11 @@ Every test here failed on the code before its fix (checked by reverting the fix 
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +19,17 @@ import pytest
 from tests.unit.factories import guest_xml, rules_of, run, source, target
 
 MIGCHECK = str(Path(sys.executable).with_name("migcheck"))
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "snapshots" / "invtsc-blocked"
+MEMORY_LIMIT = 4 << 30  # what the old code ran into (24 GB for a cpuset, /dev/zero read whole) fails here instead
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
 def refused(args: list[str], code: int, *words: str, **kw) -> str:
     """Run migcheck; it must print exactly one line on stderr, containing words, and exit with code."""
-    p = subprocess.run([MIGCHECK, *args], capture_output=True, text=True, timeout=60, **kw)
+    p = subprocess.run([MIGCHECK, *args], capture_output=True, text=True, timeout=60, preexec_fn=_limit_memory, **kw)
     lines = p.stderr.strip().splitlines()
     assert (p.returncode, len(lines)) == (code, 1), p.stderr[-2000:]
     assert lines[0].startswith("migcheck: ") and "internal error" not in lines[0], lines[0]
@@ -125,3 +134,22 @@ def test_an_inventory_with_a_few_anchors_still_loads():
                           "    b:\n      vars: *v\n      hosts: {h3: {<<: *v, ansible_port: 2222}}\n", "inv.yml")
     assert inv.hosts["h1"].spec == "ops@h1"
     assert inv.hosts["h3"].spec == "qemu+ssh://ops@h3:2222/system"
+
+
+# ------------------------------------------------- files that are not files
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+@pytest.mark.parametrize("where", ["snapshot.json", "source/raw.json", "source/domain-live.xml", "inventory"])
+def test_a_fifo_or_dev_zero_is_refused_before_it_is_read(tmp_path, special, where):
+    snap = tmp_path / "snap"
+    shutil.copytree(EXAMPLE, snap)
+    path = tmp_path / "inventory.yml" if where == "inventory" else snap / where
+    path.unlink(missing_ok=True)
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(special)
+    args = ["audit", str(path), "--no-db"] if where == "inventory" else ["check", "--from-snapshot", str(snap)]
+    refused(args, 2, f"{path}: cannot read", "not a regular file",
+            "(a FIFO)" if special == "fifo" else "(a character device)")
