@@ -170,7 +170,7 @@ DEFAULT_MISSES = Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local
 
 def _replay(dirs: list[Path], flags):
     from migcheck.engine import evaluate
-    from migcheck.flags import parse_flags
+    from migcheck.flags import FlagError, parse_flags
     from migcheck.probe.snapshot import SnapshotError, load_host, load_meta, load_side
 
     try:
@@ -181,7 +181,11 @@ def _replay(dirs: list[Path], flags):
                             ExitCode.USAGE)
             source, target = load_host(dirs[0] / "source"), load_host(dirs[0] / "target")
             if not flags.as_args():
-                flags = parse_flags(meta.get("flags") or [])
+                try:
+                    flags = parse_flags(meta.get("flags") or [])
+                except FlagError as exc:
+                    raise SnapshotError(f"{dirs[0] / 'snapshot.json'}: flags: {exc}; give the flags on the "
+                                        "command line instead") from None
             domain = meta.get("domain") or "?"
         elif len(dirs) == 2:
             source, target = load_side(dirs[0]), load_side(dirs[1])

@@ -66,27 +66,62 @@ def _resolve(dir_: Path, value):
             return read_text(dir_ / name, MAX_FILE_BYTES)
         except OSError as exc:
             raise SnapshotError(f"{dir_ / name}: cannot read it: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise SnapshotError(f"{dir_ / name}: not UTF-8 text ({exc}); damaged: probe again with --save") from None
     return value
 
 
-def load_host(dir_: Path) -> RawHost:
+def _read_object(path: Path, missing: str) -> dict:
+    """The JSON object in one file of a snapshot, or SnapshotError naming the file and what is wrong."""
     try:
-        data = json.loads(read_text(dir_ / "raw.json", MAX_FILE_BYTES))
+        data = json.loads(read_text(path, MAX_FILE_BYTES))
     except FileNotFoundError:
-        raise SnapshotError(f"{dir_}: no raw.json here; is this a directory written by 'migcheck probe --save'?") from None
+        raise SnapshotError(missing) from None
     except OSError as exc:
-        raise SnapshotError(f"{dir_}/raw.json: cannot read it: {exc}") from None
+        raise SnapshotError(f"{path}: cannot read it: {exc}") from None
+    except RecursionError:
+        raise SnapshotError(f"{path}: not valid JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise SnapshotError(f"{dir_}/raw.json: not valid JSON ({exc})") from None
+        raise SnapshotError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SnapshotError(f"{path}: a JSON {_kind(data)} where migcheck writes an object; "
+                            "not a migcheck snapshot, or damaged: probe again with --save")
+    return data
+
+
+def _kind(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _validation_line(exc) -> str:
+    """A pydantic ValidationError in one line: where in the file, and what was expected."""
+    errors = exc.errors()
+    parts = [f"{'.'.join(map(str, e['loc'])) or 'the top'}: {e['msg'].lower()} (got {_kind(e.get('input'))})"
+             for e in errors[:3]]
+    return "; ".join(parts) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+
+
+def load_host(dir_: Path) -> RawHost:
+    from pydantic import ValidationError
+
+    where = dir_ / "raw.json"
+    data = _read_object(where, f"{dir_}: no raw.json here; is this a directory written by 'migcheck probe --save'?")
+    for field, kind in (("domain", dict), ("domcaps_xml", dict)):
+        if data.get(field) is not None and not isinstance(data[field], kind):
+            raise SnapshotError(f"{where}: {field}: a JSON {_kind(data[field])} where migcheck writes an object; "
+                                "damaged: probe again with --save")
+    data["capabilities_xml"] = _resolve(dir_, data.get("capabilities_xml"))
+    data["domcaps_xml"] = {k: _resolve(dir_, v) for k, v in (data.get("domcaps_xml") or {}).items()}
+    if data.get("domain"):
+        for field in ("live_xml", "inactive_xml", "status_xml", "log_head"):
+            data["domain"][field] = _resolve(dir_, data["domain"].get(field))
     try:
-        data["capabilities_xml"] = _resolve(dir_, data.get("capabilities_xml"))
-        data["domcaps_xml"] = {k: _resolve(dir_, v) for k, v in (data.get("domcaps_xml") or {}).items()}
-        if data.get("domain"):
-            for field in ("live_xml", "inactive_xml", "status_xml", "log_head"):
-                data["domain"][field] = _resolve(dir_, data["domain"].get(field))
         return RawHost.model_validate(data)
-    except (OSError, ValueError) as exc:
-        raise SnapshotError(f"{dir_}: {exc}") from None
+    except ValidationError as exc:
+        raise SnapshotError(f"{where}: {_validation_line(exc)}; damaged: probe again with --save") from None
+    except RecursionError:
+        raise SnapshotError(f"{where}: nested too deeply; damaged: probe again with --save") from None
 
 
 def save_pair(source: RawHost, target: RawHost, domain: str, flags: list[str], dir_: Path) -> None:
@@ -109,14 +144,22 @@ def save_single(raw: RawHost, dir_: Path) -> None:
 
 
 def load_meta(dir_: Path) -> dict:
-    try:
-        return json.loads(read_text(dir_ / "snapshot.json", MAX_FILE_BYTES))
-    except FileNotFoundError:
-        raise SnapshotError(f"{dir_}: no snapshot.json; not a migcheck snapshot") from None
-    except OSError as exc:
-        raise SnapshotError(f"{dir_}/snapshot.json: cannot read it: {exc}") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise SnapshotError(f"{dir_}/snapshot.json: not valid JSON ({exc})") from None
+    """snapshot.json, checked: the format this migcheck reads, a known kind, a guest name, a list of flags."""
+    where = dir_ / "snapshot.json"
+    meta = _read_object(where, f"{dir_}: no snapshot.json; not a migcheck snapshot")
+    fmt = meta.get("format")
+    if type(fmt) is not int or fmt != FORMAT:  # noqa: E721 - True == 1, but is no format number
+        raise SnapshotError(f"{where}: format {json.dumps(fmt)}, but this migcheck reads format {FORMAT}: "
+                            "replay it with the migcheck that wrote it, or probe again with --save")
+    if meta.get("kind") not in ("pair", "host"):
+        raise SnapshotError(f"{where}: kind {json.dumps(meta.get('kind'))}: expected \"pair\" or \"host\"")
+    if meta.get("domain") is not None and not isinstance(meta["domain"], str):
+        raise SnapshotError(f"{where}: domain: a JSON {_kind(meta['domain'])} where a guest name was expected")
+    flags = meta.get("flags")
+    if flags is not None and not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
+        raise SnapshotError(f"{where}: flags: expected a list of virsh migrate flags (strings), "
+                            f"got a JSON {_kind(flags)}")
+    return meta
 
 
 def load_side(dir_: Path) -> RawHost:

@@ -153,3 +153,36 @@ def test_a_fifo_or_dev_zero_is_refused_before_it_is_read(tmp_path, special, wher
     args = ["audit", str(path), "--no-db"] if where == "inventory" else ["check", "--from-snapshot", str(snap)]
     refused(args, 2, f"{path}: cannot read", "not a regular file",
             "(a FIFO)" if special == "fifo" else "(a character device)")
+
+
+# ------------------------------------------------------- snapshots of the wrong shape
+
+
+def _edit_json(path: Path, change) -> None:
+    import json
+
+    data = json.loads(path.read_text())
+    path.write_text(change if isinstance(change, str) else json.dumps(change(data) or data))
+
+
+@pytest.mark.parametrize("where, change, words", [
+    ("snapshot.json", "[]", "a JSON array where migcheck writes an object"),
+    ("snapshot.json", "null", "a JSON null where"),
+    ("snapshot.json", lambda d: d.update(flags="--live"), "flags: expected a list of virsh migrate flags"),
+    ("snapshot.json", lambda d: d.update(flags=["--bogus"]), "flags: unknown virsh migrate flag '--bogus'"),
+    ("snapshot.json", lambda d: d.update(domain=123), "domain: a JSON number where a guest name was expected"),
+    ("snapshot.json", lambda d: d.update(format=999), "format 999, but this migcheck reads format 1"),
+    ("snapshot.json", lambda d: d.update(kind=[]), "kind []: expected"),
+    ("snapshot.json", "[" * 100000 + "]" * 100000, "not valid JSON (nested too deeply)"),
+    ("source/raw.json", "[]", "a JSON array where migcheck writes an object"),
+    ("source/raw.json", lambda d: d.update(domain=123), "domain: a JSON number where migcheck writes an object"),
+    ("source/raw.json", lambda d: d.update(domcaps_xml=[1]), "domcaps_xml: a JSON array"),
+    ("source/raw.json", lambda d: d["domain"].update(cmdline="x"), "domain.cmdline: input should be a valid list"),
+    ("source/raw.json", '{"a":' * 100000 + "1" + "}" * 100000, "not valid JSON (nested too deeply)"),
+], ids=["array", "null", "flags-string", "flags-unknown", "domain-number", "format-999", "kind-array",
+        "deep-meta", "raw-array", "raw-domain-number", "raw-domcaps-array", "raw-cmdline-string", "deep-raw"])
+def test_a_snapshot_of_the_wrong_shape_is_one_line_naming_the_file(tmp_path, where, change, words):
+    snap = tmp_path / "snap"
+    shutil.copytree(EXAMPLE, snap)
+    _edit_json(snap / where, change)
+    refused(["check", "--from-snapshot", str(snap)], 2, f"{snap / where}: ", words)
