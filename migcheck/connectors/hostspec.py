@@ -49,6 +49,18 @@ def _check_host(host: str, spec: str) -> str:
     return host
 
 
+def _port(parts: SplitResult, spec: str) -> int | None:
+    """The URI's port, or HostSpecError: urlsplit raises a bare ValueError for ':99999' or ':-1'."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port <= 65535:
+        written = parts.netloc.rpartition("@")[2].rpartition("]")[2].rpartition(":")[2]
+        raise HostSpecError(f"'{redact(spec)}': port {written!r} is not a port number; give one from 1 to 65535")
+    return port
+
+
 def _split(spec: str) -> SplitResult:
     """urlsplit, or the same split done by hand where urlsplit gives up ('a://[b': "Invalid IPv6 URL").
 
@@ -150,6 +162,7 @@ def _parse_host(spec: str, default_user: str = "root") -> HostTarget:
             raise HostSpecError(f"'{redact(spec)}': transport {transport} needs a host name")
         return HostTarget(spec=redact(spec), uri=spec, ssh=None)
     _check_host(host if ":" not in host else f"[{host}]", spec)
+    port = _port(parts, spec)
     user = parts.username
     if user is not None and not _USER.match(user):
         raise HostSpecError(f"'{redact(spec)}': not a valid user name")
@@ -160,7 +173,7 @@ def _parse_host(spec: str, default_user: str = "root") -> HostTarget:
             # never let ssh prompt for a password on a terminal: fail fast instead
             uri = urlunsplit((parts.scheme, parts.netloc, parts.path or "/system",
                               parts.query + ("&" if parts.query else "") + "no_tty=1", ""))
-        ssh = SshTarget(host=host, user=user or default_user, port=parts.port)
+        ssh = SshTarget(host=host, user=user or default_user, port=port)
     else:  # tls, tcp: reach the same host over SSH for the facts libvirt does not expose
         ssh = SshTarget(host=host, user=default_user)
     return HostTarget(spec=redact(spec), uri=uri, ssh=ssh)

@@ -186,3 +186,21 @@ def test_a_snapshot_of_the_wrong_shape_is_one_line_naming_the_file(tmp_path, whe
     shutil.copytree(EXAMPLE, snap)
     _edit_json(snap / where, change)
     refused(["check", "--from-snapshot", str(snap)], 2, f"{snap / where}: ", words)
+
+
+# --------------------------------------------------------------------- ports
+
+
+@pytest.mark.parametrize("uri, written", [("qemu+ssh://h:99999/system", "99999"), ("qemu+ssh://h:0/system", "0"),
+                                          ("qemu+tls://h:-5/system", "-5"), ("qemu+ssh://u@[::1]:70000/system", "70000")])
+def test_a_port_out_of_range_in_a_uri_is_one_line(uri, written):
+    refused([uri, "dst", "vm"], 2, f"port '{written}' is not a port number; give one from 1 to 65535")
+
+
+@pytest.mark.parametrize("text", ["all:\n  hosts:\n    h1: {ansible_port: -1}\n",
+                                  "all:\n  hosts:\n    h1: {ansible_ssh_port: 99999}\n", "[g]\nh1 ansible_port=abc\n"])
+def test_a_port_out_of_range_in_an_inventory_names_the_host(text):
+    from migcheck.audit.inventory import InventoryError, parse_inventory
+
+    with pytest.raises(InventoryError, match=r"^inv.yml: host 'h1': .* is not a port number; give one from 1 to 65535$"):
+        parse_inventory(text, "inv.yml")
