@@ -62,11 +62,24 @@ def _fail(message: str, code: ExitCode) -> SystemExit:
 MAX_TIMEOUT = 24 * 3600.0
 
 
+def ssh_config_problem(path: Optional[str]) -> Optional[str]:
+    """Why the --ssh-config given cannot be used, or None: a typo must not pass for "no special config"."""
+    if path is None:
+        return None
+    from migcheck.localfile import unreadable
+
+    why = unreadable(path)
+    return f"--ssh-config {path}: cannot read it: {why}" if why else None
+
+
 def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str], qmp: bool = False):
     from migcheck.probe.session import ProbeOptions
 
     if not 0 < timeout <= MAX_TIMEOUT:  # also refuses nan; inf overflowed the thread join
         raise _fail(f"--timeout {timeout:g}: give seconds, more than 0 and at most {MAX_TIMEOUT:g}", ExitCode.USAGE)
+    problem = ssh_config_problem(ssh_config)
+    if problem:
+        raise _fail(problem, ExitCode.USAGE)
     return ProbeOptions(timeout=timeout, connect_timeout=min(timeout, 10.0), use_ssh=not no_ssh,
                         ssh_config=ssh_config, qmp=qmp)
 

@@ -46,6 +46,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
     from migcheck.audit.report import render_html, render_json, render_prometheus, render_text, write_atomic
     from migcheck.audit.result import AuditResult
     from migcheck.checks.registry import all_checks
+    from migcheck.cli import ssh_config_problem
     from migcheck.flags import FlagError, parse_flags
     from migcheck.probe.gather import ProbeOptions
 
@@ -55,6 +56,9 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
         raise UsageError(f"--format must be text or json, not {opts.fmt!r}")
     if opts.jobs < 1 or opts.timeout <= 0:
         raise UsageError("--jobs must be at least 1 and --timeout positive")
+    problem = ssh_config_problem(opts.ssh_config)
+    if problem:
+        raise UsageError(problem)
     try:
         flags = parse_flags(opts.flags)
     except FlagError as exc:

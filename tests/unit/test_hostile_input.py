@@ -204,3 +204,19 @@ def test_a_port_out_of_range_in_an_inventory_names_the_host(text):
 
     with pytest.raises(InventoryError, match=r"^inv.yml: host 'h1': .* is not a port number; give one from 1 to 65535$"):
         parse_inventory(text, "inv.yml")
+
+
+# ------------------------------------------------------------------ --ssh-config
+
+
+@pytest.mark.parametrize("command", [["check", "src", "dst", "vm"], ["src", "dst", "vm"], ["probe", "src"],
+                                     ["migrate", "src", "dst", "vm"], ["audit", "INVENTORY", "--no-db"]])
+def test_an_ssh_config_that_cannot_be_read_is_refused_not_ignored(tmp_path, command):
+    """Before: migcheck went on without it, with ~/.ssh/config's hosts and keys instead of those asked for."""
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  hosts:\n    h1:\n")
+    args = [str(inventory) if a == "INVENTORY" else a for a in command]
+    missing = tmp_path / "nonexistent"
+    refused([*args, "--ssh-config", str(missing), "--timeout", "1"], 2,
+            f"--ssh-config {missing}: cannot read it: No such file or directory")
+    refused([*args, "--ssh-config", str(tmp_path)], 2, "not a regular file (a directory)")
