@@ -423,6 +423,23 @@ MAX_YAML_ALIASES = 100  # anchors shared by a few groups' vars are fine; alias c
 MAX_YAML_NODES = 1_000_000  # values in the loaded document, each alias counted as a copy of what it names
 
 
+_TYPED_TAGS = {"tag:yaml.org,2002:" + t for t in ("bool", "int", "float", "timestamp")}
+_LOADERS: dict[type, type] = {}
+
+
+def _words_loader(base: type) -> type:
+    """base, reading unquoted numbers, booleans and dates as the words written (null stays None).
+
+    Every name and value of an inventory is a word to migcheck: YAML 1.1 made the host 0x7f000001
+    (or 017700000001) the number 2130706433, which the resolver reads as 127.0.0.1, and 'yes' True.
+    """
+    if base not in _LOADERS:
+        resolvers = {first: [(tag, rx) for tag, rx in entries if tag not in _TYPED_TAGS]
+                     for first, entries in base.yaml_implicit_resolvers.items()}
+        _LOADERS[base] = type("WordsLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+    return _LOADERS[base]
+
+
 def _load_yaml(text: str, path: str):
     """yaml.safe_load, refusing more than MAX_YAML_ALIASES aliases and documents that expand past MAX_YAML_NODES.
 
@@ -431,7 +448,7 @@ def _load_yaml(text: str, path: str):
     """
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 4 times faster, and limits nesting itself
+    loader = _words_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 4 times faster, limits nesting
     aliases = 0
     for event in yaml.parse(text, Loader=loader):
         aliases += isinstance(event, yaml.AliasEvent)

@@ -220,3 +220,26 @@ def test_an_ssh_config_that_cannot_be_read_is_refused_not_ignored(tmp_path, comm
     refused([*args, "--ssh-config", str(missing), "--timeout", "1"], 2,
             f"--ssh-config {missing}: cannot read it: No such file or directory")
     refused([*args, "--ssh-config", str(tmp_path)], 2, "not a regular file (a directory)")
+
+
+# --------------------------------------------------------------- YAML host names
+
+
+@pytest.mark.parametrize("text", ["all:\n  hosts:\n    0x7f000001:\n    017700000001:\n    yes:\n    1.5:\n",
+                                  "groups:\n  g: [0x7f000001, 017700000001, yes, 1.5]\n"],
+                         ids=["ansible-yaml", "migcheck-yaml"])
+def test_numeric_yaml_host_names_stay_the_names_written(text):
+    """Before: YAML read 0x7f000001 and 017700000001 as the number 2130706433 (127.0.0.1 to the resolver),
+    one host under a name nobody wrote; 'yes' became the host 'True'."""
+    from migcheck.audit.inventory import parse_inventory
+
+    inv = parse_inventory(text, "inv.yml")
+    assert {n: h.spec for n, h in inv.hosts.items()} == {n: n for n in ("0x7f000001", "017700000001", "yes", "1.5")}
+
+
+def test_yaml_variables_are_the_words_written():
+    from migcheck.audit.inventory import parse_inventory
+
+    inv = parse_inventory("all:\n  hosts:\n    h1: {ansible_host: 0x7f000001}\n"
+                          "    h2: {ansible_port: 2222, ansible_connection: ~}\n", "inv.yml")
+    assert (inv.hosts["h1"].spec, inv.hosts["h2"].spec) == ("0x7f000001", "qemu+ssh://root@h2:2222/system")
