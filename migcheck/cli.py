@@ -132,6 +132,14 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
         src, dst = parse_host(source), parse_host(target)
     except HostSpecError as exc:
         raise _fail(str(exc), ExitCode.USAGE)
+    from migcheck.flags import rejected_combinations
+
+    if rejected_combinations(flags):  # blocked whatever the hosts hold: contact neither
+        from migcheck.engine import refused_flags_report
+
+        if save:
+            echo(f"migcheck: nothing saved in {save}: the flags are refused before any host is probed", err=True)
+        return refused_flags_report(src.spec, dst.spec, vm, flags), None, src, dst
     import dataclasses
 
     options = dataclasses.replace(options, migrateuri=flags.migrateuri,

@@ -32,3 +32,20 @@ def unknown_report(source: str, target: str, domain: str, flags: MigrationFlags,
                       fix="fix the access problem named above and run migcheck again")
     return Report(verdict=verdict_of([finding]), source=source, target=target, domain=domain,
                   flags=flags.as_args(), findings=[finding], errors=[error])
+
+
+def refused_flags_report(source: str, target: str, domain: str, flags: MigrationFlags) -> Report | None:
+    """The blocked report for flags virsh or libvirt refuse whatever the hosts hold, or None.
+
+    Made before any host is contacted: no probe could change this verdict, so none is made
+    (flags.rejected-combination alone runs, on hosts of which nothing is known).
+    """
+    from migcheck.flags import rejected_combinations
+
+    if not rejected_combinations(flags):
+        return None
+    unknown = build_host_facts(RawHost(spec=source, uri="")), build_host_facts(RawHost(spec=target, uri=""))
+    findings, count = run_checks(CheckContext(source=unknown[0], target=unknown[1], flags=flags),
+                                 ["flags.rejected-combination"])
+    return Report(verdict=verdict_of(findings), source=source, target=target, domain=domain,
+                  flags=flags.as_args(), findings=findings, checks_run=count)

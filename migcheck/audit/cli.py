@@ -47,7 +47,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
     from migcheck.audit.result import AuditResult
     from migcheck.checks.registry import all_checks
     from migcheck.cli import ssh_config_problem
-    from migcheck.flags import FlagError, parse_flags
+    from migcheck.flags import FlagError, parse_flags, rejected_combinations
     from migcheck.probe.gather import ProbeOptions
 
     if opts.inactive not in ("offline", "skip", "same"):
@@ -63,6 +63,10 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
         flags = parse_flags(opts.flags)
     except FlagError as exc:
         raise UsageError(f"{exc} (flags are spelled as for virsh migrate)") from None
+    refused = rejected_combinations(flags)
+    if refused:  # every guest migrated with them would be blocked: say so before contacting a host
+        raise UsageError(f"{' '.join(flags.as_args())}: libvirt refuses these flags: {'; '.join(refused)}; "
+                         "change the virsh migrate flags")
     try:
         inv = load_inventory(opts.inventory, opts.groups)
     except InventoryError as exc:

@@ -21,7 +21,13 @@ def rejected_flag_combination(ctx: CheckContext):
     with a -blockdev QEMU; proven in the lab: a diskless guest migrates, one with a disk fails)."""
     whys = rejected_combinations(ctx.flags)
     if ctx.flags.tunnelled and ctx.flags.copy_storage and not ctx.flags.offline:
-        copied = [d.target for d in ctx.domain.disks
+        try:
+            disks = ctx.domain.disks
+        except FactMissing:
+            if not whys:
+                raise
+            disks = []  # the flags are refused anyway (engine.refused_flags_report knows no guest)
+        copied = [d.target for d in disks
                   if d.source and d.device != "cdrom" and not d.readonly and not d.shareable]
         if copied:
             whys.append(f"disks cannot be copied over a tunnelled connection (disk {', '.join(copied)}): libvirt "

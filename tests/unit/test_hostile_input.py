@@ -243,3 +243,55 @@ def test_yaml_variables_are_the_words_written():
     inv = parse_inventory("all:\n  hosts:\n    h1: {ansible_host: 0x7f000001}\n"
                           "    h2: {ansible_port: 2222, ansible_connection: ~}\n", "inv.yml")
     assert (inv.hosts["h1"].spec, inv.hosts["h2"].spec) == ("0x7f000001", "qemu+ssh://root@h2:2222/system")
+
+
+# ------------------------------------------------------------ flags refused up front
+
+
+@pytest.fixture
+def listener():
+    """A TCP port on this machine that counts the connections made to it (it never answers them)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+
+    def connections() -> int:
+        n = 0
+        while True:
+            try:
+                sock.accept()[0].close()
+            except BlockingIOError:
+                return n
+            n += 1
+
+    yield sock.getsockname()[1], connections
+    sock.close()
+
+
+@pytest.mark.parametrize("flags", [["--live", "--offline", "--persistent"], ["--offline"],
+                                   ["--live", "--tunnelled", "--copy-storage-all"]])
+def test_flags_libvirt_refuses_are_blocked_before_any_host_is_contacted(listener, flags):
+    """Before: both hosts were probed first (up to --timeout each), then the flags were found refused."""
+    import json
+
+    port, connections = listener
+    host = f"qemu+ssh://127.0.0.1:{port}/system"
+    p = subprocess.run([MIGCHECK, host, host, "vm", *flags, "--timeout", "3", "-f", "json"],
+                       capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stderr, connections()) == (1, "", 0)
+    report = json.loads(p.stdout)
+    assert {f["rule"] for f in report["findings"]} == {"flags.rejected-combination"}
+    assert all(f["severity"] == "block" for f in report["findings"]), report
+
+
+def test_an_audit_with_flags_libvirt_refuses_is_refused_before_any_host_is_contacted(tmp_path, listener):
+    port, connections = listener
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(f"all:\n  hosts:\n    h1: {{ansible_host: 127.0.0.1, ansible_port: {port}}}\n")
+    refused(["audit", str(inventory), "--no-db", "--live", "--offline", "--timeout", "3"], 2,
+            "--live --offline: libvirt refuses these flags: 'Options --live and --offline are mutually exclusive'",
+            "change the virsh migrate flags")
+    assert connections() == 0
