@@ -59,6 +59,19 @@ def _why(row: VmRow) -> str:
     return "; ".join(f"{rule} ({', '.join(ts)})" for rule, ts in sorted(by_rule.items(), key=lambda kv: -len(kv[1])))
 
 
+def _headline(res: AuditResult, stuck: list[VmRow]) -> str:
+    """The audit's answer in one line, for the text and the HTML report."""
+    if res.nothing_checked:
+        return (f"NOTHING CHECKED: none of the {len(res.host_rows)} host(s) could be probed, so no guest was checked "
+                "(see the hosts not probed)")
+    if stuck:
+        return f"STUCK: {len(stuck)} guest(s) cannot move anywhere"
+    unprobed = len(res.unprobed_hosts)
+    return ("STUCK: none, every guest checked has somewhere to go"
+            + (" (see unknown below)" if res.count(UNKNOWN) else "")
+            + (f"; the guests of {unprobed} host(s) not probed were not checked" if unprobed else ""))
+
+
 # ------------------------------------------------------------------------ text
 
 
@@ -69,8 +82,7 @@ def render_text(res: AuditResult, changes: Changes | None, matrix: bool = False)
                f"{len(res.rows)} guests, {res.pairs} guest/target pairs, flags {flags}, {res.duration:.1f}s")
     stuck = [r for r in res.rows if r.status == STUCK]
     out.append("")
-    out.append(f"STUCK: {len(stuck)} guest(s) cannot move anywhere" if stuck else "STUCK: none, every guest checked "
-               "has somewhere to go" + (" (see unknown below)" if res.count(UNKNOWN) else ""))
+    out.append(_headline(res, stuck))
     for r in stuck:
         out.append(f"  {r.vm.name} on {r.vm.host}: {_why(r)}")
     for status, label in ((UNKNOWN, "UNKNOWN: could not be checked against any target"),
@@ -267,6 +279,8 @@ def render_html(res: AuditResult, changes: Changes | None) -> str:
         for r in stuck:
             p.append(f"<tr><td class='vm'>{_e(r.vm.name)}</td><td>{_e(r.vm.host)}</td><td>{_e(_why(r))}</td></tr>")
         p.append("</table></section>")
+    elif res.nothing_checked or res.unprobed_hosts:
+        p.append(f"<section class='stuck'><h2>{_e(_headline(res, stuck))}</h2></section>")
     else:
         p.append("<section class='good'><h2>No stuck guest: every guest checked has a target</h2></section>")
     if res.failed_hosts:

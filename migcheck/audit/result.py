@@ -144,6 +144,16 @@ class AuditResult:
     def failed_hosts(self) -> list[HostRow]:
         return [h for h in self.host_rows.values() if h.state != "ok"]
 
+    @property
+    def unprobed_hosts(self) -> list[HostRow]:
+        """Hosts not probed at all: their guests are in no row (a host failed only as a target still has its own)."""
+        return [h for h in self.host_rows.values() if h.state == "failed"]
+
+    @property
+    def nothing_checked(self) -> bool:
+        """No host could be probed: no guest was checked, so none can be said to have somewhere to go."""
+        return bool(self.host_rows) and len(self.unprobed_hosts) == len(self.host_rows)
+
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r.status == status)
 

@@ -295,3 +295,31 @@ def test_an_audit_with_flags_libvirt_refuses_is_refused_before_any_host_is_conta
             "--live --offline: libvirt refuses these flags: 'Options --live and --offline are mutually exclusive'",
             "change the virsh migrate flags")
     assert connections() == 0
+
+
+# ------------------------------------------------------------ an audit of nothing
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once closed: every connection is refused
+
+
+def test_an_audit_in_which_every_host_failed_says_nothing_was_checked(tmp_path):
+    """Before: 'STUCK: none, every guest checked has somewhere to go', of an audit that checked no guest."""
+    port = _closed_port()
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  hosts:\n" + "".join(f"    h{i}: {{ansible_host: 127.0.0.{i}, ansible_port: {port}}}\n"
+                                                      for i in (1, 2)))
+    html = tmp_path / "audit.html"
+    p = subprocess.run([MIGCHECK, "audit", str(inventory), "--no-db", "--timeout", "10", "--html", str(html)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 3, p.stdout + p.stderr
+    headline = "NOTHING CHECKED: none of the 2 host(s) could be probed, so no guest was checked"
+    assert headline in p.stdout and "somewhere to go" not in p.stdout, p.stdout
+    assert headline in html.read_text() and "No stuck guest" not in html.read_text()
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2 and all(": could not be probed: " in line for line in lines), p.stderr
