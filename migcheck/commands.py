@@ -173,6 +173,8 @@ def audit(
     keep_runs: int = typer.Option(60, "--keep-runs", help="runs of this inventory kept in the history"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: when "
                                             "stderr is a terminal)"),
+    allow_uri_commands: bool = typer.Option(False, "--allow-uri-commands", help="let the inventory's URIs run the "
+                                            "programs they name (qemu+ext://, ?command=, ?netcat=, ?socket=)"),
 ) -> None:
     """Audit a fleet: every guest against every other host of its groups. Extra arguments are virsh migrate flags.
 
@@ -186,7 +188,8 @@ def audit(
                         use_ssh=not no_ssh, ssh_config=ssh_config, inactive=inactive,
                         fmt="json" if fmt == Format.json else "text", matrix=matrix, json_file=json_file,
                         html_file=html_file, prometheus_file=prometheus,
-                        db=None if no_db else (db or str(default_db_path())), keep_runs=keep_runs, progress=progress)
+                        db=None if no_db else (db or str(default_db_path())), keep_runs=keep_runs, progress=progress,
+                        allow_uri_commands=allow_uri_commands)
     try:
         code = run_audit(opts, sys.stdout, sys.stderr)
     except UsageError as exc:

@@ -32,6 +32,7 @@ class AuditOptions:
     keep_runs: int = 60
     progress: bool | None = None  # None: when stderr is a terminal
     check_jobs: int | None = None  # worker processes for the checking step; None: one per core
+    allow_uri_commands: bool = False  # inventory URIs may run programs (qemu+ext://, ?command=...)
 
 
 def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
@@ -68,7 +69,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
         raise UsageError(f"{' '.join(flags.as_args())}: libvirt refuses these flags: {'; '.join(refused)}; "
                          "change the virsh migrate flags")
     try:
-        inv = load_inventory(opts.inventory, opts.groups)
+        inv = load_inventory(opts.inventory, opts.groups, opts.allow_uri_commands)
     except InventoryError as exc:
         raise UsageError(str(exc)) from None
     for w in inv.warnings:

@@ -33,7 +33,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migcheck.connectors.hostspec import HostSpecError, parse_host
+from migcheck.connectors.hostspec import HostSpecError, parse_host, redact, runs_programs
 
 
 class InventoryError(Exception):
@@ -473,7 +473,22 @@ def _load_yaml(text: str, path: str):
     return data
 
 
-def parse_inventory(text: str, path: str = "<inventory>", groups: list[str] | None = None) -> Inventory:
+def parse_inventory(text: str, path: str = "<inventory>", groups: list[str] | None = None,
+                    allow_uri_commands: bool = False) -> Inventory:
+    """The inventory in text. A host whose URI would have libvirt run a program it names
+    (qemu+ext://, ?command=, ?netcat=, ?socket=) is refused unless allow_uri_commands:
+    whoever can write the inventory would otherwise run programs as the auditing user."""
+    inv = _parse_inventory(text, path, groups)
+    if not allow_uri_commands:
+        for name, h in inv.hosts.items():
+            why = runs_programs(h.spec)
+            if why:
+                raise InventoryError(f"{path}: host {name!r}: '{redact(h.spec)}': {why}; migcheck audit runs "
+                                     "such URIs only with --allow-uri-commands")
+    return inv
+
+
+def _parse_inventory(text: str, path: str, groups: list[str] | None) -> Inventory:
     if _looks_like_ini(text):
         return _from_ansible(_parse_ini(text, path), path, "ansible-ini", groups)
     import yaml  # PyYAML: safe_load builds plain data only
@@ -505,7 +520,7 @@ def parse_inventory(text: str, path: str = "<inventory>", groups: list[str] | No
 MAX_INVENTORY_BYTES = 8 * 1024 * 1024  # 100000 hosts with their variables fit; YAML this size loads in ~20 s
 
 
-def load_inventory(path: str | Path, groups: list[str] | None = None) -> Inventory:
+def load_inventory(path: str | Path, groups: list[str] | None = None, allow_uri_commands: bool = False) -> Inventory:
     from migcheck.localfile import read_text
 
     p = Path(path)
@@ -513,4 +528,4 @@ def load_inventory(path: str | Path, groups: list[str] | None = None) -> Invento
         text = read_text(p, MAX_INVENTORY_BYTES)
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{p}: cannot read the inventory: {exc}") from None
-    return parse_inventory(text, str(p), groups)
+    return parse_inventory(text, str(p), groups, allow_uri_commands)

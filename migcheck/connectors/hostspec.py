@@ -113,6 +113,27 @@ def secrets_in(spec: str) -> tuple[str, ...]:
     return tuple(sorted({s for s in out if s}, key=len, reverse=True))
 
 
+# What in a libvirt URI has a program run: the ext transport runs command= on this machine; ssh's
+# command= replaces the ssh program here; netcat= and socket= go into the shell line ssh runs there.
+_PROGRAM_PARAMS = {"command": "names the program libvirt runs on this machine (instead of ssh)",
+                   "netcat": "names the program run on the host, in the shell command ssh sends",
+                   "socket": "is written into the shell command ssh runs on the host"}
+
+
+def runs_programs(spec: str) -> str | None:
+    """Why opening this host argument would run a program it names (one line), or None."""
+    if "://" not in spec:
+        return None
+    parts = _split(spec.strip())
+    if parts.scheme.partition("+")[2].lower() == "ext":
+        return "the ext transport runs the program named by command= on this machine"
+    for item in parts.query.split("&"):
+        key = unquote(item.partition("=")[0]).strip().lower()
+        if key in _PROGRAM_PARAMS:
+            return f"{key}= {_PROGRAM_PARAMS[key]}"
+    return None
+
+
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
     """Replace every secret in text by ***.
 

@@ -323,3 +323,29 @@ def test_an_audit_in_which_every_host_failed_says_nothing_was_checked(tmp_path):
     assert headline in html.read_text() and "No stuck guest" not in html.read_text()
     lines = p.stderr.splitlines()
     assert len(lines) == 2 and all(": could not be probed: " in line for line in lines), p.stderr
+
+
+# ------------------------------------------------------- inventory URIs that run programs
+
+
+@pytest.mark.parametrize("uri, words", [
+    ("qemu+ext://h1/system?command=PROGRAM", "the ext transport runs the program named by command= on this machine"),
+    ("qemu+ssh://h1/system?command=PROGRAM", "command= names the program libvirt runs on this machine"),
+    ("qemu+ssh://h1/system?no_tty=1&Netcat=PROGRAM", "netcat= names the program run on the host"),
+    ("qemu+ssh://h1/system?socket=/run/x%3BPROGRAM", "socket= is written into the shell command ssh runs"),
+], ids=["ext", "command", "netcat", "socket"])
+def test_an_inventory_uri_that_runs_a_program_is_refused_unless_allowed(tmp_path, uri, words):
+    """Before: libvirt ran the program the inventory named (the audit of a qemu+ext:// entry ran it here)."""
+    marker = tmp_path / "ran"
+    program = tmp_path / "program"
+    program.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    program.chmod(0o755)
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(f"all:\n  hosts:\n    h1: {{migcheck_uri: '{uri.replace('PROGRAM', str(program))}'}}\n")
+    refused(["audit", str(inventory), "--no-db", "--timeout", "5"], 2, f"{inventory}: host 'h1': ", words,
+            "only with --allow-uri-commands")
+    assert not marker.exists()
+    if "ext" in uri or "?command" in uri:  # the opt-in does let it run: the refusal above is what stopped it
+        subprocess.run([MIGCHECK, "audit", str(inventory), "--no-db", "--timeout", "5", "--allow-uri-commands"],
+                       capture_output=True, timeout=60)
+        assert marker.exists()
