@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, run_checks
+from migcheck.checks.registry import CheckContext, merge_unavailable, run_checks
 from migcheck.facts.host import build_host_facts
 from migcheck.flags import MigrationFlags
 from migcheck.probe.raw import RawHost
@@ -14,6 +14,7 @@ def evaluate(source: RawHost, target: RawHost, domain: str, flags: MigrationFlag
     src = build_host_facts(source)
     dst = build_host_facts(target)
     findings, count = run_checks(CheckContext(source=src, target=dst, flags=flags), only)
+    findings = merge_unavailable(findings)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.rule))
     return Report(
         verdict=verdict_of(findings),

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from migcheck.audit.fleet import QEMU_CONF, GuestProbe, HostProbe, source_raw, target_raw
-from migcheck.checks.registry import Check, CheckContext, all_checks, run_check
+from migcheck.checks.registry import Check, CheckContext, all_checks, merge_unavailable, run_check
 from migcheck.facts.host import GuestFacts, HostFacts, build_host_facts
 from migcheck.facts.models import Version
 from migcheck.flags import MigrationFlags
@@ -501,6 +501,7 @@ def _materialize(cr: ClassResult, target: str, spec: str) -> list[Finding]:
             out.extend(own[cid])
         else:
             out.extend(_substitute(f, spec) for f in fs)
+    out = merge_unavailable(out)
     out.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.rule))
     return out
 

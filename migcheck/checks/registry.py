@@ -128,6 +128,36 @@ def all_checks() -> list[Check]:
     return sorted(REGISTRY.values(), key=lambda c: c.id)
 
 
+COULD_NOT_CHECK = "could not check: "
+MISSING_FIX = "make the missing fact available (see -v) and run migcheck again"
+UNAVAILABLE = "facts.unavailable"  # several checks that could not run for one missing fact, as one finding
+
+
+def merge_unavailable(findings: list[Finding]) -> list[Finding]:
+    """The findings, with the "could not check" findings that name the same missing fact merged into one.
+
+    A guest whose XML cannot be parsed is one finding saying why (its evidence lists the checks
+    that needed it), not one identical "unknown" row for each of the 39 checks that read the XML.
+    """
+    same: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.severity == Severity.UNKNOWN and f.message.startswith(COULD_NOT_CHECK) and f.fix == MISSING_FIX:
+            same.setdefault(f.message, []).append(f)
+    merged = {message: fs for message, fs in same.items() if len(fs) > 1}
+    if not merged:
+        return findings
+    out: list[Finding] = []
+    for f in findings:
+        fs = merged.get(f.message)
+        if fs is None or f.severity != Severity.UNKNOWN or f not in fs:
+            out.append(f)
+        elif f is fs[0]:
+            out.append(Finding(rule=UNAVAILABLE, severity=Severity.UNKNOWN,
+                               message=f"{len(fs)} checks could not run: {f.message[len(COULD_NOT_CHECK):]}",
+                               evidence=["checks: " + ", ".join(sorted({x.rule for x in fs}))], fix=MISSING_FIX))
+    return out
+
+
 def run_check(chk: Check, ctx: CheckContext) -> list[Finding]:
     """One check's findings; a missing fact or a crash is an "unknown" finding, never a pass."""
     findings: list[Finding] = []
@@ -146,8 +176,7 @@ def run_check(chk: Check, ctx: CheckContext) -> list[Finding]:
         pass
     except FactMissing as exc:
         findings.append(
-            Finding(rule=chk.id, severity=Severity.UNKNOWN, message=f"could not check: {exc}",
-                    fix="make the missing fact available (see -v) and run migcheck again")
+            Finding(rule=chk.id, severity=Severity.UNKNOWN, message=f"{COULD_NOT_CHECK}{exc}", fix=MISSING_FIX)
         )
     except Exception as exc:  # a crashing check is "unknown", never a pass
         findings.append(

@@ -349,3 +349,28 @@ def test_an_inventory_uri_that_runs_a_program_is_refused_unless_allowed(tmp_path
         subprocess.run([MIGCHECK, "audit", str(inventory), "--no-db", "--timeout", "5", "--allow-uri-commands"],
                        capture_output=True, timeout=60)
         assert marker.exists()
+
+
+# ------------------------------------------------------------ one broken answer, one finding
+
+
+def test_a_guest_whose_xml_cannot_be_parsed_is_one_finding_saying_why(tmp_path):
+    """Before: 39 identical 'could not check: domain_xml ... not available' rows, one per check reading the XML."""
+    import json
+
+    snap = tmp_path / "snap"
+    shutil.copytree(EXAMPLE, snap)
+    for name in ("domain-live.xml", "domain-inactive.xml"):
+        (snap / "source" / name).write_text("<domain type='kvm'><name>x</na")
+    p = subprocess.run([MIGCHECK, "check", "--from-snapshot", str(snap), "-f", "json"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 3, p.stderr
+    findings = json.loads(p.stdout)["findings"]
+    about_xml = [f for f in findings if "domain_xml" in f["message"]]
+    assert len(about_xml) == 1, [f["rule"] for f in about_xml]
+    [f] = about_xml
+    assert (f["rule"], f["severity"]) == ("facts.unavailable", "unknown")
+    assert "checks could not run: domain_xml of mc-a not available" in f["message"]
+    assert "not well-formed" in f["message"]
+    named = f["evidence"][0].removeprefix("checks: ").split(", ")
+    assert len(named) > 20 and "resources.memory" in named and "storage.not-shared" in named
