@@ -321,14 +321,45 @@ def _run_plain_check(params: dict) -> None:
                 typer.echo("Aborted!", err=True)
             sys.exit(1)
         if isinstance(exc, core._click.ClickException):
-            if rich:
-                from typer import rich_utils
-
-                rich_utils.rich_format_error(exc)
-            else:
-                exc.show()
+            echo(_click_error_line(exc), err=True)
             sys.exit(exc.exit_code)
         raise
+
+
+def _click_error_line(exc) -> str:
+    """typer's (click's) usage error in one line, naming the command and what to do, without its boxed help."""
+    from migcheck.connectors.libvirt_conn import one_line
+
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "migcheck"
+    return f"migcheck: {one_line(exc.format_message())} (see: {where} -h)"
+
+
+def _run_app(args: list[str]) -> None:
+    """The typer application, ended as in standalone mode except for usage errors: one line, exit 2."""
+    import typer
+    from typer import core
+    from typer.main import get_command
+
+    from migcheck.commands import app
+
+    try:
+        code = get_command(app).main(args=args, prog_name="migcheck", standalone_mode=False)
+    except core._click.exceptions.NoArgsIsHelpError as exc:  # 'migcheck' alone: its help, as typer shows it
+        if core.HAS_RICH and core.DEFAULT_MARKUP_MODE is not None:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+        else:
+            exc.show()
+        sys.exit(exc.exit_code)
+    except core._click.ClickException as exc:
+        echo(_click_error_line(exc), err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def __getattr__(name: str):
@@ -441,9 +472,7 @@ def main(argv: list[str] | None = None) -> None:
         if plain is not None:
             _run_plain_check(plain)
         else:
-            from migcheck.commands import app
-
-            app(args=args, prog_name="migcheck", standalone_mode=True)
+            _run_app(args)
     except SystemExit as exc:
         if argv is None:  # the console script, not a test calling main() in-process
             _exit_now_if_threads_linger(exc.code)

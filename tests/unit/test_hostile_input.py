@@ -374,3 +374,16 @@ def test_a_guest_whose_xml_cannot_be_parsed_is_one_finding_saying_why(tmp_path):
     assert "not well-formed" in f["message"]
     named = f["evidence"][0].removeprefix("checks: ").split(", ")
     assert len(named) > 20 and "resources.memory" in named and "storage.not-shared" in named
+
+
+@pytest.mark.parametrize("args, words", [
+    (["audit"], "Missing argument 'inventory'. (see: migcheck audit -h)"),
+    (["audit", "inv.yml", "--jobs", "x"], "Invalid value for '--jobs' / '-j'"),
+    (["check", "a", "b", "vm", "--timeout", "x"], "Invalid value for '--timeout'"),
+    (["a", "b", "vm", "-f", "xml"], "'xml' is not one of 'table', 'json'. (see: migcheck check -h)"),
+    (["probe"], "Missing argument 'host'. (see: migcheck probe -h)"),
+    (["rules", "--format", "x"], "(see: migcheck rules -h)"),
+], ids=["missing-argument", "bad-int", "bad-float", "bad-choice-plain-check", "probe-missing", "rules"])
+def test_typer_usage_errors_are_one_line(args, words):
+    """Before: a box of five lines (usage, a hint, a frame around the error)."""
+    refused(args, 2, words)
