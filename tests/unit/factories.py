@@ -120,3 +120,12 @@ def assert_declared_severities(report) -> None:
 
 def rules_of(report, severity=None) -> set[str]:
     return {f.rule for f in report.findings if severity is None or f.severity.value == severity}
+
+
+def unknown_checks(report) -> set[str]:
+    """The checks that said unknown, those merged into one facts.unavailable finding included."""
+    out = set()
+    for f in report.findings:
+        if f.severity.value == "unknown":
+            out |= set(f.evidence[0].removeprefix("checks: ").split(", ")) if f.rule == "facts.unavailable" else {f.rule}
+    return out
