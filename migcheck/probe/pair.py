@@ -41,6 +41,9 @@ class PairProbe:
     domain: str
 
 
+WAITING_FOR_TARGET = "waiting for the target's hostname"
+
+
 class PendingPair:
     """Both hosts' probes, running; :meth:`result` waits for them (within the probe's deadline)."""
 
@@ -88,7 +91,7 @@ class PendingPair:
             g.gather_paths(s, raw, g.source_paths_of(dom, raw.files.get(g.QEMU_CONF)))
             g.gather_image_headers(s, raw, dom)
             if self.options.resolve_target:
-                stage("waiting for the target's hostname")
+                stage(WAITING_FOR_TARGET)
                 self._target_named.wait(self.options.timeout)
                 stage("resolving the target's migration address here")
                 self._resolve_target(g, s, raw)
@@ -153,9 +156,11 @@ class PendingPair:
         deadline_join(self._workers, self.options.timeout, started=self.started)
         for s in self._sessions:
             threading.Thread(target=s.close, daemon=True).start()
-        for w, t in self._workers:
-            raise_failure(w, t)
         (src_worker, _), (dst_worker, _) = self._workers
+        # a source still waiting for the target's answers did not hang: the target did, so it is named
+        waiting_on_target = src_worker.error is not None and src_worker.stage == WAITING_FOR_TARGET
+        for w, t in (self._workers[::-1] if waiting_on_target else self._workers):
+            raise_failure(w, t)
         src_raw, dst_raw = src_worker.result, dst_worker.result
         if src_raw is None or src_raw.domain is None:  # never evaluate a half-probed source as if it were complete
             errors = self._src_raw[0].errors if self._src_raw else {}
