@@ -403,9 +403,10 @@ def test_copy_storage_of_a_block_device_missing_on_the_target_is_blocked_and_fai
             assert not exists_on(b, path)
 
 
-@pytest.mark.parametrize("target_mib,expect", [(16, "ok"), (8, "blocked")])
+@pytest.mark.parametrize("target_mib,expect", [(16, "ok"), (32, "ok"), (8, "blocked")])
 def test_copy_storage_into_a_block_device_on_the_target(lab, target_mib, expect):
-    """Into a device of the same size the copy works; into a smaller one QEMU's mirror refuses it."""
+    """Into a device of the same size the copy works, and into a larger one (libvirt puts a slice of the
+    source's size over a raw target); into a smaller one QEMU's mirror refuses it."""
     a, b = hosts(lab)
     name = f"sto-blk{target_mib}"
     path = f"{IMAGES}/{name}"
@@ -419,6 +420,137 @@ def test_copy_storage_into_a_block_device_on_the_target(lab, target_mib, expect)
             assert out.migrated is (expect == "ok"), out.migrate_error
             if expect == "ok":
                 assert "storage.copy-precreate" not in out.rules()
+
+
+# ------------------------------------------------------------------ the same file on both hosts
+
+# Both lab hosts see this machine's /var/tmp: a file there is one file for both (one kernel, one ext4), a
+# directory libvirt does not count as shared. Over it, each host mounts its own bindfs typed fuse.glusterfs,
+# which libvirt does count as shared (virFileIsSharedFS).
+SAME_DIR = STATE_DIR / "same"
+GLUSTER_BACK = STATE_DIR / "gluster-back"
+GLUSTER_MNT = STATE_DIR / "gluster"
+LOCKED = "unable to execute QEMU command 'block-export-add': Block node is read-only"
+
+
+@contextlib.contextmanager
+def same_dir() -> Iterator[str]:
+    SAME_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        yield str(SAME_DIR)
+    finally:
+        shutil.rmtree(SAME_DIR, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def gluster_mount(lab: Lab) -> Iterator[str]:
+    """A FUSE mount of type fuse.glusterfs (bindfs) in each host's mount namespace, all over one directory."""
+    if shutil.which("bindfs") is None:
+        pytest.skip("this machine: no bindfs (Debian package bindfs) for a filesystem libvirt counts as shared")
+    GLUSTER_BACK.mkdir(parents=True, exist_ok=True)
+    GLUSTER_MNT.mkdir(parents=True, exist_ok=True)
+    mounted = []
+    try:
+        for h in lab.hosts:
+            h.run(["bindfs", "-o", "allow_other,subtype=glusterfs,fsname=mcsto-gluster", str(GLUSTER_BACK),
+                   str(GLUSTER_MNT)], check=True)
+            mounted.append(h)
+            assert "fuse.glusterfs" in h.read_file("/proc/self/mountinfo")
+        yield str(GLUSTER_MNT)
+    finally:
+        for h in mounted:
+            h.run(["fusermount", "-u", str(GLUSTER_MNT)])
+        shutil.rmtree(GLUSTER_BACK, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            GLUSTER_MNT.rmdir()
+
+
+@pytest.mark.parametrize("flags", [["--copy-storage-all"], ["--copy-storage-inc"],
+                                   ["--copy-storage-all", "--migrate-disks", "vda"]],
+                         ids=["all", "inc", "migrate-disks"])
+def test_copy_onto_the_same_file_is_blocked_and_fails(lab, flags):
+    """The NBD copy's target is the file the source QEMU has open and write-locked: the target QEMU cannot
+    open it for writing, and libvirt's block-export-add of it fails before anything is copied."""
+    a, b = hosts(lab)
+    with same_dir() as d:
+        img = f"{d}/sto-same-{flags[0][-3:]}{len(flags)}.qcow2"
+        name = Path(img).stem
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "16M"], check=True, timeout=30)
+        with guest(lab, a, name, lab.guest_xml(name, extra_devices=disk(img))):
+            out = pair(lab, a, b, name, ["--live", *flags], expect="blocked", expect_rule="storage.copy-precreate",
+                       expect_error=LOCKED)
+            assert "storage.stale-copy-on-target" not in out.rules()  # it is no stale copy: it is the disk
+        check = subprocess.run(["qemu-img", "check", img], capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_unsafe_onto_the_same_file_is_ok_and_migrates(lab):
+    """The one file both hosts see: --unsafe skips libvirt's shared-storage test, and the target QEMU opens
+    the very disk the guest was writing (the source's data, read back through the guest's QEMU there)."""
+    a, b = hosts(lab)
+    with same_dir() as d:
+        img = f"{d}/sto-sameun.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "16M"], check=True, timeout=30)
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xaa 0 64k", img], check=True,
+                       capture_output=True, timeout=30)
+        with guest(lab, a, "sto-sameun", lab.guest_xml("sto-sameun", extra_devices=disk(img))):
+            pair(lab, a, b, "sto-sameun", ["--live", "--unsafe"], expect="ok")
+            assert _disk_reads(b, "sto-sameun", 0xAA)
+
+
+def test_live_on_the_same_file_is_blocked_and_the_fix_is_unsafe_not_a_copy(lab):
+    a, b = hosts(lab)
+    with same_dir() as d:
+        img = f"{d}/sto-samelive.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "16M"], check=True, timeout=30)
+        with guest(lab, a, "sto-samelive", lab.guest_xml("sto-samelive", extra_devices=disk(img))):
+            out = pair(lab, a, b, "sto-samelive", ["--live"], expect="blocked", expect_rule="storage.not-shared",
+                       expect_error=UNSAFE)
+            [f] = [f for f in out.report["findings"] if f["rule"] == "storage.not-shared"]
+            assert "--unsafe" in f["fix"] and "add --copy-storage-all" not in f["fix"], f
+
+
+def test_migrate_disks_leaving_the_same_file_out_is_ok_and_migrates(lab):
+    """vda on the hosts' own /var/lib/libvirt (pre-created on the target, copied), vdb the same file, not
+    copied: --unsafe is needed for vdb (libvirt does not count /var/tmp as shared), and it migrates."""
+    a, b = hosts(lab)
+    local = f"{IMAGES}/sto-samemd-vda.qcow2"
+    with same_dir() as d, files_removed(lab, local):
+        shared = f"{d}/sto-samemd-vdb.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", shared, "16M"], check=True, timeout=30)
+        make_image(a, local)
+        make_image(b, local)
+        devices = disk(local, dev="vda") + disk(shared, dev="vdb")
+        with guest(lab, a, "sto-samemd", lab.guest_xml("sto-samemd", extra_devices=devices)):
+            pair(lab, a, b, "sto-samemd", ["--live", "--copy-storage-all", "--migrate-disks", "vda", "--unsafe"],
+                 expect="ok")
+
+
+@pytest.mark.parametrize("flags", [["--copy-storage-all"], ["--copy-storage-inc"]], ids=["all", "inc"])
+def test_copy_onto_a_glusterfs_mount_is_risky_and_migrates(lab, flags):
+    """libvirt copies disks on shared storage too. Here each host's FUSE connection keeps its own locks, so the
+    target QEMU opens the file for writing and the copy writes it onto itself: the move works, with two QEMUs
+    writing one image meanwhile (on a filesystem that carries the lock it fails as on ext4): risky."""
+    a, b = hosts(lab)
+    with gluster_mount(lab) as mnt:
+        img = f"{mnt}/sto-gl{flags[0][-3:]}.qcow2"
+        name = Path(img).stem
+        make_image(a, img)
+        with guest(lab, a, name, lab.guest_xml(name, extra_devices=disk(img))):
+            out = pair(lab, a, b, name, ["--live", *flags], expect="risky", expect_rule="storage.copy-precreate")
+            assert_risky_and_migrates(out)
+        check = a.run(["qemu-img", "check", img], timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_glusterfs_mount_without_copy_is_ok_and_migrates(lab):
+    a, b = hosts(lab)
+    with gluster_mount(lab) as mnt:
+        img = f"{mnt}/sto-gllive.qcow2"
+        make_image(a, img)
+        with guest(lab, a, "sto-gllive", lab.guest_xml("sto-gllive", extra_devices=disk(img))):
+            out = pair(lab, a, b, "sto-gllive", ["--live"], expect="ok")
+            assert not {"storage.not-shared", "storage.copy-precreate"} & out.rules()
 
 
 # ------------------------------------------------------------------ cdrom
