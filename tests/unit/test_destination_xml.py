@@ -21,7 +21,8 @@ from tests.unit.factories import run, source, target
 
 LIVE = (Path(__file__).parent / "data" / "lab-migratable-bridge.xml").read_text()
 EMU = {"/usr/bin/qemu-system-x86_64": PathStat(path="/usr/bin/qemu-system-x86_64", exists=True)}
-BR_DST = {"/sys/class/net/br-dst": PathStat(path="/sys/class/net/br-dst", exists=True, is_dir=True)}
+BR_DST = {"/sys/class/net/br-dst": PathStat(path="/sys/class/net/br-dst", exists=True, is_dir=True),
+          "/sys/class/net/br-src": PathStat(path="/sys/class/net/br-src", exists=False)}
 
 EDITS = {  # label -> (edit of the migratable XML, libvirt 9.0's text in the lab)
     "vcpu": (lambda t: re.sub(r"(<vcpu[^>]*>)1<", r"\g<1>2<", t), "Target domain vCPU max 2 does not match source 1"),
