@@ -15,6 +15,8 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | storage copy into a raw file (disk qcow2) | --live --copy-storage-all | ... qemu-system-x86_64: -blockdev ...: Image is not in qcow2 format |
 | storage copy, block device missing on the target | --live --copy-storage-all | internal error: cannot precreate storage for disk type 'block' |
 | storage copy into a smaller block device | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
+| storage copy onto the same file (a /var/tmp directory both hosts see; qcow2 or raw) | --live --copy-storage-all / --copy-storage-inc / --copy-storage-all --migrate-disks vda | internal error: unable to execute QEMU command 'block-export-add': Block node is read-only |
+| storage copy into a larger raw block device (16 MiB onto 32 MiB) | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
 | image missing on the target | --live --unsafe | unable to stat: /var/lib/libvirt/images/NAME.qcow2: No such file or directory |
 | cdrom ISO on the source only | --live | Cannot access storage file '/var/lib/libvirt/images/NAME.iso': No such file or directory |
 | shmem without role / role='peer' | --live | Requested operation is not valid: cannot migrate domain: Migration is disabled when using feature 'peer mode' in device 'ivshmem' |
@@ -29,15 +31,18 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | tunnelled + TLS | --live --p2p --tunnelled --tls | operation failed: job 'migration out' failed: TLS handshake failed: Error in the pull function. (or: internal error: failed to convert virJSONValue to yajl data; or: End of file while reading data: : Input/output error) |
 | flag combinations | see FLAG_COMBINATIONS | see FLAG_COMBINATIONS (with --p2p sometimes only "End of file while reading data: : Input/output error") |
 
-What works: storage copy into a same-size pre-created image or block device, or through an active pool
+What works: --unsafe onto the same file (it is the disk itself), a disk on a bindfs mount typed fuse.glusterfs
+with plain --live and even with storage copy onto itself (risky: each host's FUSE connection keeps its own
+locks, so two QEMUs write one image during the copy), a /dev/loop device both hosts see copied onto itself,
+storage copy into a same-size pre-created image or block device, or through an active pool
 (libvirt creates the image), cache='writeback' with storage copy, a block device visible on both hosts with plain --live,
 --unsafe onto a stale same-size copy (risky: it migrates), a cdrom on both hosts, shmem role='master',
 an unmounted 9p share whose dir exists on both hosts (risky: it migrates), --tls with certificates in a
 migrate_tls_x509_cert_dir, --p2p --tunnelled past migrate_tls_force, --tunnelled --copy-storage-all
 for a diskless guest.
 
-Not reproducible here: shared storage as libvirt counts it (NFS, CIFS, GlusterFS, Ceph, ...: no such
-server or kernel module on this machine), so storage.unsafe-cache's blocking branch (QEMU < 3.1 on
+Not reproducible here: real shared storage (NFS, CIFS, GlusterFS, Ceph, ...: no such server or kernel module
+on this machine; bindfs typed glusterfs stands in for libvirt's test, not for a filesystem carrying locks), so storage.unsafe-cache's blocking branch (QEMU < 3.1 on
 shared storage) cannot be shown; libvirt 9.0 refuses to define a vhdx disk at all ("unknown driver
 format value 'vhdx'").
 """
