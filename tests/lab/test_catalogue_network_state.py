@@ -2,7 +2,7 @@
 
 Three lab hosts of their own (prefix mcnet): net-a and net-b alike (bridge br-prod,
 hugetlbfs, /srv/on-both, the address 192.0.2.10 on lo, libvirt network labnet
-active), net-c bare (no bridge, no hugetlbfs, labnet defined but inactive).
+active), net-c bare (only bridge br-alt, which --xml scenarios name; no hugetlbfs, labnet defined but inactive).
 /srv/only-on-a exists on net-a only. Every scenario runs migcheck, then the real
 `virsh migrate` with the same flags, and asserts both agree (tests/lab/pairing.py).
 
@@ -13,6 +13,11 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | bridge br-prod on both | --live | ok | migrates |
 | bridge only on the source | --live | blocked | Cannot get interface MTU on 'br-prod': No such device |
 | shut-off bridge guest, no bridge on target | --offline --persistent | ok | defined on the target |
+| bridge only on the source, --xml naming the target's br-alt | --live --xml F | ok | migrates |
+| --xml still naming the missing bridge | --live --xml F | blocked | Cannot get interface MTU on 'br-prod': No such device |
+| --xml with 2 vCPUs | --live --xml F | blocked | unsupported configuration: Target domain vCPU max 2 does not match source 1 |
+| --xml with machine pc-q35-7.1 | --live --xml F | blocked | unsupported configuration: Target domain machine type pc-q35-7.1 does not match source pc-q35-7.2 |
+| --xml naming a missing file | --live --xml F | blocked | Failed to open file '...' |
 | macvtap on br-prod, on both | --live | ok | migrates |
 | macvtap source device missing | --live | blocked | Unable to get index for interface br-prod: No such device |
 | libvirt network active on both | --live | ok | migrates |
