@@ -73,7 +73,9 @@ class CheckContext:
         what may differ is what the target host must provide: bridges, networks, paths, pinning."""
         mx = self.migration_xml
         if mx is not None and mx.domain is not None:
-            return mx.domain
+            # the guest CPU is part of the ABI libvirt holds equal (virCPUDefIsEqual), and the probe compared the
+            # running one with both hosts: keep it (a dumpxml --migratable <cpu> is written otherwise)
+            return mx.domain.model_copy(update={"cpu": self.running.cpu})
         return self.running
 
     @property
