@@ -266,7 +266,7 @@ def stale_copy(ctx: CheckContext):
 
 @check("storage.copy-precreate", Severity.BLOCK,
        "storage copy: the target cannot pre-create the disk, or the image already there does not fit",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.RISK,))
 def copy_precreate(ctx: CheckContext):
     """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
     whose target path is the disk's directory; outside any (active) pool it fails. An image already at the
