@@ -144,6 +144,13 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
 
     options = dataclasses.replace(options, migrateuri=flags.migrateuri,
                                   resolve_target=not (flags.offline or flags.tunnelled))
+    migration_xml = None
+    if flags.xml or flags.persistent_xml:  # read on this machine, as virsh reads them
+        from migcheck.destxml import load_migration_xml
+
+        migration_xml = load_migration_xml(flags)
+        if migration_xml.domain is not None:
+            options = dataclasses.replace(options, target_xml=migration_xml.xml.text)
     pending = start_probe_pair(src, dst, vm, options)
     _import_evaluation()  # while both hosts' handshakes run
     from migcheck.engine import evaluate, unknown_report
@@ -161,7 +168,7 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
 
         save_pair(pair.source, pair.target, vm, flags.as_args(), save)
     trace("probe done")
-    report = evaluate(pair.source, pair.target, vm, flags)
+    report = evaluate(pair.source, pair.target, vm, flags, migration_xml=migration_xml)
     trace("evaluated")
     return report, pair, src, dst
 

@@ -10,10 +10,17 @@ from migcheck.report.model import SEVERITY_ORDER, Finding, Report, Severity, ver
 
 
 def evaluate(source: RawHost, target: RawHost, domain: str, flags: MigrationFlags,
-             only: list[str] | None = None) -> Report:
+             only: list[str] | None = None, migration_xml=None) -> Report:
+    """migration_xml: the files --xml/--persistent-xml name, as migcheck.destxml read them (read here when
+    the flags name them and the caller did not)."""
     src = build_host_facts(source)
     dst = build_host_facts(target)
-    findings, count = run_checks(CheckContext(source=src, target=dst, flags=flags), only)
+    if migration_xml is None and (flags.xml or flags.persistent_xml):
+        from migcheck.destxml import load_migration_xml
+
+        migration_xml = load_migration_xml(flags)
+    ctx = CheckContext(source=src, target=dst, flags=flags, migration_xml=migration_xml)
+    findings, count = run_checks(ctx, only)
     findings = merge_unavailable(findings)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.rule))
     return Report(

@@ -29,6 +29,8 @@ class MigrationFlags:
     listen_address: str | None = None
     dname: str | None = None
     migrate_disks: str | None = None  # comma-separated disk targets (vda,vdb): only these are copied
+    xml: str | None = None  # --xml FILE: the definition the target runs (migcheck.destxml reads it)
+    persistent_xml: str | None = None  # --persistent-xml FILE: the inactive definition the target keeps
     suspend: bool = False
     abort_on_error: bool = False
 
@@ -74,12 +76,13 @@ _BOOL = {
     "--suspend": "suspend", "--abort-on-error": "abort_on_error",
 }
 _VALUE = {"--migrateuri": "migrateuri", "--listen-address": "listen_address", "--dname": "dname",
-          "--parallel-connections": "parallel_connections", "--migrate-disks": "migrate_disks"}
+          "--parallel-connections": "parallel_connections", "--migrate-disks": "migrate_disks",
+          "--xml": "xml", "--persistent-xml": "persistent_xml"}
 # Flags virsh accepts that do not change what migcheck checks.
 _IGNORED_BOOL = {"--verbose", "--change-protection", "--direct",
                  "--postcopy-after-precopy", "--rdma-pin-all", "--zerocopy"}
-_IGNORED_VALUE = {"--timeout", "--timeout-suspend", "--timeout-postcopy", "--graphicsuri", "--xml",
-                  "--persistent-xml", "--disks-port", "--disks-uri", "--bandwidth",
+_IGNORED_VALUE = {"--timeout", "--timeout-suspend", "--timeout-postcopy", "--graphicsuri",
+                  "--disks-port", "--disks-uri", "--bandwidth",
                   "--comp-methods", "--comp-mt-level", "--comp-mt-threads", "--comp-mt-dthreads",
                   "--comp-xbzrle-cache", "--comp-zlib-level", "--comp-zstd-level", "--tls-destination",
                   "--postcopy-bandwidth", "--auto-converge-initial", "--auto-converge-increment"}

@@ -37,7 +37,9 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"dimm info lacks", "devices.dimm-address"),
     (r"Migration without shared storage is unsafe", "storage.not-shared"),
     (r"no storage pool with matching target path|pre-creation of storage targets|cannot precreate storage|"
-     r"Source and target image have different sizes|Image is not in qcow2 format", "storage.copy-precreate"),
+     r"Source and target image have different sizes|Image is not in qcow2 format|"
+     r"'block-export-add': Block node is read-only|Failed to get \"write\" lock", "storage.copy-precreate"),
+    (r"Target .* does not match source|Failed to open file '|XML error|\(domain_definition\):\d+:", "flags.destination-xml"),
     (r"cache other than none or directsync", "storage.unsafe-cache"),
     (r"Cannot get interface MTU", "network.bridge-missing"),
     (r"Unable to get index for interface", "network.direct-device-missing"),

@@ -492,3 +492,58 @@ def qemu_feature(ctx: CheckContext):
                                        "QEMU binary\"",
                                evidence=[f"{host.spec}: QEMU {ver.text}"], fix=f"drop {what} or upgrade QEMU"))
     return out
+
+
+def _machine_aliases(caps_xml: str | None) -> dict[str, str]:
+    """alias -> canonical machine ('q35' -> 'pc-q35-7.2') from a host's capabilities XML."""
+    from migcheck.xmlsafe import parse_xml
+
+    if not caps_xml:
+        return {}
+    out = {}
+    for m in parse_xml(caps_xml, "capabilities XML").iter("machine"):
+        if m.get("canonical") and m.text:
+            out[m.text.strip()] = m.get("canonical")
+    return out
+
+
+@check("flags.destination-xml", Severity.BLOCK,
+       "--xml / --persistent-xml: a file that cannot be read or parsed, or an --xml whose ABI differs from the "
+       "running guest's", proven_by_lab=True)
+def destination_xml(ctx: CheckContext):
+    """With --xml the target runs the given definition, not the source's: the other checks judge that one
+    (bridges, networks, paths, pinning named there). libvirt's Begin phase parses it and refuses it unless its
+    ABI equals the running guest's (virDomainDefCheckABIStability): 'Target domain vCPU count 2 does not match
+    source 1', '... machine type ...'. --persistent-xml is parsed too and becomes the target's inactive
+    definition. A file virsh cannot read fails the migration before anything moves."""
+    from migcheck.destxml import abi_differences
+    from migcheck.xmlsafe import parse_xml
+
+    mx = ctx.migration_xml
+    if mx is None:
+        raise NotApplicable
+    out = []
+    for f in (mx.xml, mx.persistent):
+        if f is not None and f.error:
+            out.append(Hit(message=f"{f.flag} {f.path} cannot be used: {f.error}",
+                           evidence=[f"{f.flag} {f.path}"],
+                           fix=f"give {f.flag} a domain XML file readable here (virsh dumpxml --migratable VM, "
+                               "then edit the host-side parts only)"))
+    if mx.xml is not None and mx.xml.root is not None:
+        rd = ctx.need(ctx.source.raw.domain, "domain_xml", ctx.source)
+        live = ctx.need(rd.live_xml, "domain_xml", ctx.source)
+        running = parse_xml(live, "live domain XML")
+        try:
+            aliases = _machine_aliases(ctx.source.raw.capabilities_xml)
+        except ValueError:
+            aliases = {}
+        diffs = abi_differences(running, mx.xml.root, machine_aliases=aliases, dname=ctx.flags.dname)
+        if diffs:
+            out.append(Hit(message=f"the --xml definition does not keep the running guest's ABI: libvirt refuses it "
+                                   f"with 'unsupported configuration: {diffs[0]}'",
+                           evidence=[f"--xml {mx.xml.path}"] + diffs,
+                           fix="change only what the target host provides (interface sources, disk paths, "
+                               "listen addresses, pinning) in the --xml file; keep machine type, vCPUs, memory, "
+                               "devices and MAC addresses as the running guest has them (start from virsh "
+                               "dumpxml --migratable)"))
+    return out

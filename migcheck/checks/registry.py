@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 from migcheck.facts.host import GuestFacts, HostFacts
 from migcheck.facts.models import Domain
 from migcheck.flags import MigrationFlags
 from migcheck.report.model import Finding, Severity
+
+if TYPE_CHECKING:
+    from migcheck.destxml import MigrationXml
 
 T = TypeVar("T")
 
@@ -44,6 +47,8 @@ class CheckContext:
     source: HostFacts
     target: HostFacts
     flags: MigrationFlags
+    # --xml / --persistent-xml as read from the files they name (migcheck.destxml); None without them
+    migration_xml: "MigrationXml | None" = None
 
     def need(self, value: T | None, fact: str, host: HostFacts | None = None) -> T:
         """Return value, or raise FactMissing naming the fact and why it is missing."""
@@ -61,7 +66,22 @@ class CheckContext:
 
     @property
     def domain(self) -> Domain:
-        """The guest's live definition (its inactive one when it is shut off)."""
+        """The definition the target will run: the --xml one when given (and parsed), else the running one.
+
+        What libvirt sends the target is that XML; it already refused it in the Begin phase if its ABI differs
+        from the running guest's (flags.destination-xml), so devices, machine and CPU are the running ones and
+        what may differ is what the target host must provide: bridges, networks, paths, pinning."""
+        mx = self.migration_xml
+        if mx is not None and mx.domain is not None:
+            # the guest CPU is part of the ABI libvirt holds equal (virCPUDefIsEqual), and the probe compared the
+            # running one with both hosts: keep it (a dumpxml --migratable <cpu> is written otherwise)
+            return mx.domain.model_copy(update={"cpu": self.running.cpu})
+        return self.running
+
+    @property
+    def running(self) -> Domain:
+        """The guest's live definition on the source (its inactive one when it is shut off): what libvirt's
+        source-side checks (qemuMigrationSrcIsAllowed, qemuMigrationSrcIsSafe) judge."""
         g = self.guest
         if g.live is None and "domain_xml" in self.source.errors:
             # the live XML was refused (hostile, truncated): the inactive one is not what runs

@@ -7,10 +7,22 @@ import posixpath
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
 from migcheck.facts.image import ImageInfo, image_info
 from migcheck.facts.models import Disk
-from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, mount_of, parse_mountinfo
+from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, Mount, mount_of, parse_conf_list, parse_mountinfo
 from migcheck.report.model import Severity
 
 MOUNTINFO = "/proc/self/mountinfo"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+# qemu.conf shared_filesystems (directories libvirt then counts as shared): read from libvirt 10.4 on
+# (the key is in 11.3's qemu.conf, not in 9.0's); older libvirt ignores it.
+SHARED_FILESYSTEMS_SINCE = 10_004_000
+# Filesystems whose files, mounted from the same source on two hosts, are one file: libvirt's shared list
+# and network filesystems libvirt does not count as shared.
+NETWORK_FS = SHARED_FS | {"fuse.sshfs", "9p", "virtiofs", "lustre", "glusterfs", "fuse.s3fs", "fuse.juicefs",
+                          "fuse.moosefs", "fuse.mfs", "fuse.lizardfs", "fuse.rclone", "fuse.cephfs"}
+# The target QEMU's answer when it cannot take the write lock the source QEMU holds on the same image
+# (libvirt 9.0 / QEMU 7.2, seen in the lab): the copy's NBD export is refused.
+LOCKED_BY_SOURCE = "unable to execute QEMU command 'block-export-add': Block node is read-only"
 
 
 def _local_path(d: Disk) -> str | None:
@@ -25,13 +37,65 @@ def source_fs_type(ctx: CheckContext, path: str) -> str | None:
     return m.fs_type if m else None
 
 
+def _mount(host, path: str) -> Mount | None:
+    text = host.raw.files.get(MOUNTINFO)
+    return mount_of(path, parse_mountinfo(text)) if text else None
+
+
+def one_kernel(ctx: CheckContext) -> bool:
+    """Whether both hosts run on one kernel (containers or namespaces of one machine: equal boot_id)."""
+    a, b = (h.raw.files.get(BOOT_ID, "").strip() for h in (ctx.source, ctx.target))
+    return bool(a) and a == b
+
+
+def one_superblock(ctx: CheckContext, path: str) -> bool:
+    """Both hosts on one kernel see path on one mounted filesystem (the same device number): one inode, whose
+    locks both see. Two FUSE mounts of one source are two filesystems here (each its own connection)."""
+    ms, mt = _mount(ctx.source, path), _mount(ctx.target, path)
+    return (one_kernel(ctx) and ms is not None and mt is not None and bool(ms.device)
+            and ms.device == mt.device and ms.root == mt.root)
+
+
+def same_file(ctx: CheckContext, path: str) -> str | None:
+    """Evidence that `path` is the very same file on both hosts (not a copy), or None.
+
+    What migcheck can see: each host's mount of the path. The same file when both hosts run on one kernel
+    and see the path on one filesystem (same device, same mounted root), or when both mount it from the
+    same network source (nas:/export). Two machines' local disks are never the same file, whatever their
+    contents say."""
+    ms, mt = _mount(ctx.source, path), _mount(ctx.target, path)
+    if ms is None or mt is None or ms.fs_type != mt.fs_type or ms.mount_point != mt.mount_point \
+            or ms.root != mt.root:
+        return None
+    if one_kernel(ctx) and ms.device and ms.device == mt.device:
+        return (f"both hosts run on one kernel (same boot_id) and see {path} on one {ms.fs_type} filesystem "
+                f"(device {ms.device}, mounted at {ms.mount_point})")
+    remote = ms.fs_type in NETWORK_FS or (ms.fs_type.startswith("fuse.") and ":" in ms.source)
+    if remote and ms.source and ms.source not in ("none", ms.fs_type) and ms.source == mt.source:
+        return f"both hosts mount {ms.mount_point} from {ms.source} ({ms.fs_type})"
+    return None
+
+
+def shared_by_conf(ctx: CheckContext, path: str) -> str | None:
+    """The qemu.conf shared_filesystems entry (libvirt >= 10.4, on the source) that makes path shared."""
+    version = ctx.source.raw.libvirt_version
+    conf = ctx.source.raw.files.get(QEMU_CONF)
+    if not conf or version is None or version < SHARED_FILESYSTEMS_SINCE:
+        return None
+    for entry in parse_conf_list(conf, "shared_filesystems") or []:
+        root = posixpath.normpath(entry) if entry.startswith("/") else None
+        if root and (path == root or path.startswith(root.rstrip("/") + "/")):
+            return entry
+    return None
+
+
 def _copied(ctx: CheckContext, d: Disk) -> bool:
     """Whether libvirt copies this disk: a writable, unshared disk, and named by --migrate-disks if given."""
     return ctx.flags.copies_disk(d.target) and d.device == "disk" and not d.readonly and not d.shareable
 
 
-def _writable_disks(ctx: CheckContext):
-    for d in ctx.domain.disks:
+def _writable_disks(ctx: CheckContext, dom=None):
+    for d in (dom or ctx.domain).disks:
         if not d.source or d.readonly or d.transient:
             continue  # transient disks: devices.transient-disk refuses them anyway
         yield d
@@ -55,14 +119,25 @@ def _format_mismatch(d: Disk, info: ImageInfo | None) -> str | None:
 def not_shared(ctx: CheckContext):
     """libvirt's qemuMigrationSrcIsSafe: a file disk on a filesystem that is not shared needs storage copy.
 
-    Only file disks are judged: libvirt does not look at block devices (a /dev path visible on both hosts
-    migrates with plain --live, proven in the lab). Proven: a qcow2 on ext4 with --live fails with
+    Judged as libvirt does, on the source's running definition: a file disk on a filesystem libvirt does not
+    count as shared (or, from libvirt 10.4, outside every qemu.conf shared_filesystems directory), and any
+    NVMe disk (<disk type='nvme'>, always unsafe). Block devices are not looked at (a /dev path visible on
+    both hosts migrates with plain --live, proven in the lab). Proven: a qcow2 on ext4 with --live fails with
     "Unsafe migration: Migration without shared storage is unsafe"; with --copy-storage-all (or --unsafe)
-    this check has nothing to say."""
+    this check has nothing to say. When the file is the same file on both hosts (a directory both see, that
+    libvirt does not count as shared), the fix is --unsafe: a storage copy onto the file itself fails."""
     if ctx.flags.offline or ctx.flags.unsafe:
         raise NotApplicable
     out = []
-    for d in _writable_disks(ctx):
+    for d in ctx.running.disks:
+        if d.type == "nvme" and not d.readonly and not _copied(ctx, d):
+            out.append(Hit(
+                message=f"disk {d.target} is an NVMe disk (<disk type='nvme'>), which libvirt never treats as shared: "
+                        "'Unsafe migration: Migration without shared storage is unsafe'",
+                evidence=[f"disk {d.target}: type='nvme'"],
+                fix="hot-unplug the NVMe disk before migrating (libvirt cannot copy it either: it pre-creates no "
+                    "NVMe namespace on the target), or --unsafe only if the same namespace is reachable there"))
+    for d in _writable_disks(ctx, ctx.running):
         if d.type != "file" or _copied(ctx, d):
             continue
         fs = source_fs_type(ctx, d.source)
@@ -70,14 +145,22 @@ def not_shared(ctx: CheckContext):
             out.append(Hit(message=f"could not tell which filesystem holds {d.source}",
                            evidence=[ctx.source.errors.get("mountinfo", "mountinfo not read")],
                            fix="allow SSH access to the source", severity=Severity.UNKNOWN))
-        elif fs not in SHARED_FS:
+        elif fs not in SHARED_FS and not shared_by_conf(ctx, d.source):
+            same = same_file(ctx, d.source)
+            evidence = [f"{ctx.source.spec}: {d.source} on a {fs} filesystem",
+                        "libvirt counts NFS, GFS2, OCFS2, CephFS, GPFS, SMB/CIFS, GlusterFS, Quobyte, BeeGFS as shared"]
+            if same:
+                evidence.append(f"the same file on both hosts: {same}")
+                fix = ("the file is the same on both hosts, so --unsafe migrates it as shared storage (with "
+                       "cache='none'); a storage copy onto the file itself fails. From libvirt 10.4 on the source, "
+                       f"qemu.conf shared_filesystems = [ \"{posixpath.dirname(d.source)}\" ] says it once")
+            else:
+                fix = ("add --copy-storage-all (copies the disk over NBD), or move the disk to shared storage; "
+                       "--unsafe only if the same data really is visible on both hosts")
             out.append(Hit(
                 message=f"disk {d.target} ({d.source}) is on {fs}, which libvirt does not treat as shared: "
                         "'Unsafe migration: Migration without shared storage is unsafe'",
-                evidence=[f"{ctx.source.spec}: {d.source} on a {fs} filesystem",
-                          "libvirt counts NFS, GFS2, OCFS2, CephFS, GPFS, SMB/CIFS, GlusterFS, Quobyte, BeeGFS as shared"],
-                fix="add --copy-storage-all (copies the disk over NBD), or move the disk to shared storage; "
-                    "--unsafe only if the same data really is visible on both hosts"))
+                evidence=evidence, fix=fix))
     return out
 
 
@@ -92,7 +175,7 @@ def unsafe_cache(ctx: CheckContext):
     if qemu.number >= 3_001_000:
         return []
     out = []
-    for d in _writable_disks(ctx):
+    for d in _writable_disks(ctx, ctx.running):
         if _copied(ctx, d) or d.type == "network" or d.shareable or d.cache in ("none", "directsync"):
             continue
         fs = source_fs_type(ctx, d.source) if d.type == "file" else None
@@ -161,6 +244,8 @@ def stale_copy(ctx: CheckContext):
         stat = ctx.target.raw.paths.get(d.source)
         if fs is None or fs in SHARED_FS or stat is None or not stat.exists:
             continue
+        if same_file(ctx, d.source):
+            continue  # not a copy: the disk itself (storage.copy-precreate judges a storage copy onto it)
         if _copied(ctx, d):
             out.append(Hit(message=f"{d.source} already exists on the target and --copy-storage will overwrite it",
                            evidence=[f"{ctx.target.spec}: {d.source} exists ({stat.size} bytes)"],
@@ -181,7 +266,7 @@ def stale_copy(ctx: CheckContext):
 
 @check("storage.copy-precreate", Severity.BLOCK,
        "storage copy: the target cannot pre-create the disk, or the image already there does not fit",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.RISK,))
 def copy_precreate(ctx: CheckContext):
     """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
     whose target path is the disk's directory; outside any (active) pool it fails. An image already at the
@@ -205,7 +290,18 @@ def copy_precreate(ctx: CheckContext):
     out = []
     pools = ctx.target.raw.pools
     for d in ctx.domain.disks:
+        if d.type == "nvme" and _copied(ctx, d) and not d.readonly:
+            out.append(Hit(message=f"disk {d.target} is an NVMe disk (<disk type='nvme'>): libvirt copies it but "
+                                   "creates nothing for it on the target: \"cannot precreate storage for disk type "
+                                   "'nvme'\"",
+                           evidence=[f"disk {d.target}: type='nvme'"],
+                           fix="hot-unplug the NVMe disk before migrating, or leave it out of the copy "
+                               "(--migrate-disks with the other disks) if the target reaches the same namespace"))
+            continue
         if not _copied(ctx, d) or d.type not in ("file", "block") or not d.source or d.transient:
+            continue
+        if (same := same_file(ctx, d.source)) is not None:
+            out.append(_copy_onto_itself(ctx, d, same))
             continue
         stat = ctx.target.raw.paths.get(d.source)
         if ctx.flags.copy_storage_inc and stat is not None and not stat.exists:
@@ -295,6 +391,38 @@ def volume_pool_missing(ctx: CheckContext):
     return out
 
 
+def _copy_onto_itself(ctx: CheckContext, d: Disk, same: str) -> Hit:
+    """A storage copy whose target is the disk's own file (or device): the target QEMU opens what the
+    source QEMU has open and write-locked.
+
+    On one kernel the lock holds (QEMU's OFD locks are the kernel's): the target cannot take write access and
+    libvirt fails "unable to execute QEMU command 'block-export-add': Block node is read-only" (libvirt 9.0,
+    QEMU 7.2, lab-proven for --copy-storage-all, --copy-storage-inc and --migrate-disks). Between two
+    machines the lock crosses only a filesystem that carries POSIX locks between its clients (NFS, CephFS,
+    GlusterFS do): then it fails the same way; where it does not (the lab's FUSE mount typed glusterfs,
+    sshfs), the copy runs and both QEMUs write one image for its duration (qcow2 metadata written by two
+    processes): risky either way, and never needed, since the data is already there. A block device both hosts
+    see (the lab's /dev/loopN) takes no such lock: the copy onto itself migrated (lab): risky too."""
+    fs = source_fs_type(ctx, d.source) or "?"
+    libvirt_shared = fs in SHARED_FS or shared_by_conf(ctx, d.source) is not None
+    others = [x.target for x in ctx.domain.disks if x is not d and _copied(ctx, x)]
+    keep = (f"--migrate-disks {','.join(others)} (the disks on local storage only)" if others
+            else "no --copy-storage-* at all" + ("" if libvirt_shared else " (and --unsafe: libvirt does not "
+                                                  "count this filesystem as shared)"))
+    evidence = [f"the same file on both hosts: {same}", f"disk {d.target} is in the copy ({'--copy-storage-inc' if ctx.flags.copy_storage_inc else '--copy-storage-all'}"
+                + (f" --migrate-disks {ctx.flags.migrate_disks})" if ctx.flags.migrate_disks else ")")]
+    if d.type == "file" and one_superblock(ctx, d.source):  # one kernel, one filesystem: both see the lock
+        return Hit(message=f"the storage copy of disk {d.target} targets {d.source}, the very file the source QEMU "
+                           f"has open and locked: the target QEMU cannot open it for writing: '{LOCKED_BY_SOURCE}'",
+                   evidence=evidence, fix=f"leave it out of the copy: {keep}")
+    return Hit(message=f"the storage copy of disk {d.target} targets {d.source}, the very file the source QEMU has "
+                       "open: where the filesystem carries the source's write lock to the target (NFS, CephFS, "
+                       f"GlusterFS do) the target QEMU fails with '{LOCKED_BY_SOURCE}'; where not, both QEMUs write "
+                       "one image during the copy",
+               evidence=evidence + [f"{d.source} on {fs}"], fix=f"leave it out of the copy: {keep}",
+               severity=Severity.RISK)
+
+
 def _copied_block_device(ctx: CheckContext, d: Disk) -> list[Hit]:
     """Storage copy of a block-device disk: libvirt never creates the device, it must be there, as large."""
     stat = ctx.target.raw.paths.get(d.source)
@@ -325,7 +453,10 @@ def _copied_block_device(ctx: CheckContext, d: Disk) -> list[Hit]:
 
 
 def _existing_target_image(ctx: CheckContext, d: Disk) -> list[Hit]:
-    """Storage copy into an image that already exists on the target: format and virtual size must match."""
+    """Storage copy into an image that already exists on the target: format and virtual size must match.
+
+    Also for a raw disk onto a *larger* block device: libvirt 9.0 / QEMU 7.2 put no slice over it and the
+    mirror fails "Source and target image have different sizes" (lab: 16 MiB onto 32 MiB)."""
     fmt = (d.driver_type or "raw").lower()
     if fmt not in ("raw", "qcow2"):
         return []  # other formats: devices.image-format (or QEMU) has the say

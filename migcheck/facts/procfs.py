@@ -18,6 +18,8 @@ class Mount(BaseModel):
     mount_point: str
     fs_type: str
     source: str = ""
+    device: str = ""  # major:minor of the filesystem (the superblock), as mountinfo's third field says
+    root: str = "/"  # the directory of that filesystem mounted here (a bind mount's subdirectory)
 
 
 def _unescape(text: str) -> str:
@@ -42,7 +44,8 @@ def parse_mountinfo(text: str) -> list[Mount]:
             continue
         rest = right.split()
         mounts.append(Mount(mount_point=_unescape(fields[4]), fs_type=rest[0] if rest else "",
-                            source=_unescape(rest[1]) if len(rest) > 1 else ""))
+                            source=_unescape(rest[1]) if len(rest) > 1 else "", device=fields[2],
+                            root=_unescape(fields[3])))
     return mounts
 
 
@@ -163,6 +166,18 @@ def local_ipv4_addresses(fib_trie: str) -> set[str]:
         elif "/32 host LOCAL" in stripped and last:
             out.add(last)
     return out
+
+
+def parse_conf_list(text: str, key: str) -> list[str] | None:
+    """The strings of ``key = [ "a", "b" ]`` in a libvirt .conf file (may span lines); None when not set."""
+    import re
+
+    lines = [line.split("#", 1)[0] for line in text.splitlines()]
+    body = "\n".join(lines)
+    value = None
+    for m in re.finditer(rf"(?m)^\s*{re.escape(key)}\s*=\s*\[([^\]]*)\]", body):
+        value = re.findall(r'"([^"]*)"', m.group(1))
+    return value
 
 
 def parse_conf_value(text: str, key: str) -> str | None:

@@ -76,9 +76,11 @@ def gather_host(session: HostSession, raw: RawHost) -> None:
         raw.errors["ssh"] = session.ssh_error
 
 
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 HOST_FILES = (
     "/proc/meminfo", "/proc/self/mountinfo", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online",
     "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/etc/libvirt/qemu.conf", CPUINFO,
+    BOOT_ID,  # equal on two hosts: one kernel (containers, namespaces), so one local file is the same file
 ) + tuple(HUGEPAGE_FILES.values())
 
 

@@ -135,6 +135,8 @@ class PendingPair:
         if not self._src_domain:
             return raw  # the source failed; its error is reported
         dom = self._src_domain[0]
+        if self.options.target_xml:  # --xml: the target runs that definition, its paths are what it needs
+            dom = g.parse_domain_xml(self.options.target_xml)
         stage("asking for domain capabilities, paths and image headers")
         if g.needs_tcp_listeners(dom):
             g.gather_host_files(s, raw, g.TCP_FILES)
@@ -146,8 +148,8 @@ class PendingPair:
         stage("waiting for the source's CPU")
         self._source_cpu_ready.wait(self.options.timeout)
         stage("comparing CPUs")
-        for cpu_xml in g.cpu_definitions_to_compare(self._src_raw[0], dom):
-            g.compare_cpu(s, raw, dom, cpu_xml)
+        for cpu_xml in g.cpu_definitions_to_compare(self._src_raw[0], self._src_domain[0]):
+            g.compare_cpu(s, raw, self._src_domain[0], cpu_xml)
         stage("done")
         return raw
 

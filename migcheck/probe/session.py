@@ -49,6 +49,8 @@ class ProbeOptions:
     # QEMU will connect to (the --migrateuri host, or the target's migration_host or hostname)
     migrateuri: str | None = None
     resolve_target: bool = True
+    # the --xml definition (text, parsed on this machine already): the target's paths and bridges are its
+    target_xml: str | None = None
     # libvirt over migcheck's own SSH connection (connectors/tunnel.py); MIGCHECK_NO_TUNNEL=1 for A/B benchmarks
     tunnel: bool = field(default_factory=lambda: os.environ.get("MIGCHECK_NO_TUNNEL") != "1")
 

@@ -2,7 +2,7 @@
 
 Three lab hosts of their own (prefix mcnet): net-a and net-b alike (bridge br-prod,
 hugetlbfs, /srv/on-both, the address 192.0.2.10 on lo, libvirt network labnet
-active), net-c bare (no bridge, no hugetlbfs, labnet defined but inactive).
+active), net-c bare (only bridge br-alt, which --xml scenarios name; no hugetlbfs, labnet defined but inactive).
 /srv/only-on-a exists on net-a only. Every scenario runs migcheck, then the real
 `virsh migrate` with the same flags, and asserts both agree (tests/lab/pairing.py).
 
@@ -13,6 +13,11 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | bridge br-prod on both | --live | ok | migrates |
 | bridge only on the source | --live | blocked | Cannot get interface MTU on 'br-prod': No such device |
 | shut-off bridge guest, no bridge on target | --offline --persistent | ok | defined on the target |
+| bridge only on the source, --xml naming the target's br-alt | --live --xml F | ok | migrates |
+| --xml still naming the missing bridge | --live --xml F | blocked | Cannot get interface MTU on 'br-prod': No such device |
+| --xml with 2 vCPUs | --live --xml F | blocked | unsupported configuration: Target domain vCPU max 2 does not match source 1 |
+| --xml with machine pc-q35-7.1 | --live --xml F | blocked | unsupported configuration: Target domain machine type pc-q35-7.1 does not match source pc-q35-7.2 |
+| --xml naming a missing file | --live --xml F | blocked | Failed to open file '...' |
 | macvtap on br-prod, on both | --live | ok | migrates |
 | macvtap source device missing | --live | blocked | Unable to get index for interface br-prod: No such device |
 | libvirt network active on both | --live | ok | migrates |
@@ -113,7 +118,7 @@ def lab():
         HostSpec("net-a", bridges=["br-prod"], dirs=["/srv/only-on-a", "/srv/on-both"], hugetlbfs=True,
                  setup=[shared_ip]),
         HostSpec("net-b", bridges=["br-prod"], dirs=["/srv/on-both"], hugetlbfs=True, setup=[shared_ip]),
-        HostSpec("net-c"),
+        HostSpec("net-c", bridges=["br-alt"]),  # br-alt: the bridge an --xml can name there
     ]
     with Lab(specs, prefix=PREFIX, subnet=SUBNET, state_dir=STATE_DIR) as lab:
         a, b, c = lab.hosts
@@ -180,6 +185,64 @@ def test_macvtap_device_missing_on_target_is_blocked_and_fails(lab):
     _pair_vm(lab, a, c, "net-mv-missing", ["--live"], devices=MACVTAP, expect="blocked",
              expect_rule="network.direct-device-missing",
              expect_error="Unable to get index for interface br-prod: No such device")
+
+
+# ------------------------------------------------------------------ --xml: the definition the target receives
+
+
+def _dest_xml(host, name: str, tmp: Path, label: str, edit) -> str:
+    """The running guest's migratable XML, edited, in a local file for virsh migrate --xml (and migcheck)."""
+    text = edit(host.virsh("dumpxml", "--migratable", name).stdout)
+    path = tmp / f"{name}-{label}.xml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_xml_naming_the_targets_bridge_is_ok_and_migrates(lab, tmp_path):
+    """br-prod is missing on net-c (blocked without --xml, above); an --xml naming net-c's br-alt migrates."""
+    a, _, c = _hosts(lab)
+    with guest(lab, a, "net-xml-br", lab.guest_xml("net-xml-br", extra_devices=BRIDGE)):
+        xml = _dest_xml(a, "net-xml-br", tmp_path, "br-alt", lambda t: t.replace("'br-prod'", "'br-alt'"))
+        out = pair(lab, a, c, "net-xml-br", ["--live", "--xml", xml], expect="ok")
+        assert not {"network.bridge-missing", "flags.destination-xml"} & out.rules()
+        assert "br-alt" in c.virsh("dumpxml", "net-xml-br").stdout
+
+
+def test_xml_still_naming_the_missing_bridge_is_blocked_and_fails(lab, tmp_path):
+    a, _, c = _hosts(lab)
+    with guest(lab, a, "net-xml-same", lab.guest_xml("net-xml-same", extra_devices=BRIDGE)):
+        xml = _dest_xml(a, "net-xml-same", tmp_path, "same", lambda t: t)
+        pair(lab, a, c, "net-xml-same", ["--live", "--xml", xml], expect="blocked",
+             expect_rule="network.bridge-missing", expect_error="Cannot get interface MTU on 'br-prod': No such device")
+
+
+XML_ABI = {
+    "vcpus": (lambda t: re.sub(r"(<vcpu[^>]*>)1<", r"\g<1>2<", t), "Target domain vCPU max 2 does not match source 1"),
+    "machine": (lambda t: t.replace("machine='pc-q35-7.2'", "machine='pc-q35-7.1'"),
+                "Target domain machine type pc-q35-7.1 does not match source pc-q35-7.2"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(XML_ABI))
+def test_xml_changing_the_abi_is_blocked_and_fails(lab, tmp_path, change):
+    """Even with the bridge fixed, an --xml of another vCPU count or machine type is refused by libvirt's
+    ABI stability check in the Begin phase."""
+    a, _, c = _hosts(lab)
+    edit, text = XML_ABI[change]
+    name = f"net-xml-{change}"
+    with guest(lab, a, name, lab.guest_xml(name, extra_devices=BRIDGE)):
+        assert "pc-q35-7.2" in a.virsh("dumpxml", name).stdout or change != "machine"
+        xml = _dest_xml(a, name, tmp_path, change, lambda t: edit(t.replace("'br-prod'", "'br-alt'")))
+        out = pair(lab, a, c, name, ["--live", "--xml", xml], expect="blocked", expect_rule="flags.destination-xml",
+                   expect_error=text)
+        assert "network.bridge-missing" not in out.rules()
+
+
+def test_xml_file_missing_is_blocked_and_fails(lab, tmp_path):
+    a, _, c = _hosts(lab)
+    with guest(lab, a, "net-xml-none", lab.guest_xml("net-xml-none")):
+        pair(lab, a, c, "net-xml-none", ["--live", "--xml", str(tmp_path / "absent.xml")], expect="blocked",
+             expect_rule="flags.destination-xml", expect_error="Failed to open file")
 
 
 # ------------------------------------------------------------------ libvirt networks, portgroups, nwfilters

@@ -15,6 +15,8 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | storage copy into a raw file (disk qcow2) | --live --copy-storage-all | ... qemu-system-x86_64: -blockdev ...: Image is not in qcow2 format |
 | storage copy, block device missing on the target | --live --copy-storage-all | internal error: cannot precreate storage for disk type 'block' |
 | storage copy into a smaller block device | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
+| storage copy onto the same file (a /var/tmp directory both hosts see; qcow2 or raw) | --live --copy-storage-all / --copy-storage-inc / --copy-storage-all --migrate-disks vda | internal error: unable to execute QEMU command 'block-export-add': Block node is read-only |
+| storage copy into a larger raw block device (16 MiB onto 32 MiB) | --live --copy-storage-all | operation failed: migration of disk vda failed: Source and target image have different sizes |
 | image missing on the target | --live --unsafe | unable to stat: /var/lib/libvirt/images/NAME.qcow2: No such file or directory |
 | cdrom ISO on the source only | --live | Cannot access storage file '/var/lib/libvirt/images/NAME.iso': No such file or directory |
 | shmem without role / role='peer' | --live | Requested operation is not valid: cannot migrate domain: Migration is disabled when using feature 'peer mode' in device 'ivshmem' |
@@ -29,15 +31,18 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | tunnelled + TLS | --live --p2p --tunnelled --tls | operation failed: job 'migration out' failed: TLS handshake failed: Error in the pull function. (or: internal error: failed to convert virJSONValue to yajl data; or: End of file while reading data: : Input/output error) |
 | flag combinations | see FLAG_COMBINATIONS | see FLAG_COMBINATIONS (with --p2p sometimes only "End of file while reading data: : Input/output error") |
 
-What works: storage copy into a same-size pre-created image or block device, or through an active pool
+What works: --unsafe onto the same file (it is the disk itself), a disk on a bindfs mount typed fuse.glusterfs
+with plain --live and even with storage copy onto itself (risky: each host's FUSE connection keeps its own
+locks, so two QEMUs write one image during the copy), a /dev/loop device both hosts see copied onto itself,
+storage copy into a same-size pre-created image or block device, or through an active pool
 (libvirt creates the image), cache='writeback' with storage copy, a block device visible on both hosts with plain --live,
 --unsafe onto a stale same-size copy (risky: it migrates), a cdrom on both hosts, shmem role='master',
 an unmounted 9p share whose dir exists on both hosts (risky: it migrates), --tls with certificates in a
 migrate_tls_x509_cert_dir, --p2p --tunnelled past migrate_tls_force, --tunnelled --copy-storage-all
 for a diskless guest.
 
-Not reproducible here: shared storage as libvirt counts it (NFS, CIFS, GlusterFS, Ceph, ...: no such
-server or kernel module on this machine), so storage.unsafe-cache's blocking branch (QEMU < 3.1 on
+Not reproducible here: real shared storage (NFS, CIFS, GlusterFS, Ceph, ...: no such server or kernel module
+on this machine; bindfs typed glusterfs stands in for libvirt's test, not for a filesystem carrying locks), so storage.unsafe-cache's blocking branch (QEMU < 3.1 on
 shared storage) cannot be shown; libvirt 9.0 refuses to define a vhdx disk at all ("unknown driver
 format value 'vhdx'").
 """
@@ -403,9 +408,10 @@ def test_copy_storage_of_a_block_device_missing_on_the_target_is_blocked_and_fai
             assert not exists_on(b, path)
 
 
-@pytest.mark.parametrize("target_mib,expect", [(16, "ok"), (8, "blocked")])
+@pytest.mark.parametrize("target_mib,expect", [(16, "ok"), (32, "blocked"), (8, "blocked")])
 def test_copy_storage_into_a_block_device_on_the_target(lab, target_mib, expect):
-    """Into a device of the same size the copy works; into a smaller one QEMU's mirror refuses it."""
+    """Into a device of the same size the copy works; into a smaller one QEMU's mirror refuses it, and into a
+    larger one too (libvirt 9.0 puts no slice over a raw target device)."""
     a, b = hosts(lab)
     name = f"sto-blk{target_mib}"
     path = f"{IMAGES}/{name}"
@@ -419,6 +425,137 @@ def test_copy_storage_into_a_block_device_on_the_target(lab, target_mib, expect)
             assert out.migrated is (expect == "ok"), out.migrate_error
             if expect == "ok":
                 assert "storage.copy-precreate" not in out.rules()
+
+
+# ------------------------------------------------------------------ the same file on both hosts
+
+# Both lab hosts see this machine's /var/tmp: a file there is one file for both (one kernel, one ext4), a
+# directory libvirt does not count as shared. Over it, each host mounts its own bindfs typed fuse.glusterfs,
+# which libvirt does count as shared (virFileIsSharedFS).
+SAME_DIR = STATE_DIR / "same"
+GLUSTER_BACK = STATE_DIR / "gluster-back"
+GLUSTER_MNT = STATE_DIR / "gluster"
+LOCKED = "unable to execute QEMU command 'block-export-add': Block node is read-only"
+
+
+@contextlib.contextmanager
+def same_dir() -> Iterator[str]:
+    SAME_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        yield str(SAME_DIR)
+    finally:
+        shutil.rmtree(SAME_DIR, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def gluster_mount(lab: Lab) -> Iterator[str]:
+    """A FUSE mount of type fuse.glusterfs (bindfs) in each host's mount namespace, all over one directory."""
+    if shutil.which("bindfs") is None:
+        pytest.skip("this machine: no bindfs (Debian package bindfs) for a filesystem libvirt counts as shared")
+    GLUSTER_BACK.mkdir(parents=True, exist_ok=True)
+    GLUSTER_MNT.mkdir(parents=True, exist_ok=True)
+    mounted = []
+    try:
+        for h in lab.hosts:
+            h.run(["bindfs", "-o", "allow_other,subtype=glusterfs,fsname=mcsto-gluster", str(GLUSTER_BACK),
+                   str(GLUSTER_MNT)], check=True)
+            mounted.append(h)
+            assert "fuse.glusterfs" in h.read_file("/proc/self/mountinfo")
+        yield str(GLUSTER_MNT)
+    finally:
+        for h in mounted:
+            h.run(["fusermount", "-u", str(GLUSTER_MNT)])
+        shutil.rmtree(GLUSTER_BACK, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            GLUSTER_MNT.rmdir()
+
+
+@pytest.mark.parametrize("flags", [["--copy-storage-all"], ["--copy-storage-inc"],
+                                   ["--copy-storage-all", "--migrate-disks", "vda"]],
+                         ids=["all", "inc", "migrate-disks"])
+def test_copy_onto_the_same_file_is_blocked_and_fails(lab, flags):
+    """The NBD copy's target is the file the source QEMU has open and write-locked: the target QEMU cannot
+    open it for writing, and libvirt's block-export-add of it fails before anything is copied."""
+    a, b = hosts(lab)
+    with same_dir() as d:
+        img = f"{d}/sto-same-{flags[0][-3:]}{len(flags)}.qcow2"
+        name = Path(img).stem
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "16M"], check=True, timeout=30)
+        with guest(lab, a, name, lab.guest_xml(name, extra_devices=disk(img))):
+            out = pair(lab, a, b, name, ["--live", *flags], expect="blocked", expect_rule="storage.copy-precreate",
+                       expect_error=LOCKED)
+            assert "storage.stale-copy-on-target" not in out.rules()  # it is no stale copy: it is the disk
+        check = subprocess.run(["qemu-img", "check", img], capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_unsafe_onto_the_same_file_is_ok_and_migrates(lab):
+    """The one file both hosts see: --unsafe skips libvirt's shared-storage test, and the target QEMU opens
+    the very disk the guest was writing (the source's data, read back through the guest's QEMU there)."""
+    a, b = hosts(lab)
+    with same_dir() as d:
+        img = f"{d}/sto-sameun.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "16M"], check=True, timeout=30)
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xaa 0 64k", img], check=True,
+                       capture_output=True, timeout=30)
+        with guest(lab, a, "sto-sameun", lab.guest_xml("sto-sameun", extra_devices=disk(img))):
+            pair(lab, a, b, "sto-sameun", ["--live", "--unsafe"], expect="ok")
+            assert _disk_reads(b, "sto-sameun", 0xAA)
+
+
+def test_live_on_the_same_file_is_blocked_and_the_fix_is_unsafe_not_a_copy(lab):
+    a, b = hosts(lab)
+    with same_dir() as d:
+        img = f"{d}/sto-samelive.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "16M"], check=True, timeout=30)
+        with guest(lab, a, "sto-samelive", lab.guest_xml("sto-samelive", extra_devices=disk(img))):
+            out = pair(lab, a, b, "sto-samelive", ["--live"], expect="blocked", expect_rule="storage.not-shared",
+                       expect_error=UNSAFE)
+            [f] = [f for f in out.report["findings"] if f["rule"] == "storage.not-shared"]
+            assert "--unsafe" in f["fix"] and "add --copy-storage-all" not in f["fix"], f
+
+
+def test_migrate_disks_leaving_the_same_file_out_is_ok_and_migrates(lab):
+    """vda on the hosts' own /var/lib/libvirt (pre-created on the target, copied), vdb the same file, not
+    copied: --unsafe is needed for vdb (libvirt does not count /var/tmp as shared), and it migrates."""
+    a, b = hosts(lab)
+    local = f"{IMAGES}/sto-samemd-vda.qcow2"
+    with same_dir() as d, files_removed(lab, local):
+        shared = f"{d}/sto-samemd-vdb.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", shared, "16M"], check=True, timeout=30)
+        make_image(a, local)
+        make_image(b, local)
+        devices = disk(local, dev="vda") + disk(shared, dev="vdb")
+        with guest(lab, a, "sto-samemd", lab.guest_xml("sto-samemd", extra_devices=devices)):
+            pair(lab, a, b, "sto-samemd", ["--live", "--copy-storage-all", "--migrate-disks", "vda", "--unsafe"],
+                 expect="ok")
+
+
+@pytest.mark.parametrize("flags", [["--copy-storage-all"], ["--copy-storage-inc"]], ids=["all", "inc"])
+def test_copy_onto_a_glusterfs_mount_is_risky_and_migrates(lab, flags):
+    """libvirt copies disks on shared storage too. Here each host's FUSE connection keeps its own locks, so the
+    target QEMU opens the file for writing and the copy writes it onto itself: the move works, with two QEMUs
+    writing one image meanwhile (on a filesystem that carries the lock it fails as on ext4): risky."""
+    a, b = hosts(lab)
+    with gluster_mount(lab) as mnt:
+        img = f"{mnt}/sto-gl{flags[0][-3:]}.qcow2"
+        name = Path(img).stem
+        make_image(a, img)
+        with guest(lab, a, name, lab.guest_xml(name, extra_devices=disk(img))):
+            out = pair(lab, a, b, name, ["--live", *flags], expect="risky", expect_rule="storage.copy-precreate")
+            assert_risky_and_migrates(out)
+        check = a.run(["qemu-img", "check", img], timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_glusterfs_mount_without_copy_is_ok_and_migrates(lab):
+    a, b = hosts(lab)
+    with gluster_mount(lab) as mnt:
+        img = f"{mnt}/sto-gllive.qcow2"
+        make_image(a, img)
+        with guest(lab, a, "sto-gllive", lab.guest_xml("sto-gllive", extra_devices=disk(img))):
+            out = pair(lab, a, b, "sto-gllive", ["--live"], expect="ok")
+            assert not {"storage.not-shared", "storage.copy-precreate"} & out.rules()
 
 
 # ------------------------------------------------------------------ cdrom
