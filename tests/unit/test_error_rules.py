@@ -47,6 +47,8 @@ LAB_ERRORS = [
     ("Cannot get interface MTU on 'br-prod': No such device", "network.bridge-missing"),
     ("Unable to get index for interface br-prod: No such device", "network.direct-device-missing"),
     ("Network not found: no network with matching name 'anet'", "network.libvirt-network"),
+    ("Cannot get interface MTU on 'br-gone': No such device", "network.libvirt-network"),
+    ("invalid argument: disk target vdz not found", "flags.rejected-combination"),
     ("Requested operation is not valid: network 'labnet' is not active", "network.libvirt-network"),
     ("internal error: referenced filter 'mc-only-a' is missing", "network.nwfilter-missing"),
     ("Unable to open file: /srv/only-on-a/console.log: No such file or directory", "paths.chardev-directory"),
