@@ -60,7 +60,8 @@ ISO = "/srv/only-on-a/x.iso"
 def media(policy, device="cdrom"):
     """A read-only medium as the lab's live XML showed it (index and alias left out)."""
     sp = f" startupPolicy='{policy}'" if policy else ""
-    target = "<target dev='sda' bus='sata'/>" if device == "cdrom" else "<target dev='vdb' bus='virtio'/>"
+    target = {"cdrom": "<target dev='sda' bus='sata'/>", "floppy": "<target dev='fda' bus='fdc'/>"}.get(
+        device, "<target dev='vdb' bus='virtio'/>")
     return (f"<disk type='file' device='{device}'><driver name='qemu' type='raw'/><source file='{ISO}'{sp}/>"
             f"<backingStore/>{target}<readonly/></disk>")
 
@@ -250,6 +251,11 @@ CASES = [
      "--live", "block"),
     ("disk-optional-missing", "storage.missing-on-target", media("optional", device="disk"), {},
      {"paths": EMU | missing(ISO)}, "--live", "block"),
+    # a floppy follows the cdrom's rule in libvirt's code (not lab-run: q35 guests have no floppy controller)
+    ("floppy-optional-missing-warns", "storage.missing-on-target", media("optional", device="floppy"), {},
+     {"paths": EMU | missing(ISO)}, "--live", "warn"),
+    ("migrate-disks-unknown-target-inc", "flags.rejected-combination", "", {}, {},
+     "--live --copy-storage-inc --migrate-disks vda,vdz", "block"),
     ("cdrom-optional-present-ok", "storage.missing-on-target", media("optional"), {},
      {"paths": EMU | exists(ISO)}, "--live", None),
     ("direct-missing", "network.direct-device-missing",

@@ -49,6 +49,7 @@ LAB_ERRORS = [
     ("Network not found: no network with matching name 'anet'", "network.libvirt-network"),
     ("Cannot get interface MTU on 'br-gone': No such device", "network.libvirt-network"),
     ("invalid argument: disk target vdz not found", "flags.rejected-combination"),
+    ("Unable to get index for interface nic-gone: No such device", "network.libvirt-network"),
     ("Requested operation is not valid: network 'labnet' is not active", "network.libvirt-network"),
     ("internal error: referenced filter 'mc-only-a' is missing", "network.nwfilter-missing"),
     ("Unable to open file: /srv/only-on-a/console.log: No such file or directory", "paths.chardev-directory"),
