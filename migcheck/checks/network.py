@@ -80,8 +80,9 @@ def direct_device_missing(ctx: CheckContext):
                         "No such device'")
 
 
-@check("network.libvirt-network", Severity.BLOCK, "a libvirt network missing or inactive on the target",
-       proven_by_lab=True, also=(Severity.WARN,))
+@check("network.libvirt-network", Severity.BLOCK,
+       "a libvirt network missing or inactive on the target, or the bridge or NIC it hands out missing there",
+       proven_by_lab=True, also=(Severity.RISK, Severity.WARN))
 def libvirt_network(ctx: CheckContext):
     """The target's libvirt plugs the incoming guest into its network of the same name.
 

@@ -106,7 +106,7 @@ def unsafe_cache(ctx: CheckContext):
 
 
 @check("storage.missing-on-target", Severity.BLOCK, "a disk image that does not exist on the target",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.WARN,))
 def missing_on_target(ctx: CheckContext):
     """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it.
 
