@@ -556,7 +556,7 @@ class _TargetInfo:
     """What the class key needs of a host as a target, computed once per host."""
 
     __slots__ = ("profile", "uuid", "hostname_key", "peers_by_name", "peers_by_uuid", "peers", "mem", "mem_text",
-                 "dc", "cpu", "paths", "images", "conf")
+                 "dc", "cpu", "paths", "images", "conf", "networks")
 
     def __init__(self, host: HostProbe, cache: FactCache, intern: Callable[[object], int]):
         from migcheck.facts.procfs import parse_meminfo
@@ -590,6 +590,7 @@ class _TargetInfo:
         self.paths = {k: intern(("path", _fp(a.value), tuple(a.errors.items()))) for k, a in host.paths.items()}
         self.images = {k: intern(("image", a.value, tuple(a.errors.items()))) for k, a in host.images.items()}
         self.conf = b.files.get(QEMU_CONF)
+        self.networks = b.networks
 
 
 def _fp(value: object) -> object:
@@ -652,7 +653,7 @@ def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None) -> tuple:
         ti.profile,
         ti.dc.get(gi.key, -1),
         tuple(map(ti.cpu.get, gi.cpu_qs)),
-        tuple(map(ti.paths.get, gi.g.target_paths(ti.conf))),
+        tuple(map(ti.paths.get, gi.g.target_paths(ti.conf, ti.networks))),
         tuple(map(ti.images.get, gi.disks)),
         bool(src_uuid) and ti.uuid == src_uuid,
         ti.hostname_key,

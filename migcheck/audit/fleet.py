@@ -48,13 +48,17 @@ class GuestProbe:
     def running(self) -> bool:
         return self.raw is not None and self.raw.state is not None and self.raw.state not in INACTIVE_STATES
 
-    def target_paths(self, qemu_conf: str | None) -> list[str]:
-        """The paths probe_pair stats on a target (whose qemu.conf names its TLS folder) for this guest."""
-        hit = self._tpaths.get(qemu_conf)
+    def target_paths(self, qemu_conf: str | None, networks=None) -> list[str]:
+        """The paths probe_pair stats on a target (whose qemu.conf names its TLS folder, whose networks hand
+        out host bridges and NICs) for this guest."""
+        from migcheck.checks.network import network_host_devices
+
+        devs = tuple(network_host_devices(self.dom, networks or [])) if self.dom else ()
+        hit = self._tpaths.get((qemu_conf, devs))
         if hit is None:
             from migcheck.probe.gather import target_paths_of
 
-            hit = self._tpaths[qemu_conf] = target_paths_of(self.dom, qemu_conf) if self.dom else []
+            hit = self._tpaths[(qemu_conf, devs)] = target_paths_of(self.dom, qemu_conf, networks) if self.dom else []
         return hit
 
     def source_paths(self, qemu_conf: str | None) -> list[str]:
@@ -145,7 +149,7 @@ def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
     b = host.base
     key = guest.key
     dc = host.domcaps.get(key)
-    paths, path_errors = _paths(host, guest.target_paths(b.files.get(QEMU_CONF)))
+    paths, path_errors = _paths(host, guest.target_paths(b.files.get(QEMU_CONF), b.networks))
     images, image_errors = _images(host, guest, paths)
     cpu, cpu_errors = _cpu(host, guest, guest.cpu_defs)
     tcp = guest.dom is not None and needs_tcp_listeners(guest.dom)

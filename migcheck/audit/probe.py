@@ -211,8 +211,8 @@ class Questions:
     images: list[str]  # disk files: their header is read where the path exists
 
 
-def questions_for(guests: Iterable[GuestProbe], qemu_conf: str | None) -> Questions:
-    """The distinct questions a target (with this qemu.conf) must answer for these guests."""
+def questions_for(guests: Iterable[GuestProbe], qemu_conf: str | None, networks=None) -> Questions:
+    """The distinct questions a target (with this qemu.conf and these networks) must answer for these guests."""
     q = Questions({}, {}, [], [])
     paths: dict[str, None] = {}
     images: dict[str, None] = {}
@@ -222,7 +222,7 @@ def questions_for(guests: Iterable[GuestProbe], qemu_conf: str | None) -> Questi
         q.domcaps.setdefault(g.key, g)
         for xml in g.cpu_defs:
             q.cpu.setdefault((g.dom.arch or "", g.dom.virt_type or "", xml), g)
-        paths.update(dict.fromkeys(g.target_paths(qemu_conf)))
+        paths.update(dict.fromkeys(g.target_paths(qemu_conf, networks)))
         images.update(dict.fromkeys(g.disk_files()))
     q.paths = list(paths)
     q.images = list(images)
@@ -330,7 +330,7 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
         host = hosts[name]
         sources = [hosts[s] for s in sources_of[name] if hosts[s].ok]
         q = questions_for((g for src in sources for g in src.guests.values() if audited(g)),
-                          host.base.files.get(QEMU_CONF))
+                          host.base.files.get(QEMU_CONF), host.base.networks)
         out = answer_as_target(sessions[name], host, q, task)
         if options.resolve_target:  # this host as a source: the names of its candidate targets, once each
             task.stage = "resolving the candidate targets' migration addresses"

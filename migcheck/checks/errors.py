@@ -42,7 +42,9 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"Target .* does not match source|Failed to open file '|XML error|\(domain_definition\):\d+:", "flags.destination-xml"),
     (r"cache other than none or directsync", "storage.unsafe-cache"),
     (r"Cannot get interface MTU", "network.bridge-missing"),
+    (r"Cannot get interface MTU", "network.libvirt-network"),  # a target network's own bridge missing
     (r"Unable to get index for interface", "network.direct-device-missing"),
+    (r"Unable to get index for interface", "network.libvirt-network"),  # a target network's own NIC missing
     (r"Network not found|network '.*' is not active", "network.libvirt-network"),
     (r"nwfilter|filter '.*' not found|referenced filter '.*' is missing", "network.nwfilter-missing"),
     (r"hugetlbfs", "resources.hugepages"),
@@ -50,7 +52,8 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
     (r"Unable to access credentials", "flags.tls-certificates"),
     (r"mutually exclusive|without using peer2peer flag|post-copy (migration )?is not supported with|"
      r"offline migration must be specified with the persistent flag|tunnelled offline migration does not make|"
-     r"offline migration cannot handle non-shared storage|argument key 'host' must not have null value",
+     r"offline migration cannot handle non-shared storage|argument key 'host' must not have null value|"
+     r"disk target .* not found",
      "flags.rejected-combination"),
     (r"Cannot access storage file|Could not open '|unable to stat: .*No such file", "storage.missing-on-target"),
     (r"Unable to open file: .*No such file|Unable to bind to UNIX socket path|unable to stat: .*No such file|"

@@ -10,6 +10,31 @@ def netdev_path(name: str) -> str:
     return f"/sys/class/net/{name}"
 
 
+MACVTAP_MODES = ("bridge", "private", "vepa", "passthrough")
+
+
+def _handed_out(net) -> tuple[str | None, list[str]]:
+    """What a target network plugs a guest into: a host bridge of its own naming (forward mode 'bridge' with
+    <bridge name>), or one of its NICs as a macvtap lower device (forward mode bridge/private/vepa/passthrough
+    with <interface dev>). libvirt creates the bridge of a nat/route/isolated network itself when it starts it."""
+    if net is None or not net.active or net.forward_mode not in MACVTAP_MODES:
+        return None, []
+    if net.forward_mode == "bridge" and net.bridge:
+        return net.bridge, []
+    return None, list(net.forward_devs)
+
+
+def network_host_devices(dom, networks) -> list[str]:
+    """Host network devices of the target that its networks would give this guest's interfaces."""
+    by_name = {n.name: n for n in networks}
+    out: list[str] = []
+    for i in dom.interfaces:
+        if i.type == "network" and i.network:
+            bridge, devs = _handed_out(by_name.get(i.network))
+            out += ([bridge] if bridge else []) + devs
+    return list(dict.fromkeys(out))
+
+
 def _live_only(ctx: CheckContext) -> None:
     if ctx.flags.offline:
         raise NotApplicable  # the target only stores the XML; the guest starts later
@@ -55,10 +80,15 @@ def direct_device_missing(ctx: CheckContext):
                         "No such device'")
 
 
-@check("network.libvirt-network", Severity.BLOCK, "a libvirt network missing or inactive on the target",
-       proven_by_lab=True, also=(Severity.WARN,))
+@check("network.libvirt-network", Severity.BLOCK,
+       "a libvirt network missing or inactive on the target, or the bridge or NIC it hands out missing there",
+       proven_by_lab=True, also=(Severity.RISK, Severity.WARN))
 def libvirt_network(ctx: CheckContext):
     """The target's libvirt plugs the incoming guest into its network of the same name.
+
+    This holds also for a running guest whose live XML shows the network's bridge or NIC instead
+    (<interface type='bridge'><source network='NET' bridge='br0'/>, forward mode 'bridge'; type='direct'
+    for macvtap networks): the migration XML names the network, and the target resolves it itself (lab).
 
     Proven in the lab (libvirt 9.0): a network not defined on the target fails the migration with
     "Network not found: no network with matching name 'NET'"; defined but inactive with
@@ -76,6 +106,7 @@ def libvirt_network(ctx: CheckContext):
     out = []
     for i in ifaces:
         net = nets.get(i.network)
+        out += _handed_out_missing(ctx, i, net)
         if net is None:
             out.append(Hit(message=f"network '{i.network}' is not defined on the target: \"Network not found: no "
                                    f"network with matching name '{i.network}'\"",
@@ -96,6 +127,55 @@ def libvirt_network(ctx: CheckContext):
                            fix=f"add portgroup '{i.portgroup}' to network '{i.network}' on the target (virsh "
                                f"net-update {i.network} add portgroup ... --live --config) before migrating",
                            severity=Severity.WARN))
+    return out
+
+
+def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
+    """The target network exists and is active, but the host bridge or NICs it hands out are not there.
+
+    Lab (libvirt 9.0): a network of forward mode 'bridge' whose <bridge name> is missing on the target is
+    active there all the same, and the migration fails with "Cannot get interface MTU on 'BR': No such device";
+    its bridge named differently from the source's migrates (the target uses its own). A macvtap network
+    whose only NIC is missing on the target fails with "Unable to get index for interface NIC: No such device"
+    (lab); with several NICs, some missing, libvirt may or may not pick a missing one: a risk (not lab-run)."""
+    bridge, devs = _handed_out(net)
+    seen = f"(on the source the interface is on {i.actual_type} {i.actual_bridge or i.actual_dev})" \
+        if i.actual_type and i.actual_type != "network" else ""
+    out = []
+    if bridge:
+        stat = ctx.target.raw.paths.get(netdev_path(bridge))
+        if stat is None:
+            out.append(Hit(message=f"could not check bridge '{bridge}' of network '{i.network}' on the target",
+                           evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
+                           severity=Severity.UNKNOWN))
+        elif not stat.exists:
+            out.append(Hit(message=f"network '{i.network}' on the target hands out bridge '{bridge}', which does not "
+                                   f"exist there: \"Cannot get interface MTU on '{bridge}': No such device\"",
+                           evidence=[f"{ctx.target.spec}: network {i.network} <forward mode='bridge'/> "
+                                     f"<bridge name='{bridge}'/>", f"{ctx.target.spec}: no {netdev_path(bridge)}"]
+                           + ([seen] if seen else []),
+                           fix=f"create bridge {bridge} on the target, or point the target's network "
+                               f"'{i.network}' at the bridge it has (virsh net-edit {i.network})"))
+    elif devs:
+        stats = [(d, ctx.target.raw.paths.get(netdev_path(d))) for d in devs]
+        if any(st is None for _, st in stats):
+            out.append(Hit(message=f"could not check the NICs of network '{i.network}' on the target",
+                           evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
+                           severity=Severity.UNKNOWN))
+            return out
+        gone = [d for d, st in stats if not st.exists]
+        if gone:
+            every = len(gone) == len(devs)
+            out.append(Hit(message=f"network '{i.network}' on the target hands out NIC(s) {', '.join(gone)} for "
+                                   "macvtap, which do not exist there"
+                                   + (f": the target cannot create the macvtap, \"Unable to get index for interface "
+                                      f"{gone[0]}: No such device\"" if every else
+                                      ": libvirt may pick one of them for this guest"),
+                           evidence=[f"{ctx.target.spec}: network {i.network} <forward mode='{net.forward_mode}'> "
+                                     f"devs {', '.join(devs)}", f"{ctx.target.spec}: no {', '.join(gone)}"],
+                           fix=f"fix the <forward><interface dev> list of network '{i.network}' on the target "
+                               "(virsh net-edit) to name NICs it has",
+                           severity=Severity.BLOCK if every else Severity.RISK))
     return out
 
 

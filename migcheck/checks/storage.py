@@ -189,13 +189,18 @@ def unsafe_cache(ctx: CheckContext):
 
 
 @check("storage.missing-on-target", Severity.BLOCK, "a disk image that does not exist on the target",
-       proven_by_lab=True)
+       proven_by_lab=True, also=(Severity.WARN,))
 def missing_on_target(ctx: CheckContext):
     """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it.
 
     Proven in the lab (libvirt 9.0): a writable disk missing on the target with --live --unsafe fails with
     "unable to stat: PATH: No such file or directory"; a read-only cdrom ISO present on the source only fails
-    with "Cannot access storage file 'PATH': No such file or directory", and migrates once it is on both."""
+    with "Cannot access storage file 'PATH': No such file or directory", and migrates once it is on both.
+
+    startupPolicy (qemuDomainCheckDiskStartupPolicy; an incoming migration is no cold boot): a cdrom or floppy
+    with 'optional' or 'requisite' whose image the target lacks migrates, the target dropping the media
+    (lab: a warning); 'mandatory' or no policy fails as above; so does a device='disk' with 'optional'
+    (QEMU's migration stream carries its state; lab: "Cannot access storage file ...")."""
     if ctx.flags.offline:
         raise NotApplicable
     out = []
@@ -211,6 +216,15 @@ def missing_on_target(ctx: CheckContext):
                            fix="allow SSH access to the target", severity=Severity.UNKNOWN))
             continue
         if stat.exists:
+            continue
+        if d.device in ("cdrom", "floppy") and d.startup_policy in ("optional", "requisite"):
+            out.append(Hit(message=f"{d.device} image {path} (disk {d.target}) does not exist on the target: with "
+                                   f"startupPolicy='{d.startup_policy}' the target's libvirt drops it and the guest "
+                                   f"continues with an empty {d.device} drive",
+                           evidence=[f"{ctx.target.spec}: {path} not found",
+                                     f"disk {d.target}: <source startupPolicy='{d.startup_policy}'/>"],
+                           fix=f"copy {path} to the same path on the target if the guest still needs the media",
+                           severity=Severity.WARN))
             continue
         kind = "image" if d.device == "disk" else f"{d.device} image"
         writable = d.device == "disk" and not d.readonly

@@ -108,6 +108,7 @@ def _disk(elem: Element) -> Disk:
         transient=elem.find("transient") is not None,
         secret_uuid=secret.get("uuid") if secret is not None else None,
         secret_usage=secret.get("usage") if secret is not None else None,
+        startup_policy=src.get("startupPolicy") if src is not None else None,
     )
 
 
@@ -119,13 +120,19 @@ def _interface(elem: Element) -> Interface:
     target = elem.find("target")
     fref = elem.find("filterref")
     teaming = elem.find("teaming")
+    itype = elem.get("type", "")
+    network = get("network")
+    on_network = bool(network) and itype in ("network", "bridge", "direct")  # see Interface: what migration sends
     return Interface(
-        type=elem.get("type", ""),
+        type="network" if on_network else itype,
         mac=mac.get("address") if mac is not None else None,
-        bridge=get("bridge"),
-        network=get("network"),
+        bridge=None if on_network else get("bridge"),
+        network=network if on_network else None,
+        actual_type=itype if on_network else None,
+        actual_bridge=get("bridge") if on_network else None,
+        actual_dev=get("dev") if on_network else None,
         portgroup=get("portgroup"),
-        dev=get("dev"),
+        dev=None if on_network else get("dev"),
         socket=get("path") if elem.get("type") == "vhostuser" else None,
         socket_mode=get("mode") if elem.get("type") == "vhostuser" else None,
         teaming=teaming.get("type") if teaming is not None else None,

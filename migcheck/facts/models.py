@@ -121,13 +121,28 @@ class Disk(BaseModel):
     transient: bool = False
     secret_uuid: str | None = None
     secret_usage: str | None = None
+    # <source startupPolicy=...>: optional | requisite | mandatory (None: libvirt's default, mandatory)
+    startup_policy: str | None = None
 
 
 class Interface(BaseModel):
+    """One <interface>, as the migration sends it.
+
+    A running guest's live XML shows an interface on a libvirt network as what the network gave it on the
+    source: <interface type='bridge'> (forward mode 'bridge') or type='direct' (macvtap), with
+    <source network='NET' bridge='br0'/> (or dev=). The migration XML (VIR_DOMAIN_XML_MIGRATABLE) sends
+    <interface type='network'><source network='NET'/> instead, and the target resolves NET itself (seen in the
+    lab, libvirt 9.0). So such an interface is parsed as type 'network'; the source's own bridge or device
+    stays in actual_type / actual_bridge / actual_dev, and bridge / dev stay None: the target need not have them.
+    """
+
     type: str  # bridge | network | direct | hostdev | vdpa | vhostuser | user | ...
     mac: str | None = None
     bridge: str | None = None
     network: str | None = None
+    actual_type: str | None = None  # network interfaces: what the live XML shows on the source (bridge, direct, ...)
+    actual_bridge: str | None = None  # network interfaces: the source's bridge (live XML <source bridge=>)
+    actual_dev: str | None = None  # network interfaces: the source's macvtap device (live XML <source dev=>)
     portgroup: str | None = None
     dev: str | None = None  # direct: source dev
     socket: str | None = None  # vhostuser socket path

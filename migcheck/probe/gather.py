@@ -180,15 +180,20 @@ def gather_target_objects(session: HostSession, raw: RawHost) -> None:
     def networks() -> list[NetworkInfo]:
         out = []
         for net in conn.listAllNetworks(0):
-            portgroups, bridge = [], None
+            portgroups, bridge, mode, devs = [], None, None, []
             try:
                 root = parse_xml(net.XMLDesc(0), "network XML")
                 portgroups = [pg.get("name") for pg in root.findall("portgroup") if pg.get("name")]
                 br = root.find("bridge")
                 bridge = br.get("name") if br is not None else None
+                fwd = root.find("forward")
+                if fwd is not None:
+                    mode = fwd.get("mode", "nat")
+                    devs = [i.get("dev") for i in fwd.findall("interface") if i.get("dev")]
             except (libvirt.libvirtError, ValueError):
                 pass
-            out.append(NetworkInfo(name=net.name(), active=bool(net.isActive()), portgroups=portgroups, bridge=bridge))
+            out.append(NetworkInfo(name=net.name(), active=bool(net.isActive()), portgroups=portgroups, bridge=bridge,
+                                   forward_mode=mode, forward_devs=devs))
         return out
 
     def pools() -> list[PoolInfo]:
@@ -518,11 +523,12 @@ def guest_cpu_definitions(dom: Domain) -> list[str]:
     return [dom.cpu.xml]
 
 
-def target_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
-    """Paths on the target whose existence the checks need (qemu_conf: the target's, for the TLS dir)."""
+def target_paths_of(dom: Domain, qemu_conf: str | None = None, networks: list[NetworkInfo] | None = None) -> list[str]:
+    """Paths on the target whose existence the checks need (qemu_conf: the target's, for the TLS dir;
+    networks: the target's, for the host bridges and NICs its networks of the guest hand out)."""
     from migcheck.checks.devices import SWTPM_PATHS
     from migcheck.checks.platform import tls_paths
-    from migcheck.checks.network import netdev_path
+    from migcheck.checks.network import netdev_path, network_host_devices
     from migcheck.checks.paths import boot_files, chardev_dirs
 
     paths = [dom.emulator] if dom.emulator else []
@@ -532,6 +538,7 @@ def target_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
     paths += [netdev_path(i.bridge) for i in dom.interfaces if i.type == "bridge" and i.bridge]
     paths += [netdev_path(i.dev) for i in dom.interfaces if i.type == "direct" and i.dev]
     paths += [i.socket for i in dom.interfaces if i.type == "vhostuser" and i.socket]
+    paths += [netdev_path(n) for n in network_host_devices(dom, networks or [])]
     paths += list(SWTPM_PATHS) if "emulator" in dom.tpms else []
     paths += [f["source"] for f in dom.filesystems if f["type"] == "mount" and f["source"]]
     paths += tls_paths(qemu_conf, "target")

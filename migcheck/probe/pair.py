@@ -143,7 +143,7 @@ class PendingPair:
         if g.needs_usb_devices(dom):
             g.gather_usb_devices(s, raw)
         g.gather_domcaps(s, raw, dom)
-        g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(g.QEMU_CONF)))
+        g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(g.QEMU_CONF), raw.networks))
         g.gather_image_headers(s, raw, dom)
         stage("waiting for the source's CPU")
         self._source_cpu_ready.wait(self.options.timeout)

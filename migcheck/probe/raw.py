@@ -74,6 +74,8 @@ class NetworkInfo(BaseModel):
     active: bool
     portgroups: list[str] = Field(default_factory=list)
     bridge: str | None = None
+    forward_mode: str | None = None  # <forward mode=...>: nat | route | bridge | private | vepa | passthrough | ...
+    forward_devs: list[str] = Field(default_factory=list)  # <forward><interface dev=...>: a macvtap network's NICs
 
 
 class PoolInfo(BaseModel):

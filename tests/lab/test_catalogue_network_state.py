@@ -24,6 +24,19 @@ What the real migrations said (libvirt 9.0, QEMU 7.2), as the assertions pin it:
 | network not defined on target | --live | blocked | Network not found: no network with matching name 'anet' |
 | network defined, inactive on target | --live | blocked | Requested operation is not valid: network 'labnet' is not active |
 | portgroup missing on target | --live | ok (warn) | migrates: libvirt ignores the unknown portgroup |
+| NAT network, its bridge named otherwise on target | --live | ok | migrates |
+| bridge network (live XML type='bridge' on br-prod), target's network on br-other | --live | ok | migrates |
+| bridge network missing on target (which has br-prod) | --live | blocked | Network not found: no network with matching name 'fwdonly-a' |
+| bridge network inactive on target | --live | blocked | Requested operation is not valid: network 'fwdoff' is not active |
+| bridge network active on target, its bridge absent | --live | blocked | Cannot get interface MTU on 'br-gone': No such device |
+| macvtap network (live XML type='direct' on nic-a), target's network on nic-b | --live | ok | migrates |
+| macvtap network missing on target | --live | blocked | Network not found: no network with matching name 'mvgone' |
+| macvtap network active on target, its NIC absent | --live | blocked | Unable to get index for interface nic-gone: No such device |
+| cdrom, startupPolicy optional / requisite, ISO only on source | --live | ok (warn) | migrates; the target's drive is empty |
+| cdrom, startupPolicy mandatory / none, ISO only on source | --live | blocked | Cannot access storage file '/srv/only-on-a/media.iso': No such file or directory |
+| read-only disk, startupPolicy optional, image only on source | --live | blocked | Cannot access storage file '/srv/only-on-a/media.iso': No such file or directory |
+| --migrate-disks vdz (no such disk) | --live --copy-storage-all | blocked | invalid argument: disk target vdz not found |
+| --migrate-disks vdz (no such disk) | --live | ok | migrates (libvirt ignores the list without storage copy) |
 | nwfilter on both | --live | ok | migrates |
 | nwfilter only on the source | --live | blocked | internal error: referenced filter 'mc-only-a' is missing |
 | serial file, dir only on source | --live | blocked | Unable to open file: /srv/only-on-a/console.log: No such file or directory |
@@ -86,6 +99,9 @@ GLNET = ("<network><name>glnet</name><bridge name='virbr-gl' stp='off'/><dns ena
          "<ip address='192.168.{octet}.1' netmask='255.255.255.0'/></network>")
 LABNET = """<network><name>{name}</name><bridge name='{bridge}' stp='off'/>{pgs}</network>"""
 FILTER = "<filter name='{name}' chain='root'><filterref filter='allow-arp'/></filter>"
+FWD_BRIDGE = "<network><name>{name}</name><forward mode='bridge'/><bridge name='{bridge}'/></network>"
+FWD_MACVTAP = "<network><name>{name}</name><forward mode='bridge'><interface dev='{dev}'/></forward></network>"
+ONLY_A_ISO = "/srv/only-on-a/media.iso"
 
 # A Unix socket listener (or a stale socket file: bind, never listen) inside a lab host.
 LISTENER = ("import os, socket, sys\np = sys.argv[1]\ntry:\n    os.unlink(p)\nexcept OSError:\n    pass\n"
@@ -115,10 +131,11 @@ def lab():
     _seed_cache()
     shared_ip = ["ip", "addr", "add", f"{SHARED_IP}/32", "dev", "lo"]
     specs = [
-        HostSpec("net-a", bridges=["br-prod"], dirs=["/srv/only-on-a", "/srv/on-both"], hugetlbfs=True,
+        HostSpec("net-a", bridges=["br-prod", "nic-a"], dirs=["/srv/only-on-a", "/srv/on-both"], hugetlbfs=True,
                  setup=[shared_ip]),
-        HostSpec("net-b", bridges=["br-prod"], dirs=["/srv/on-both"], hugetlbfs=True, setup=[shared_ip]),
-        HostSpec("net-c", bridges=["br-alt"]),  # br-alt: the bridge an --xml can name there
+        HostSpec("net-b", bridges=["br-prod", "br-other", "nic-b"], dirs=["/srv/on-both"], hugetlbfs=True,
+                 setup=[shared_ip]),
+        HostSpec("net-c", bridges=["br-alt", "br-fwd"]),  # br-alt: the bridge an --xml can name there
     ]
     with Lab(specs, prefix=PREFIX, subnet=SUBNET, state_dir=STATE_DIR) as lab:
         a, b, c = lab.hosts
@@ -132,6 +149,19 @@ def lab():
         _define(a, "nwfilter", "mc-only-a", FILTER.format(name="mc-only-a"), start=False)
         for h, octet in ((a, 150), (b, 151)):  # the same network name, another address on each host
             _define(h, "net", "glnet", GLNET.format(octet=octet))
+        # networks the live XML shows as their bridge or NIC (see "networks seen as their bridge")
+        _define(a, "net", "natnet", LABNET.format(name="natnet", bridge="virbr-n1", pgs=""))
+        _define(b, "net", "natnet", LABNET.format(name="natnet", bridge="virbr-n2", pgs=""))
+        for name in ("fwd", "fwdoff", "fwdgone", "fwdonly-a"):
+            _define(a, "net", name, FWD_BRIDGE.format(name=name, bridge="br-prod"))
+        _define(b, "net", "fwd", FWD_BRIDGE.format(name="fwd", bridge="br-other"))  # the same network, another bridge
+        _define(c, "net", "fwdoff", FWD_BRIDGE.format(name="fwdoff", bridge="br-fwd"), start=False)
+        _define(c, "net", "fwdgone", FWD_BRIDGE.format(name="fwdgone", bridge="br-gone"))  # active, bridge absent
+        for name in ("mvnet", "mvgone"):
+            _define(a, "net", name, FWD_MACVTAP.format(name=name, dev="nic-a"))
+        _define(b, "net", "mvnet", FWD_MACVTAP.format(name="mvnet", dev="nic-b"))
+        _define(c, "net", "mvgone", FWD_MACVTAP.format(name="mvgone", dev="nic-gone"))
+        a.run(["truncate", "-s", "1M", ONLY_A_ISO], check=True)
         yield lab
 
 
@@ -292,6 +322,126 @@ def test_nwfilter_missing_on_target_is_blocked_and_fails(lab):
     _pair_vm(lab, a, b, "net-filter-missing", ["--live"], devices=iface, expect="blocked",
              expect_rule="network.nwfilter-missing",
              expect_error="internal error: referenced filter 'mc-only-a' is missing")
+
+
+# ------------------------------------------------------------------ networks seen as their bridge
+# A running guest's live XML shows an interface on a forward-mode-bridge network as <interface type='bridge'>
+# <source network='fwd' bridge='br-prod'/>, on a macvtap network as type='direct' dev='nic-a'; the migration
+# sends type='network' and the target resolves the network itself.
+
+def _live_iface(host, vm: str) -> str:
+    xml = host.virsh("dumpxml", vm).stdout
+    return xml[xml.index("<interface"):xml.index("</interface>")]
+
+
+def test_nat_network_with_another_bridge_name_on_target_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-nat-otherbr", ["--live"], devices=_net_iface("natnet"), expect="ok")
+
+
+def test_bridge_network_with_another_bridge_on_target_is_ok_and_migrates(lab):
+    """Live XML: type='bridge' on br-prod, which net-b lacks; its network 'fwd' hands out br-other."""
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-fwd-otherbr", lab.guest_xml("net-fwd-otherbr", extra_devices=_net_iface("fwd"))):
+        live = _live_iface(a, "net-fwd-otherbr")
+        assert "type='bridge'" in live and "bridge='br-prod'" in live and "network='fwd'" in live, live
+        out = pair(lab, a, b, "net-fwd-otherbr", ["--live"], expect="ok")
+    assert "network.bridge-missing" not in out.rules()
+
+
+def test_bridge_network_missing_on_target_is_blocked_and_fails(lab):
+    """The live XML names br-prod, which net-b has; net-b lacks the network itself."""
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-fwd-missing", ["--live"], devices=_net_iface("fwdonly-a"), expect="blocked",
+             expect_rule="network.libvirt-network",
+             expect_error="Network not found: no network with matching name 'fwdonly-a'")
+
+
+def test_bridge_network_inactive_on_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-fwd-inactive", ["--live"], devices=_net_iface("fwdoff"), expect="blocked",
+             expect_rule="network.libvirt-network",
+             expect_error="Requested operation is not valid: network 'fwdoff' is not active")
+
+
+def test_bridge_network_whose_bridge_is_missing_on_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-fwd-brgone", ["--live"], devices=_net_iface("fwdgone"), expect="blocked",
+             expect_rule="network.libvirt-network",
+             expect_error="Cannot get interface MTU on 'br-gone': No such device")
+
+
+def test_macvtap_network_with_another_nic_on_target_is_ok_and_migrates(lab):
+    a, b, _ = _hosts(lab)
+    with guest(lab, a, "net-mv-othernic", lab.guest_xml("net-mv-othernic", extra_devices=_net_iface("mvnet"))):
+        live = _live_iface(a, "net-mv-othernic")
+        assert "type='direct'" in live and "dev='nic-a'" in live, live
+        out = pair(lab, a, b, "net-mv-othernic", ["--live"], expect="ok")
+    assert "network.direct-device-missing" not in out.rules()
+
+
+def test_macvtap_network_missing_on_target_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-mv-missing", ["--live"], devices=_net_iface("mvgone"), expect="blocked",
+             expect_rule="network.libvirt-network",
+             expect_error="Network not found: no network with matching name 'mvgone'")
+
+
+def test_macvtap_network_whose_nic_is_missing_on_target_is_blocked_and_fails(lab):
+    a, _, c = _hosts(lab)
+    _pair_vm(lab, a, c, "net-mv-nicgone", ["--live"], devices=_net_iface("mvgone"), expect="blocked",
+             expect_rule="network.libvirt-network",
+             expect_error="Unable to get index for interface nic-gone: No such device")
+
+
+# ------------------------------------------------------------------ media with a startupPolicy
+
+def _cdrom(path: str, policy: str | None, device: str = "cdrom") -> str:
+    sp = f" startupPolicy='{policy}'" if policy else ""
+    target = "<target dev='sda' bus='sata'/>" if device == "cdrom" else "<target dev='vdb' bus='virtio'/>"
+    return (f"<disk type='file' device='{device}'><driver name='qemu' type='raw'/><source file='{path}'{sp}/>"
+            f"{target}<readonly/></disk>")
+
+
+@pytest.mark.parametrize("policy", ["optional", "requisite"])
+def test_cdrom_that_may_be_dropped_missing_on_target_migrates_with_a_warning(lab, policy):
+    """The target's libvirt drops the missing media (no cold boot) and the guest arrives with an empty drive."""
+    a, b, _ = _hosts(lab)
+    vm = f"net-cd-{policy}"
+    with guest(lab, a, vm, lab.guest_xml(vm, extra_devices=_cdrom(ONLY_A_ISO, policy))):
+        out = pair(lab, a, b, vm, ["--live"], expect="ok")
+        assert ONLY_A_ISO not in b.virsh("dumpxml", vm).stdout  # the drive is empty there
+    assert "storage.missing-on-target" in out.rules("warn")
+
+
+@pytest.mark.parametrize("policy", ["mandatory", None])
+def test_cdrom_that_must_be_there_missing_on_target_is_blocked_and_fails(lab, policy):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, f"net-cd-{policy or 'default'}", ["--live"], devices=_cdrom(ONLY_A_ISO, policy),
+             expect="blocked", expect_rule="storage.missing-on-target",
+             expect_error=f"Cannot access storage file '{ONLY_A_ISO}': No such file or directory")
+
+
+def test_optional_disk_missing_on_target_is_blocked_and_fails(lab):
+    """'optional' lets libvirt drop only a cdrom or floppy on an incoming migration, not a disk."""
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-dk-optional", ["--live"], devices=_cdrom(ONLY_A_ISO, "optional", device="disk"),
+             expect="blocked", expect_rule="storage.missing-on-target",
+             expect_error=f"Cannot access storage file '{ONLY_A_ISO}': No such file or directory")
+
+
+# ------------------------------------------------------------------ --migrate-disks naming no disk of the guest
+
+def test_migrate_disks_naming_an_unknown_disk_with_storage_copy_is_blocked_and_fails(lab):
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-md-copy", ["--live", "--copy-storage-all", "--migrate-disks", "vdz"], expect="blocked",
+             expect_rule="flags.rejected-combination", expect_error="invalid argument: disk target vdz not found")
+
+
+def test_migrate_disks_naming_an_unknown_disk_without_storage_copy_is_ok_and_migrates(lab):
+    """Without --copy-storage-* libvirt 9.0 ignores the list."""
+    a, b, _ = _hosts(lab)
+    _pair_vm(lab, a, b, "net-md-nocopy", ["--live", "--migrate-disks", "vdz"], expect="ok")
 
 
 # ------------------------------------------------------------------ chardev files and sockets

@@ -41,6 +41,31 @@ NFS_DISK = "/mnt/nfs/vm1.qcow2"
 LOCAL_DISK = "/var/lib/libvirt/images/vm1.qcow2"
 BR = "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br-prod'/><model type='virtio'/></interface>"
 NET = "<interface type='network'><mac address='52:54:00:00:00:02'/><source network='prod'{pg}/></interface>"
+# Live XML of running guests, as libvirt 9.0 printed it in the lab (tests/lab/test_catalogue_network_state.py):
+# an interface on network 'fwd' (forward mode 'bridge' onto br-prod), and one on the macvtap network 'mvnet'.
+LIVE_FWD = ("<interface type='bridge'><mac address='52:54:00:92:ee:8e'/>"
+            "<source network='fwd' portid='4bce63b9-c0d0-4bc6-8950-ae37fb8ce0d5' bridge='br-prod'/>"
+            "<target dev='vnet1'/><model type='virtio'/><alias name='net0'/></interface>")
+LIVE_MACVTAP = ("<interface type='direct'><mac address='52:54:00:8f:00:91'/>"
+                "<source network='mvnet' portid='159ccc3f-4d9f-4147-a0b6-a19e81e31dae' dev='eth1x' mode='bridge'/>"
+                "<target dev='macvtap0'/><model type='virtio'/><alias name='net0'/></interface>")
+LIVE_NAT = ("<interface type='network'><mac address='52:54:00:a0:ce:0c'/>"
+            "<source network='natnet' portid='84b30458-1b9c-49e7-97cd-691c9b22eb28' bridge='virbr-n1'/>"
+            "<target dev='vnet0'/><model type='virtio'/><alias name='net0'/></interface>")
+FWD_NET = NetworkInfo(name="fwd", active=True, bridge="br-other", forward_mode="bridge")
+MV_NET = NetworkInfo(name="mvnet", active=True, forward_mode="bridge", forward_devs=["eth2x"])
+ISO = "/srv/only-on-a/x.iso"
+
+
+def media(policy, device="cdrom"):
+    """A read-only medium as the lab's live XML showed it (index and alias left out)."""
+    sp = f" startupPolicy='{policy}'" if policy else ""
+    target = {"cdrom": "<target dev='sda' bus='sata'/>", "floppy": "<target dev='fda' bus='fdc'/>"}.get(
+        device, "<target dev='vdb' bus='virtio'/>")
+    return (f"<disk type='file' device='{device}'><driver name='qemu' type='raw'/><source file='{ISO}'{sp}/>"
+            f"<backingStore/>{target}<readonly/></disk>")
+
+
 SHMEM = "<shmem name='shm0'{role}><model type='ivshmem-plain'/><size unit='M'>4</size></shmem>"
 NINEP = "<filesystem type='mount' accessmode='passthrough'><source dir='/srv/share'/><target dir='share'/></filesystem>"
 VIRTIOFS = ("<filesystem type='mount'><driver type='virtiofs'/><source dir='/srv/share'/><target dir='share'/>"
@@ -187,6 +212,52 @@ CASES = [
      {"networks": [NetworkInfo(name="prod", active=True, portgroups=["db"])]}, "--live", "warn"),
     ("portgroup-present-ok", "network.libvirt-network", NET.format(pg=" portgroup='web'"), {},
      {"networks": [NetworkInfo(name="prod", active=True, portgroups=["web"])]}, "--live", None),
+    # a running guest's live XML names the network's bridge or NIC; the migration sends the network (lab)
+    ("live-bridge-of-network-elsewhere-ok", "network.bridge-missing", LIVE_FWD, {},
+     {"networks": [FWD_NET], "paths": EMU | missing("/sys/class/net/br-prod") | exists("/sys/class/net/br-other")},
+     "--live", None),
+    ("live-bridge-of-network-elsewhere-net-ok", "network.libvirt-network", LIVE_FWD, {},
+     {"networks": [FWD_NET], "paths": EMU | missing("/sys/class/net/br-prod") | exists("/sys/class/net/br-other")},
+     "--live", None),
+    ("live-bridge-network-missing", "network.libvirt-network", LIVE_FWD, {},
+     {"networks": [], "paths": EMU | exists("/sys/class/net/br-prod")}, "--live", "block"),
+    ("live-bridge-network-inactive", "network.libvirt-network", LIVE_FWD, {},
+     {"networks": [NetworkInfo(name="fwd", active=False, bridge="br-prod", forward_mode="bridge")],
+      "paths": EMU | exists("/sys/class/net/br-prod")}, "--live", "block"),
+    ("live-bridge-network-bridge-gone", "network.libvirt-network", LIVE_FWD, {},
+     {"networks": [FWD_NET], "paths": EMU | missing("/sys/class/net/br-other")}, "--live", "block"),
+    ("live-bridge-network-bridge-unchecked", "network.libvirt-network", LIVE_FWD, {},
+     {"networks": [FWD_NET]}, "--live", "unknown"),
+    ("live-nat-network-other-bridge-ok", "network.libvirt-network", LIVE_NAT, {},
+     {"networks": [NetworkInfo(name="natnet", active=True, bridge="virbr-n2")]}, "--live", None),
+    ("live-macvtap-of-network-other-nic-ok", "network.direct-device-missing", LIVE_MACVTAP, {},
+     {"networks": [MV_NET], "paths": EMU | missing("/sys/class/net/eth1x") | exists("/sys/class/net/eth2x")},
+     "--live", None),
+    ("live-macvtap-network-missing", "network.libvirt-network", LIVE_MACVTAP, {},
+     {"networks": [], "paths": EMU | exists("/sys/class/net/eth1x")}, "--live", "block"),
+    ("live-macvtap-network-nic-gone", "network.libvirt-network", LIVE_MACVTAP, {},
+     {"networks": [MV_NET], "paths": EMU | missing("/sys/class/net/eth2x")}, "--live", "block"),
+    ("live-macvtap-network-one-nic-gone", "network.libvirt-network", LIVE_MACVTAP, {},
+     {"networks": [MV_NET.model_copy(update={"forward_devs": ["eth2x", "eth3x"]})],
+      "paths": EMU | exists("/sys/class/net/eth2x") | missing("/sys/class/net/eth3x")}, "--live", "risk"),
+    # media libvirt may drop on the way (startupPolicy; lab)
+    ("cdrom-optional-missing-warns", "storage.missing-on-target", media("optional"), {},
+     {"paths": EMU | missing(ISO)}, "--live", "warn"),
+    ("cdrom-requisite-missing-warns", "storage.missing-on-target", media("requisite"), {},
+     {"paths": EMU | missing(ISO)}, "--live", "warn"),
+    ("cdrom-mandatory-missing", "storage.missing-on-target", media("mandatory"), {},
+     {"paths": EMU | missing(ISO)}, "--live", "block"),
+    ("cdrom-default-missing", "storage.missing-on-target", media(None), {}, {"paths": EMU | missing(ISO)},
+     "--live", "block"),
+    ("disk-optional-missing", "storage.missing-on-target", media("optional", device="disk"), {},
+     {"paths": EMU | missing(ISO)}, "--live", "block"),
+    # a floppy follows the cdrom's rule in libvirt's code (not lab-run: q35 guests have no floppy controller)
+    ("floppy-optional-missing-warns", "storage.missing-on-target", media("optional", device="floppy"), {},
+     {"paths": EMU | missing(ISO)}, "--live", "warn"),
+    ("migrate-disks-unknown-target-inc", "flags.rejected-combination", "", {}, {},
+     "--live --copy-storage-inc --migrate-disks vda,vdz", "block"),
+    ("cdrom-optional-present-ok", "storage.missing-on-target", media("optional"), {},
+     {"paths": EMU | exists(ISO)}, "--live", None),
     ("direct-missing", "network.direct-device-missing",
      "<interface type='direct'><source dev='eno9' mode='bridge'/></interface>", {},
      {"paths": EMU | missing("/sys/class/net/eno9")}, "--live", "block"),
@@ -246,6 +317,12 @@ CASES = [
      "--live --p2p --tunnelled --copy-storage-all", "block"),
     ("tunnelled-copy-diskless-ok", "flags.rejected-combination", "", {}, {},
      "--live --p2p --tunnelled --copy-storage-all", None),
+    ("migrate-disks-unknown-target", "flags.rejected-combination", "", {}, {},
+     "--live --copy-storage-all --migrate-disks vdz", "block"),
+    ("migrate-disks-unknown-target-no-copy-ok", "flags.rejected-combination", "", {}, {},
+     "--live --migrate-disks vdz", None),
+    ("migrate-disks-known-target-ok", "flags.rejected-combination", disk(), {}, {"paths": EMU | exists(LOCAL_DISK)},
+     "--live --copy-storage-all --migrate-disks vda", None),
     ("tunnelled-without-p2p", "flags.rejected-combination", "", {}, {}, "--live --tunnelled", "block"),
     ("postcopy-not-live", "flags.rejected-combination", "", {}, {}, "--postcopy", "block"),
     ("postcopy-suspend", "flags.rejected-combination", "", {}, {}, "--live --postcopy --suspend", "block"),
