@@ -74,7 +74,7 @@ def test_domcaps_without_a_tpm_element_say_nothing():
 # ------------------------------------------------------------------ devices.tpm-emulator
 
 
-@pytest.mark.parametrize("name,domcaps,swtpm_stat,version,expected", [
+TPM_CASES = [
     # the domain capabilities decide, whatever a stat of the binary says
     ("swtpm-offered-binary-not-found", LAB_DOMCAPS, False, "2.0", None),
     ("swtpm-not-offered-binary-present", LAB_DOMCAPS_NO_SWTPM, True, "2.0", "block"),
@@ -84,7 +84,10 @@ def test_domcaps_without_a_tpm_element_say_nothing():
     ("no-tpm-caps-binary-missing", "strip", False, "2.0", "block"),
     ("no-tpm-caps-binary-present", "strip", True, "2.0", None),
     ("no-domcaps-binary-unprobed", None, None, "2.0", "unknown"),
-])
+]
+
+
+@pytest.mark.parametrize("name,domcaps,swtpm_stat,version,expected", TPM_CASES, ids=[c[0] for c in TPM_CASES])
 def test_tpm_emulator(name, domcaps, swtpm_stat, version, expected):
     if domcaps == "strip":
         domcaps = LAB_DOMCAPS[:LAB_DOMCAPS.index("<tpm ")] + LAB_DOMCAPS[LAB_DOMCAPS.index("</tpm>") + 6:]
