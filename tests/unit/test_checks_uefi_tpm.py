@@ -173,3 +173,31 @@ def test_loader_of_the_same_size_or_unknown_source_size_is_ok(src_paths):
 def test_offline_skips_the_uefi_checks():
     report = evaluate(efi_xml(), {}, st(CODE_4M, exists=False) | st(NVRAM, exists=False), flags="--offline --persistent")
     assert not findings(report, "paths.boot-files") and not findings(report, "paths.nvram")
+
+
+# ------------------------------------------------------------------ devices.tpm-emulator: state on shared storage
+
+GLUSTER_SWTPM = ("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"  # as the lab's bindfs mount shows it
+                 "87 50 0:44 / /var/lib/libvirt/swtpm rw,nosuid,nodev,relatime - fuse.glusterfs "
+                 "/var/tmp/tpmback rw,user_id=0,group_id=0,default_permissions,allow_other\n")
+STATUS = "<domstatus state='running' reason='booted' pid='4242'><domain type='kvm'><devices><tpm model='tpm-crb'>" \
+         "<backend type='emulator' version='2.0'/>{private}</tpm></devices></domain></domstatus>"
+CAN = "<privateData><swtpm><can_migrate_shared_storage/></swtpm></privateData>"
+
+
+@pytest.mark.parametrize("mountinfo,status,expected", [
+    (GLUSTER_SWTPM, STATUS.format(private=""), "block"),  # swtpm 0.7 (the lab's): refused
+    (GLUSTER_SWTPM, STATUS.format(private=CAN), None),  # swtpm >= 0.8 told libvirt it can
+    (GLUSTER_SWTPM, None, "risk"),  # status XML not read: cannot tell which swtpm runs
+    (None, STATUS.format(private=""), None),  # local state (the factories' ext4 root)
+], ids=["shared-swtpm-0.7", "shared-swtpm-can", "shared-status-unread", "local"])
+def test_tpm_state_on_shared_storage(mountinfo, status, expected):
+    src = source(guest_xml(machine=MACHINE, devices=TPM.format(v="2.0")), domcaps={KEY: LAB_DOMCAPS},
+                 status_xml=status)
+    if mountinfo:
+        src.files["/proc/self/mountinfo"] = mountinfo
+    dst = target(paths=st(EMU), domcaps_xml={KEY: LAB_DOMCAPS})
+    found = findings(run(src, dst, "--live"), "devices.tpm-emulator")
+    assert [f.severity.value for f in found] == ([expected] if expected else []), found
+    if expected == "block":
+        assert "the running swtpm does not support migration with shared storage" in found[0].message

@@ -82,6 +82,8 @@ LAB_ERRORS = [
      "Size mismatch: system.flash1: 0x84000 != 0x20000: Invalid argument", "paths.nvram"),
     ("Failed to open file '/usr/share/OVMF/OVMF_VARS_4M.ms.fd': No such file or directory", "paths.nvram"),
     ("unsupported configuration: TPM version '2.0' is not supported", "devices.tpm-emulator"),
+    ("this function is not supported by the connection driver: the running swtpm does not support migration with "
+     "shared storage", "devices.tpm-emulator"),
 ]
 
 
