@@ -14,6 +14,7 @@ Texts virsh printed (libvirt 9.0, QEMU 7.2, this lab), by scenario:
 | NVRAM of another size on the target | ... Size mismatch: system.flash1: 0x84000 != 0x20000: Invalid argument (or the broken stream above) |
 | NVRAM and its template missing on the target (also: secure boot or firmware='efi' with OVMF missing there) | Failed to open file 'TEMPLATE': No such file or directory |
 | swtpm missing on the target | unsupported configuration: TPM version '2.0' is not supported |
+| TPM state on shared storage (fuse.glusterfs over /var/lib/libvirt/swtpm), swtpm 0.7 | this function is not supported by the connection driver: the running swtpm does not support migration with shared storage |
 
 What migrates: the NVRAM missing on the target with its template there (libvirt creates the file, and
 QEMU writes the source's variables into it: the target's file, created from a template without the
@@ -22,8 +23,8 @@ target with no firmware descriptors at all (libvirt 9.0 wrote the chosen loader 
 does not choose again); secure boot (secboot loader, Microsoft-keys template, SMM); a TPM 2.0
 emulator with its state in the host's own /var/lib/libvirt/swtpm (the state arrives on the target).
 
-Not shown here: a TPM state directory on shared storage (swtpm 0.7 "does not support migration with
-shared storage"), and the libvirt 11.3 host with UEFI guests (its root has no ovmf package).
+Not shown here: a TPM state on shared storage that migrates (needs swtpm >= 0.8; Debian 12 has 0.7),
+and the libvirt 11.3 host with UEFI guests (its root has no ovmf package).
 """
 
 from __future__ import annotations
@@ -262,3 +263,40 @@ def test_tpm_emulator_without_swtpm_on_the_target_is_blocked_and_fails(lab):
             assert "<value>emulator</value>" not in caps
             pair(lab, a, b, name, ["--live"], expect="blocked", expect_rule="devices.tpm-emulator",
                  expect_error="unsupported configuration: TPM version '2.0' is not supported")
+
+
+SHARED_BACKING = Path("/var/tmp/migcheck-lab-mcefi-swtpm")
+
+
+@contextlib.contextmanager
+def shared_swtpm_dir(lab: Lab) -> Iterator[None]:
+    """/var/lib/libvirt/swtpm on every host: one backing directory through a FUSE mount of type
+    fuse.glusterfs (bindfs), which libvirt's virFileIsSharedFS counts as shared (see LAB.md)."""
+    import shutil
+
+    if not shutil.which("bindfs"):
+        pytest.fail("bindfs is missing (the Makefile's apt target installs it)", pytrace=False)
+    SHARED_BACKING.mkdir(mode=0o711, exist_ok=True)
+    mounted = []
+    try:
+        for h in lab.hosts:
+            h.run(["mkdir", "-p", "/var/lib/libvirt/swtpm"], check=True)
+            h.run(["bindfs", "-o", "allow_other,subtype=glusterfs,fsname=mcefi-swtpm", str(SHARED_BACKING),
+                   "/var/lib/libvirt/swtpm"], check=True)
+            mounted.append(h)
+        yield
+    finally:
+        for h in mounted:
+            h.run(["fusermount", "-u", "/var/lib/libvirt/swtpm"])
+        shutil.rmtree(SHARED_BACKING, ignore_errors=True)
+
+
+def test_tpm_emulator_with_state_on_shared_storage_is_blocked_and_fails(lab):
+    """swtpm 0.7 (Debian 12) cannot migrate with shared state (that needs 0.8's --migration): libvirt refuses
+    on the source. The same guest with private state migrates (above)."""
+    a, b = hosts(lab)
+    name = "efi-tpmshared"
+    with shared_swtpm_dir(lab):
+        with guest(lab, a, name, lab.guest_xml(name, extra_devices=TPM)):
+            pair(lab, a, b, name, ["--live"], expect="blocked", expect_rule="devices.tpm-emulator",
+                 expect_error="the running swtpm does not support migration with shared storage")
