@@ -141,7 +141,7 @@ def _source_size(ctx: CheckContext, path: str) -> int | None:
 
 # When the target's QEMU refuses a flash of another size, virsh shows its text, or (the race lost) only the
 # source's broken stream: both seen in the lab for the same scenario.
-LENGTH_MISMATCH = "Unable to write to socket: Bad file descriptor"
+LENGTH_MISMATCH = "job 'migration out' failed: Unable to write to socket: ..."
 
 
 def _size_mismatch(flash: int, src: int, dst: int) -> str:
@@ -158,7 +158,8 @@ def boot_files_missing(ctx: CheckContext):
     {...libvirt-pflash0-storage...}: Could not open 'PATH': No such file or directory"; a loader of another
     size (OVMF_CODE.fd, 2 MiB, where the source has OVMF_CODE_4M.fd) starts, then refuses the flash's RAM
     block: "Size mismatch: system.flash0: 0x37c000 != 0x1e0000: Invalid argument" (or, in another run,
-    only "operation failed: job 'migration out' failed: Unable to write to socket: Bad file descriptor"); a loader of the same size with other content migrates (the guest runs the
+    only "operation failed: job 'migration out' failed: Unable to write to socket: Bad file descriptor" or
+    "...: Connection reset by peer"); a loader of the same size with other content migrates (the guest runs the
     source's firmware, which travels in memory, until it reboots). <os firmware='efi'>: libvirt 9.0 has
     written the loader it chose into the live XML, and the target does not choose again."""
     if ctx.flags.offline:
