@@ -257,15 +257,15 @@ def tpm_emulator(ctx: CheckContext):
     stat = next((st for st in stats if st is not None and st.exists), stats[0])
     if stat is None:
         return out + [Hit(message="could not tell whether swtpm is installed on the target",
-                    evidence=["TPM backend emulator", "no <tpm> in the target's domain capabilities"],
-                    fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
+                          evidence=["TPM backend emulator", "no <tpm> in the target's domain capabilities"],
+                          fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
     if stat.exists:
         return out
     return out + [Hit(message="the guest has an emulated TPM and the target has no swtpm",
-                evidence=["<tpm><backend type='emulator'/>",
-                          f"{ctx.target.spec}: no swtpm in {', '.join(SWTPM_PATHS)} (its domain capabilities "
-                          "have no <tpm> to ask)"],
-                fix="install swtpm (and swtpm-tools) on the target")]
+                      evidence=["<tpm><backend type='emulator'/>",
+                                f"{ctx.target.spec}: no swtpm in {', '.join(SWTPM_PATHS)} (its domain capabilities "
+                                "have no <tpm> to ask)"],
+                      fix="install swtpm (and swtpm-tools) on the target")]
 
 
 def _tpm_shared_state(ctx: CheckContext) -> list[Hit]:
