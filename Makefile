@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config \
 	qemu-system-x86 qemu-utils openssh-server openssh-client iproute2 \
 	python3-venv python3-dev gcc procps util-linux debootstrap openssl \
-	busybox-static
+	busybox-static ovmf swtpm swtpm-tools bindfs
 PYTEST_ARGS ?=
 
 .PHONY: install apt venv test demo bench lab-up lab-down fuzz clean bench-audit

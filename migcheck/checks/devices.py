@@ -8,6 +8,8 @@ from migcheck.report.model import Severity
 # QEMU block drivers that add a migration blocker when they open an image (read-only or not); vvfat only
 # when writable. cloop, dmg and bochs are read-only formats without a blocker.
 SWTPM_PATHS = ("/usr/bin/swtpm", "/usr/local/bin/swtpm")  # libvirt finds swtpm on its PATH
+SWTPM_STATE_DIR = "/var/lib/libvirt/swtpm"  # libvirt 9.0: <dir>/<domain uuid>/tpm2 (not configurable there)
+TPM_SHARED_REFUSED = "the running swtpm does not support migration with shared storage"
 NOT_MIGRATABLE_FORMATS = {"vdi", "vpc", "vhdx", "vmdk", "qcow", "parallels"}
 
 
@@ -217,24 +219,82 @@ def snapshots(ctx: CheckContext):
                     "merging or keeping the data), migrate, then redefine it on the target (snapshot-create --redefine)")]
 
 
-@check("devices.tpm-emulator", Severity.BLOCK, "a TPM emulator and no swtpm on the target")
+@check("devices.tpm-emulator", Severity.BLOCK, "a TPM emulator the target's libvirt cannot start (no swtpm there), "
+       "or whose state is on shared storage the running swtpm cannot migrate", proven_by_lab=True, also=(Severity.RISK,))
 def tpm_emulator(ctx: CheckContext):
-    """swtpm state migrates with the guest, but the target needs swtpm installed."""
+    """The TPM state migrates with the guest (lab: a tpm-crb 2.0 guest with its state under the private
+    /var/lib/libvirt/swtpm migrates), but the target's libvirt must start a swtpm for it.
+
+    Judged from the target's domain capabilities when they have <tpm> (libvirt lists the backend model
+    'emulator' only when it finds a working swtpm); from a stat of the swtpm binary otherwise. Lab
+    (libvirt 9.0): swtpm hidden on the target fails with "unsupported configuration: TPM version '2.0'
+    is not supported". The state directory on a filesystem libvirt counts as shared (a fuse.glusterfs
+    mount over /var/lib/libvirt/swtpm on both hosts) with swtpm 0.7: refused on the source with "this
+    function is not supported by the connection driver: the running swtpm does not support migration
+    with shared storage"."""
     _live_only(ctx)
-    if "emulator" not in ctx.domain.tpms:
+    tpms = [t for t in ctx.domain.tpm_devices if t.backend == "emulator"]
+    if not tpms:
         raise NotApplicable
+    out = _tpm_shared_state(ctx)
+    dc = ctx.target.domcaps_for(ctx.domain)
+    if dc is not None and dc.tpm is not None:
+        for t in tpms:
+            why = dc.tpm.emulator_refusal(t.model, t.version)
+            if why:
+                out.append(Hit(message=f"the guest's emulated TPM ({t.model or 'tpm'} {t.version or ''}) cannot start "
+                                       f"on the target: {why}",
+                               evidence=[f"<tpm model='{t.model}'><backend type='emulator' version='{t.version or ''}'/>",
+                                         f"{ctx.target.spec}: domain capabilities <tpm supported="
+                                         f"'{'yes' if dc.tpm.supported else 'no'}'> backendModel "
+                                         f"{', '.join(dc.tpm.backend_models) or 'none'}; backendVersion "
+                                         + (', '.join(dc.tpm.backend_versions) if dc.tpm.backend_versions is not None
+                                            else 'not listed')],
+                               fix="install swtpm and swtpm-tools on the target (libvirt finds them on its PATH), "
+                                   "then check `virsh domcapabilities` there lists the backend model 'emulator'"))
+        return out
     stats = [ctx.target.raw.paths.get(p) for p in SWTPM_PATHS]
     stat = next((st for st in stats if st is not None and st.exists), stats[0])
     if stat is None:
-        return [Hit(message="could not tell whether swtpm is installed on the target",
-                    evidence=["TPM backend emulator"], fix="allow SSH access to the target",
-                    severity=Severity.UNKNOWN)]
+        return out + [Hit(message="could not tell whether swtpm is installed on the target",
+                          evidence=["TPM backend emulator", "no <tpm> in the target's domain capabilities"],
+                          fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
     if stat.exists:
+        return out
+    return out + [Hit(message="the guest has an emulated TPM and the target has no swtpm",
+                      evidence=["<tpm><backend type='emulator'/>",
+                                f"{ctx.target.spec}: no swtpm in {', '.join(SWTPM_PATHS)} (its domain capabilities "
+                                "have no <tpm> to ask)"],
+                      fix="install swtpm (and swtpm-tools) on the target")]
+
+
+def _tpm_shared_state(ctx: CheckContext) -> list[Hit]:
+    """libvirt (qemuMigrationSrcIsAllowed) refuses a TPM whose state directory is on shared storage unless the
+    running swtpm can migrate that way (swtpm >= 0.8, 'cmdarg-migration'); libvirt notes that it can in the
+    status XML (<tpm><privateData><swtpm><can_migrate_shared_storage/>)."""
+    from migcheck.checks.storage import source_fs_type
+    from migcheck.facts.procfs import SHARED_FS
+
+    uuid = ctx.domain.uuid
+    state = f"{SWTPM_STATE_DIR}/{uuid}" if uuid else SWTPM_STATE_DIR
+    fs = source_fs_type(ctx, state)
+    if fs is None or fs not in SHARED_FS:
+        return []  # not shared (or mountinfo unread: storage checks say unknown for that)
+    status = ctx.source.raw.domain.status_xml if ctx.source.raw.domain else None
+    if status is not None and "<can_migrate_shared_storage/>" in status:
         return []
-    return [Hit(message="the guest has an emulated TPM and the target has no swtpm",
-                evidence=["<tpm><backend type='emulator'/>",
-                          f"{ctx.target.spec}: no swtpm in {', '.join(SWTPM_PATHS)}"],
-                fix="install swtpm (and swtpm-tools) on the target")]
+    evidence = [f"{ctx.source.spec}: {state} on a {fs} filesystem (shared, as libvirt counts it)"]
+    if status is None:
+        return [Hit(message=f"the TPM state ({state}) is on shared storage ({fs}): libvirt refuses unless the running "
+                            f"swtpm can migrate that way (swtpm >= 0.8): \"{TPM_SHARED_REFUSED}\"",
+                    evidence=evidence + ["the guest's status XML was not read"],
+                    fix="upgrade swtpm to 0.8 or later on both hosts and restart the guest, or keep the TPM state "
+                        "on local storage", severity=Severity.RISK)]
+    return [Hit(message=f"the TPM state ({state}) is on shared storage ({fs}) and the running swtpm cannot migrate "
+                        f"that way: \"{TPM_SHARED_REFUSED}\"",
+                evidence=evidence + ["status XML: no <can_migrate_shared_storage/> for the TPM"],
+                fix="upgrade swtpm to 0.8 or later on both hosts and restart the guest (libvirt asks swtpm when it "
+                    "starts it), or keep /var/lib/libvirt/swtpm on local storage")]
 
 
 @check("devices.vhost-user-socket", Severity.BLOCK, "a vhost-user interface whose socket is missing on the target")

@@ -55,6 +55,10 @@ ERROR_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), rule) fo
      r"offline migration cannot handle non-shared storage|argument key 'host' must not have null value|"
      r"disk target .* not found",
      "flags.rejected-combination"),
+    (r"libvirt-pflash\d-\w+.*Could not open '|Size mismatch: system\.flash0", "paths.boot-files"),
+    (r"Size mismatch: system\.flash1|Failed to open file '.*': No such file or directory", "paths.nvram"),
+    (r"TPM version '.*' is not supported|TPM backend type|TPM model '.*' is not supported|"
+     r"swtpm does not support migration with shared storage", "devices.tpm-emulator"),
     (r"Cannot access storage file|Could not open '|unable to stat: .*No such file", "storage.missing-on-target"),
     (r"Unable to open file: .*No such file|Unable to bind to UNIX socket path|unable to stat: .*No such file|"
      r"Failed to connect to '", "paths.chardev-directory"),

@@ -66,19 +66,6 @@ def boot_files(dom: Domain) -> list[tuple[str, str]]:
     return [(what, p) for what, p in (("kernel", dom.kernel), ("initrd", dom.initrd), ("loader", dom.loader)) if p]
 
 
-def _stat_hits(ctx: CheckContext, items, make_fix):
-    out = []
-    for what, path in items:
-        stat = ctx.target.raw.paths.get(path)
-        if stat is None:
-            out.append(Hit(message=f"could not check {path} on the target", evidence=[ctx.target.errors.get("paths", "")],
-                           fix="allow SSH access to the target", severity=Severity.UNKNOWN))
-        elif not stat.exists:
-            out.append(Hit(message=f"{what}: {path} does not exist on the target",
-                           evidence=[f"{ctx.target.spec}: {path} not found"], fix=make_fix(path)))
-    return out
-
-
 _CHARDEV_ERRORS = {
     "file": "Unable to open file: {path}: No such file or directory",
     "bind": "Unable to bind to UNIX socket path '{path}': No such file or directory",
@@ -147,34 +134,107 @@ def _listener_hits(ctx: CheckContext, what: str, path: str) -> list[Hit]:
                 severity=Severity.RISK if truncated else None)]
 
 
-@check("paths.boot-files", Severity.BLOCK, "kernel, initrd or firmware loader missing on the target")
+def _source_size(ctx: CheckContext, path: str) -> int | None:
+    st = ctx.source.raw.paths.get(path)
+    return st.size if st is not None and st.exists and not st.is_dir else None
+
+
+# When the target's QEMU refuses a flash of another size, virsh shows its text, or (the race lost) only the
+# source's broken stream: both seen in the lab for the same scenario.
+LENGTH_MISMATCH = "job 'migration out' failed: Unable to write to socket: ..."
+
+
+def _size_mismatch(flash: int, src: int, dst: int) -> str:
+    return (f"the target's QEMU fails with \"Size mismatch: system.flash{flash}: {src:#x} != {dst:#x}: Invalid "
+            f"argument\" (or virsh says only \"{LENGTH_MISMATCH}\")")
+
+
+@check("paths.boot-files", Severity.BLOCK, "kernel, initrd or firmware loader missing on the target, or a loader "
+       "of another size", proven_by_lab=True)
 def boot_files_missing(ctx: CheckContext):
+    """The target's QEMU opens <kernel>, <initrd> and the <loader> when the incoming guest starts.
+
+    Lab (libvirt 9.0, QEMU 7.2): the loader missing on the target fails with "-blockdev
+    {...libvirt-pflash0-storage...}: Could not open 'PATH': No such file or directory"; a loader of another
+    size (OVMF_CODE.fd, 2 MiB, where the source has OVMF_CODE_4M.fd) starts, then refuses the flash's RAM
+    block: "Size mismatch: system.flash0: 0x37c000 != 0x1e0000: Invalid argument" (or, in another run,
+    only "operation failed: job 'migration out' failed: Unable to write to socket: Bad file descriptor" or
+    "...: Connection reset by peer"); a loader of the same size with other content migrates (the guest runs the
+    source's firmware, which travels in memory, until it reboots). <os firmware='efi'>: libvirt 9.0 has
+    written the loader it chose into the live XML, and the target does not choose again."""
     if ctx.flags.offline:
         raise NotApplicable
     items = boot_files(ctx.domain)
     if not items:
         raise NotApplicable
-    return _stat_hits(ctx, items, lambda p: f"copy {p} to the target (same path), or install the same firmware "
-                                            "package there")
+    out = []
+    for what, path in items:
+        stat = ctx.target.raw.paths.get(path)
+        if stat is None:
+            out.append(Hit(message=f"could not check {path} on the target", evidence=[ctx.target.errors.get("paths", "")],
+                           fix="allow SSH access to the target", severity=Severity.UNKNOWN))
+        elif not stat.exists:
+            quoted = f": the target's QEMU fails with \"Could not open '{path}': No such file or directory\"" \
+                if what == "loader" else ""
+            out.append(Hit(message=f"{what}: {path} does not exist on the target{quoted}",
+                           evidence=[f"{ctx.target.spec}: {path} not found"],
+                           fix=f"copy {path} to the target (same path), or install the same firmware package there"))
+        elif what == "loader" and ctx.domain.loader_type == "pflash":
+            mine = _source_size(ctx, path)
+            if mine is not None and stat.size is not None and mine != stat.size:
+                out.append(Hit(message=f"loader {path} is {stat.size} bytes on the target and {mine} on the source: "
+                                       + _size_mismatch(0, mine, stat.size),
+                               evidence=[f"{ctx.source.spec}: {path} {mine} bytes", f"{ctx.target.spec}: {stat.size} bytes"],
+                               fix="install the same firmware build on the target (same package version), or put "
+                                   "the source's file at that path there"))
+    return out
 
 
-@check("paths.nvram", Severity.RISK, "the guest's UEFI variable store does not exist on the target")
+@check("paths.nvram", Severity.BLOCK, "the guest's UEFI variable store: missing on the target with no template "
+       "to create it from, or of another size", proven_by_lab=True, also=(Severity.RISK,))
 def nvram(ctx: CheckContext):
-    """libvirt (this era) does not copy the NVRAM file; a missing one is recreated from the template,
-    losing the guest's UEFI variables (boot entries, Secure Boot keys) at the next boot."""
+    """The variables travel in the migration stream: QEMU migrates the NVRAM flash's contents.
+
+    Lab (libvirt 9.0, QEMU 7.2): NVRAM missing on the target, template there: libvirt creates the file from
+    the template, the guest migrates, and the file holds the source's variables once the guest runs on
+    the target (a paused guest writes them when resumed): no finding beyond info. Template missing too:
+    "Failed to open file 'TEMPLATE': No such file or directory" (so also a secure-boot guest whose OVMF
+    package is missing on the target). A target NVRAM of another size (a 2 MiB-build store for a 4 MiB
+    build): refused the same way ("Size mismatch: system.flash1: ..." or the broken stream)."""
     if ctx.flags.offline or not ctx.domain.nvram:
         raise NotApplicable
-    path = ctx.domain.nvram
+    path, template = ctx.domain.nvram, ctx.domain.nvram_template
     stat = ctx.target.raw.paths.get(path)
     if stat is None:
         return [Hit(message=f"could not check {path} on the target", evidence=[], fix="allow SSH access to the target",
                     severity=Severity.UNKNOWN)]
     if stat.exists:
+        mine = _source_size(ctx, path)
+        if mine is not None and stat.size is not None and mine != stat.size:
+            return [Hit(message=f"NVRAM {path} is {stat.size} bytes on the target and {mine} on the source: "
+                                + _size_mismatch(1, mine, stat.size),
+                        evidence=[f"{ctx.source.spec}: {path} {mine} bytes", f"{ctx.target.spec}: {stat.size} bytes"],
+                        fix=f"remove the stale {path} on the target (libvirt creates it from the template), or copy "
+                            "the source's file there")]
         return []
-    return [Hit(message=f"NVRAM {path} does not exist on the target: it would be recreated from the template and the "
-                        "guest's UEFI variables lost",
-                evidence=[f"{ctx.target.spec}: {path} not found"],
-                fix=f"copy {path} to the target before migrating (scp), or keep NVRAM on shared storage")]
+    if not template:
+        return [Hit(message=f"NVRAM {path} does not exist on the target and the guest's XML names no template: the "
+                            "target's libvirt must find one for the loader in its firmware descriptors",
+                    evidence=[f"{ctx.target.spec}: {path} not found", "<nvram> without template="],
+                    fix=f"copy {path} to the target before migrating", severity=Severity.RISK)]
+    tstat = ctx.target.raw.paths.get(template)
+    if tstat is None:
+        return [Hit(message=f"could not check the NVRAM template {template} on the target", evidence=[],
+                    fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
+    if not tstat.exists:
+        return [Hit(message=f"NVRAM {path} and its template {template} do not exist on the target: libvirt fails with "
+                            f"\"Failed to open file '{template}': No such file or directory\"",
+                    evidence=[f"{ctx.target.spec}: {path} not found", f"{ctx.target.spec}: {template} not found"],
+                    fix=f"install the same firmware package on the target (it ships {template}), or copy {path} there")]
+    return [Hit(message=f"NVRAM {path} does not exist on the target: libvirt creates it from {template}, and QEMU "
+                        "writes the guest's variables from the migration stream into it once the guest runs there",
+                evidence=[f"{ctx.target.spec}: {path} not found", f"{ctx.target.spec}: {template} present"],
+                fix="nothing to do", severity=Severity.INFO)]
 
 
 LOCAL_ADDRS = {"0.0.0.0", "::", "127.0.0.1", "::1", "localhost", None, ""}

@@ -9,6 +9,7 @@ from migcheck.facts.models import (
     GuestSupport,
     HostCapabilities,
     HostCpu,
+    TpmSupport,
 )
 from migcheck.xmlsafe import parse_xml, xml_number
 
@@ -101,6 +102,13 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
     return HostCapabilities(uuid=uuid, cpu=cpu, guests=guests, numa_cells=cells, migration_transports=transports)
 
 
+def _values(enum) -> list[str]:
+    """The <value>s of a domain capabilities <enum> (none when the enum is absent)."""
+    if enum is None:
+        return []
+    return [(v.text or "").strip() for v in enum.findall("value") if (v.text or "").strip()]
+
+
 def parse_domain_capabilities_xml(text: str | bytes) -> DomainCapabilities:
     root = parse_xml(text, "domain capabilities XML")
     if root.tag != "domainCapabilities":
@@ -115,6 +123,20 @@ def parse_domain_capabilities_xml(text: str | bytes) -> DomainCapabilities:
     vcpu_max = (vcpu.get("max") or "") if vcpu is not None else ""
     if vcpu_max.isascii() and vcpu_max.isdigit():
         caps.max_vcpus = xml_number(vcpu_max, "domain capabilities' <vcpu max>")
+    os_el = root.find("os")
+    if os_el is not None:
+        fw = os_el.find("enum[@name='firmware']")
+        caps.firmware_values = _values(fw) if fw is not None else None
+        loader = os_el.find("loader")
+        if loader is not None and loader.get("supported") == "yes":
+            caps.loader_values = [(v.text or "").strip() for v in loader.findall("value") if (v.text or "").strip()]
+    tpm = root.find("devices/tpm")
+    if tpm is not None:
+        versions = tpm.find("enum[@name='backendVersion']")
+        caps.tpm = TpmSupport(supported=tpm.get("supported") == "yes",
+                              models=_values(tpm.find("enum[@name='model']")),
+                              backend_models=_values(tpm.find("enum[@name='backendModel']")),
+                              backend_versions=_values(versions) if versions is not None else None)
     for mode in root.findall("cpu/mode"):
         supported = mode.get("supported") == "yes"
         name = mode.get("name")

@@ -14,6 +14,7 @@ from migcheck.facts.models import (
     HostDev,
     Interface,
     MemoryDevice,
+    TpmDevice,
     TscTimer,
 )
 from migcheck.xmlsafe import parse_xml, to_text, xml_number
@@ -254,10 +255,12 @@ def parse_domain_xml(text: str | bytes) -> Domain:
                 "target": tgt.get("dir", "") if tgt is not None else "",
             }
         )
-    tpms = []
+    tpms, tpm_devices = [], []
     for tpm in devices.findall("tpm"):
         backend = tpm.find("backend")
         tpms.append(backend.get("type", "") if backend is not None else "")
+        tpm_devices.append(TpmDevice(model=tpm.get("model", ""), backend=tpms[-1],
+                                     version=backend.get("version") if backend is not None else None))
     kernel = root.find("os/kernel")
     initrd = root.find("os/initrd")
     loader = root.find("os/loader")
@@ -304,10 +307,14 @@ def parse_domain_xml(text: str | bytes) -> Domain:
         shmems=shmems,
         filesystems=filesystems,
         tpms=tpms,
+        tpm_devices=tpm_devices,
         kernel=(kernel.text or "").strip() or None if kernel is not None else None,
         initrd=(initrd.text or "").strip() or None if initrd is not None else None,
         loader=(loader.text or "").strip() or None if loader is not None else None,
         nvram=(nvram.text or "").strip() or None if nvram is not None else None,
+        loader_type=(loader.get("type") or None) if loader is not None else None,
+        nvram_template=(nvram.get("template") or None) if nvram is not None else None,
+        firmware=(root.find("os").get("firmware") or None) if root.find("os") is not None else None,
         features=[f.tag for f in features] if features is not None else [],
         hyperv_passthrough=hyperv is not None and hyperv.get("mode") == "passthrough",
     )

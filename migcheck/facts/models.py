@@ -190,6 +190,12 @@ class MemoryDevice(BaseModel):
     base: str | None = None
 
 
+class TpmDevice(BaseModel):
+    model: str = ""  # tpm-tis, tpm-crb, ...
+    backend: str = ""  # emulator, passthrough, external
+    version: str | None = None  # backend version ('2.0', '1.2'); libvirt fills it in the live XML
+
+
 class Domain(BaseModel):
     """A guest, parsed from its domain XML."""
 
@@ -222,10 +228,14 @@ class Domain(BaseModel):
     shmems: list[dict[str, str]] = Field(default_factory=list)  # name, role, model
     filesystems: list[dict[str, str]] = Field(default_factory=list)  # driver, source, target
     tpms: list[str] = Field(default_factory=list)  # backend types
+    tpm_devices: list[TpmDevice] = Field(default_factory=list)
     kernel: str | None = None
     initrd: str | None = None
     loader: str | None = None
+    loader_type: str | None = None  # <loader type='pflash'|'rom'>
     nvram: str | None = None
+    nvram_template: str | None = None  # <nvram template='...'>: what libvirt copies when the NVRAM file is missing
+    firmware: str | None = None  # <os firmware='efi'>: libvirt picked the loader from firmware descriptors
     features: list[str] = Field(default_factory=list)  # <features> children names
     hyperv_passthrough: bool = False
 
@@ -271,6 +281,36 @@ class CpuModelSupport(BaseModel):
     blockers: list[str] = Field(default_factory=list)
 
 
+class TpmSupport(BaseModel):
+    """<devices><tpm> of the domain capabilities: what this libvirt and QEMU can give a guest now.
+
+    libvirt lists the backend model 'emulator' (and the backendVersion values) only when it finds a
+    working swtpm (and swtpm_setup) on its PATH: these are the truth, not the presence of a file."""
+    supported: bool = False
+    models: list[str] = Field(default_factory=list)
+    backend_models: list[str] = Field(default_factory=list)
+    backend_versions: list[str] | None = None  # None: no backendVersion enum (older libvirt, or no swtpm)
+
+    def emulator_refusal(self, model: str, version: str | None) -> str | None:
+        """Why this libvirt cannot start an emulated TPM of this model and version, or None when it can.
+
+        Lab (libvirt 9.0): with swtpm gone, backendModel lists only 'passthrough', the backendVersion
+        enum disappears, and an incoming TPM 2.0 guest fails with "unsupported configuration: TPM
+        version '2.0' is not supported"."""
+        shown = version or "2.0"
+        if not self.supported:
+            return "the domain capabilities say <tpm supported='no'>"
+        if self.models and model and model not in self.models:
+            return f"TPM model '{model}' is not offered (models: {', '.join(self.models)})"
+        if "emulator" not in self.backend_models:
+            return (f"no TPM emulator is offered (backend models: {', '.join(self.backend_models) or 'none'}): "
+                    f"libvirt finds no usable swtpm; it fails with \"TPM version '{shown}' is not supported\"")
+        if version and self.backend_versions is not None and version not in self.backend_versions:
+            return (f"TPM version '{version}' is not offered (versions: {', '.join(self.backend_versions) or 'none'}): "
+                    f"\"TPM version '{version}' is not supported\"")
+        return None
+
+
 class DomainCapabilities(BaseModel):
     path: str | None = None  # emulator
     domain_type: str | None = None
@@ -281,3 +321,6 @@ class DomainCapabilities(BaseModel):
     host_model: GuestCpu | None = None
     custom_models: list[CpuModelSupport] = Field(default_factory=list)
     max_vcpus: int | None = None
+    firmware_values: list[str] | None = None  # <os><enum name='firmware'>; None: not in these domcaps
+    loader_values: list[str] = Field(default_factory=list)  # <os><loader><value>: firmware descriptors' code files
+    tpm: TpmSupport | None = None  # None: these domcaps say nothing about TPMs (libvirt < 7.1)

@@ -534,7 +534,7 @@ def target_paths_of(dom: Domain, qemu_conf: str | None = None, networks: list[Ne
     paths = [dom.emulator] if dom.emulator else []
     paths += [d.source for d in dom.disks if d.source and d.type in ("file", "block")]
     paths += [dir_ for _, dir_ in chardev_dirs(dom)] + [p for _, p in boot_files(dom)]
-    paths += [dom.nvram] if dom.nvram else []
+    paths += [p for p in (dom.nvram, dom.nvram_template) if p]
     paths += [netdev_path(i.bridge) for i in dom.interfaces if i.type == "bridge" and i.bridge]
     paths += [netdev_path(i.dev) for i in dom.interfaces if i.type == "direct" and i.dev]
     paths += [i.socket for i in dom.interfaces if i.type == "vhostuser" and i.socket]
@@ -546,10 +546,12 @@ def target_paths_of(dom: Domain, qemu_conf: str | None = None, networks: list[Ne
 
 
 def source_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
-    """Paths on the source: disk images and block devices (their size, for storage copy), the TLS client files."""
+    """Paths on the source: disk images and block devices (their size, for storage copy), the UEFI loader and
+    NVRAM (their size), the TLS client files."""
     from migcheck.checks.platform import tls_paths
 
     paths = [d.source for d in dom.disks if d.source and d.type in ("file", "block")] + tls_paths(qemu_conf, "source")
+    paths += [p for p in (dom.loader, dom.nvram) if p]  # their sizes: a flash of another size on the target fails
     return list(dict.fromkeys(p for p in paths if p.startswith("/")))
 
 

@@ -43,6 +43,8 @@ def guest_xml(
     machine: str = "q35",
     os_xml: str = "",
     serial_xml: str = "",
+    os_attrs: str = "",
+    features_xml: str = "",
 ) -> str:
     """A diskless 1-vCPU q35 guest: small enough to live-migrate in seconds.
 
@@ -50,6 +52,8 @@ def guest_xml(
     os_xml: more <os> children, e.g. a direct <kernel>/<initrd>/<cmdline> boot (tests/lab/bootable.py).
     serial_xml: the serial port instead of the default pty serial + console (e.g. a <serial type='file'>
     whose log the test reads).
+    os_attrs: attributes of <os> ("firmware='efi'"); features_xml: inside <features> after <acpi/>
+    (e.g. "<smm state='on'/>", which secure boot needs).
 
     cpu_xml / clock_xml / extra_devices / extra_xml (domain-level elements such
     as <memoryBacking>) are raw XML fragments pasted in as given, e.g.
@@ -61,11 +65,11 @@ def guest_xml(
   <name>{escape(name)}</name>
   <memory unit='MiB'>{int(memory_mib)}</memory>
   <vcpu>1</vcpu>
-  <os>
+  <os{" " + os_attrs if os_attrs else ""}>
     <type arch='x86_64' machine='{escape(machine)}'>hvm</type>
     {os_xml}
   </os>
-  <features><acpi/></features>
+  <features><acpi/>{features_xml}</features>
   {cpu_xml}
   {clock_xml}
   {extra_xml}

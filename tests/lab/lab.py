@@ -133,12 +133,12 @@ class Lab:
     def guest_xml(
         self, name: str, cpu_xml: str = "", extra_devices: str = "", memory_mib: int = 64,
         clock_xml: str = "", extra_xml: str = "", machine: str = "q35", os_xml: str = "", serial_xml: str = "",
-        kvm: bool | None = None,
+        kvm: bool | None = None, os_attrs: str = "", features_xml: str = "",
     ) -> str:
         """Minimal diskless q35 guest XML: type 'kvm' when KVM works, else 'qemu' (TCG); kvm=False forces TCG."""
         return guest_xml(name, kvm=self.kvm if kvm is None else kvm and self.kvm, cpu_xml=cpu_xml, extra_devices=extra_devices,
                          memory_mib=memory_mib, clock_xml=clock_xml, extra_xml=extra_xml, machine=machine,
-                         os_xml=os_xml, serial_xml=serial_xml)
+                         os_xml=os_xml, serial_xml=serial_xml, os_attrs=os_attrs, features_xml=features_xml)
 
     @property
     def cpu_quirks(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from migcheck.probe.raw import NetworkInfo, PathStat, PoolInfo, SecretInfo
-from tests.unit.factories import MOUNTINFO, argv, guest_xml, host_files, rules_of, run, source, target
+from tests.unit.factories import DOMCAPS_72, MOUNTINFO, argv, guest_xml, host_files, rules_of, run, source, target
 
 DISK = "<disk type='file' device='disk'><driver name='qemu' type='{fmt}' cache='{cache}'/>" \
        "<source file='{path}'/><target dev='vda' bus='virtio'/>{extra}</disk>"
@@ -85,6 +85,10 @@ UNIX_HEAD = ("Num       RefCount Protocol Flags    Type St Inode Path\n"
 UNIX_LISTENING = "0000000000000000: 00000002 00000000 00010000 0001 01 488821 /srv/ext/ext.sock\n"
 VNC = "<graphics type='vnc' port='-1' listen='{addr}'/>"
 TPM = "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"
+# domain capabilities without <tpm> (as an older libvirt's): devices.tpm-emulator falls back to a stat of swtpm;
+# with <tpm> the capabilities decide (tests/unit/test_checks_uefi_tpm.py)
+NO_TPM_CAPS = {"domcaps_xml": {"/usr/bin/qemu-system-x86_64|x86_64|pc|kvm":
+                               DOMCAPS_72[:DOMCAPS_72.index("<tpm ")] + DOMCAPS_72[DOMCAPS_72.index("</tpm>") + 6:]}}
 DIMM = "<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>{addr}</memory>"
 NET_DISK = ("<disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/>"
             "<source protocol='rbd' name='pool/vm1'><host name='mon1'/></source>"
@@ -124,8 +128,10 @@ CASES = [
     ("dimm-addr-ok", "devices.dimm-address",
      DIMM.format(addr="<address type='dimm' slot='0' base='0x100000000'/>"), {}, {}, "--live", None),
     ("snapshots", "devices.snapshots", "", {"snapshot_count": 2}, {}, "--live", "block"),
-    ("tpm-no-swtpm", "devices.tpm-emulator", TPM, {}, {"paths": EMU | missing("/usr/bin/swtpm")}, "--live", "block"),
-    ("tpm-swtpm-ok", "devices.tpm-emulator", TPM, {}, {"paths": EMU | exists("/usr/bin/swtpm")}, "--live", None),
+    ("tpm-no-swtpm", "devices.tpm-emulator", TPM, {}, {"paths": EMU | missing("/usr/bin/swtpm"), **NO_TPM_CAPS},
+     "--live", "block"),
+    ("tpm-swtpm-ok", "devices.tpm-emulator", TPM, {}, {"paths": EMU | exists("/usr/bin/swtpm"), **NO_TPM_CAPS},
+     "--live", None),
     ("vhostuser-missing", "devices.vhost-user-socket",
      "<interface type='vhostuser'><source type='unix' path='/run/vhu/sock0' mode='client'/><model type='virtio'/></interface>",
      {}, {"paths": EMU | missing("/run/vhu/sock0")}, "--live", "block"),
@@ -377,7 +383,7 @@ REVIEW_CASES = [
     ("vhostuser-server-ok", "devices.vhost-user-socket", VHU_SERVER, {"paths": EMU | missing("/run/vhu/s0")},
      "--live", None),
     ("swtpm-in-local-bin-ok", "devices.tpm-emulator", TPM,
-     {"paths": EMU | missing("/usr/bin/swtpm") | exists("/usr/local/bin/swtpm")}, "--live", None),
+     {"paths": EMU | missing("/usr/bin/swtpm") | exists("/usr/local/bin/swtpm"), **NO_TPM_CAPS}, "--live", None),
 ]
 
 

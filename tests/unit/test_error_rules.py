@@ -74,6 +74,19 @@ LAB_ERRORS = [
     ("unable to connect to server at 'adr-b:49152': Connection refused", "network.migration-listen-address"),
     ("internal error: unable to execute QEMU command 'migrate-incoming': Failed to bind socket: Cannot assign "
      "requested address", "network.migration-listen-address"),
+    # tests/lab/test_catalogue_uefi_tpm.py
+    ("internal error: process exited while connecting to monitor: 2026-12-03T12:13:23.039172Z qemu-system-x86_64: "
+     "-blockdev {\"driver\":\"file\",\"filename\":\"/var/lib/libvirt/boot/code.fd\",\"node-name\":"
+     "\"libvirt-pflash0-storage\",\"auto-read-only\":true,\"discard\":\"unmap\"}: Could not open "
+     "'/var/lib/libvirt/boot/code.fd': No such file or directory", "paths.boot-files"),
+    ("internal error: qemu unexpectedly closed the monitor: 2026-12-03T12:17:58.039650Z qemu-system-x86_64: "
+     "Size mismatch: system.flash0: 0x37c000 != 0x1e0000: Invalid argument", "paths.boot-files"),
+    ("internal error: qemu unexpectedly closed the monitor: 2026-12-03T12:18:08.001549Z qemu-system-x86_64: "
+     "Size mismatch: system.flash1: 0x84000 != 0x20000: Invalid argument", "paths.nvram"),
+    ("Failed to open file '/usr/share/OVMF/OVMF_VARS_4M.ms.fd': No such file or directory", "paths.nvram"),
+    ("unsupported configuration: TPM version '2.0' is not supported", "devices.tpm-emulator"),
+    ("this function is not supported by the connection driver: the running swtpm does not support migration with "
+     "shared storage", "devices.tpm-emulator"),
 ]
 
 
@@ -92,6 +105,12 @@ def test_every_rule_in_the_table_is_a_check():
 def test_an_unpredicted_error_belongs_to_no_check():
     assert rules_for_error("error: something nobody predicted") == []
     assert rule_for_error("error: something nobody predicted") is None
+
+
+def test_a_missing_loader_is_the_loaders_before_a_disks():
+    text = ("-blockdev {\"driver\":\"file\",\"filename\":\"/usr/share/OVMF/OVMF_CODE_4M.fd\",\"node-name\":"
+            "\"libvirt-pflash0-storage\"}: Could not open '/usr/share/OVMF/OVMF_CODE_4M.fd': No such file or directory")
+    assert rule_for_error(text) == "paths.boot-files"
 
 
 def test_the_first_candidate_is_the_most_specific():
