@@ -19,12 +19,14 @@ guest. ``blockers`` holds the findings of severity block, unknown and risk of ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from migcheck.audit.result import STUCK, AuditResult
 
@@ -181,28 +183,27 @@ class History:
         Two audits of one inventory finishing at once are serialised by SQLite's lock: the second
         waits, then compares itself with the first (never both with the same older run), and a
         process killed at any point leaves either the whole run or nothing of it."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write_transaction():
             changes = self.changes(result, inventory)
             self._insert(result, inventory, keep_runs)
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
-                self.db.execute("ROLLBACK")
-            raise
         return changes
 
     def record(self, result: AuditResult, inventory: str, keep_runs: int = 60) -> int:
         """Record a run without comparing (one transaction)."""
+        with self._write_transaction():
+            return self._insert(result, inventory, keep_runs)
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE: take the write lock before reading, so what is read stays true until COMMIT."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            run = self._insert(result, inventory, keep_runs)
+            yield
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
                 self.db.execute("ROLLBACK")
             raise
-        return run
 
     def _insert(self, result: AuditResult, inventory: str, keep_runs: int) -> int:
         from migcheck import __version__
