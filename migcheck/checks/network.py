@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
 from migcheck.report.model import Severity
 
 
@@ -48,9 +48,7 @@ def _netdev_hits(ctx: CheckContext, ifaces, attr: str, what: str, fix: str, exac
             continue
         stat = ctx.target.raw.paths.get(netdev_path(name))
         if stat is None:
-            out.append(Hit(message=f"could not check {what} '{name}' on the target",
-                           evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
-                           severity=Severity.UNKNOWN))
+            out.append(path_not_checked(ctx, f"could not check {what} '{name}' on the target"))
         elif not stat.exists:
             out.append(Hit(message=f"{what} '{name}' does not exist on the target: {exact_error.format(name=name)}",
                            evidence=[f"interface {i.mac or ''} type={i.type} {attr}={name}",
@@ -145,9 +143,7 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
     if bridge:
         stat = ctx.target.raw.paths.get(netdev_path(bridge))
         if stat is None:
-            out.append(Hit(message=f"could not check bridge '{bridge}' of network '{i.network}' on the target",
-                           evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
-                           severity=Severity.UNKNOWN))
+            out.append(path_not_checked(ctx, f"could not check bridge '{bridge}' of network '{i.network}' on the target"))
         elif not stat.exists:
             out.append(Hit(message=f"network '{i.network}' on the target hands out bridge '{bridge}', which does not "
                                    f"exist there: \"Cannot get interface MTU on '{bridge}': No such device\"",
@@ -159,9 +155,7 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
     elif devs:
         stats = [(d, ctx.target.raw.paths.get(netdev_path(d))) for d in devs]
         if any(st is None for _, st in stats):
-            out.append(Hit(message=f"could not check the NICs of network '{i.network}' on the target",
-                           evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
-                           severity=Severity.UNKNOWN))
+            out.append(path_not_checked(ctx, f"could not check the NICs of network '{i.network}' on the target"))
             return out
         gone = [d for d, st in stats if not st.exists]
         if gone:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
 from migcheck.facts.models import CharDev, Domain
 from migcheck.facts.procfs import local_ipv4_addresses, tcp_listeners
 from migcheck.report.model import Severity
@@ -101,9 +101,7 @@ def chardev_directory(ctx: CheckContext):
         what = f"{c.kind} ({c.type}{', connect' if how == 'connect' else ''}) {c.path}"
         stat = ctx.target.raw.paths.get(path)
         if stat is None:
-            out.append(Hit(message=f"could not check {path} on the target",
-                           evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
-                           severity=Severity.UNKNOWN))
+            out.append(path_not_checked(ctx, f"could not check {path} on the target"))
         elif not stat.exists:
             out.append(Hit(message=f"{what}: {path} does not exist on the target: the target fails with "
                                    f"\"{_CHARDEV_ERRORS[how].format(path=c.path)}\"",
@@ -171,8 +169,7 @@ def boot_files_missing(ctx: CheckContext):
     for what, path in items:
         stat = ctx.target.raw.paths.get(path)
         if stat is None:
-            out.append(Hit(message=f"could not check {path} on the target", evidence=[ctx.target.errors.get("paths", "")],
-                           fix="allow SSH access to the target", severity=Severity.UNKNOWN))
+            out.append(path_not_checked(ctx, f"could not check {path} on the target"))
         elif not stat.exists:
             quoted = f": the target's QEMU fails with \"Could not open '{path}': No such file or directory\"" \
                 if what == "loader" else ""

@@ -42,6 +42,12 @@ class Hit:
     rule: str | None = None  # reports under another check's ID (QEMU's own blockers mapped to checks)
 
 
+def path_not_checked(ctx: "CheckContext", message: str) -> Hit:
+    """A target path the probe could not stat: unknown, with the probe's reason as evidence."""
+    return Hit(message=message, evidence=[ctx.target.errors.get("paths", "")], fix="allow SSH access to the target",
+               severity=Severity.UNKNOWN)
+
+
 @dataclass
 class CheckContext:
     source: HostFacts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
 from migcheck.facts.image import ImageInfo, image_info
 from migcheck.facts.models import Disk
 from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, Mount, mount_of, parse_conf_list, parse_mountinfo
@@ -212,8 +212,7 @@ def missing_on_target(ctx: CheckContext):
             continue  # storage.copy-precreate judges whether the target can create it
         stat = ctx.target.raw.paths.get(path)
         if stat is None:
-            out.append(Hit(message=f"could not check {path} on the target", evidence=[ctx.target.errors.get("paths", "")],
-                           fix="allow SSH access to the target", severity=Severity.UNKNOWN))
+            out.append(path_not_checked(ctx, f"could not check {path} on the target"))
             continue
         if stat.exists:
             continue
@@ -441,8 +440,7 @@ def _copied_block_device(ctx: CheckContext, d: Disk) -> list[Hit]:
     """Storage copy of a block-device disk: libvirt never creates the device, it must be there, as large."""
     stat = ctx.target.raw.paths.get(d.source)
     if stat is None:
-        return [Hit(message=f"could not check {d.source} on the target", evidence=[ctx.target.errors.get("paths", "")],
-                    fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
+        return [path_not_checked(ctx, f"could not check {d.source} on the target")]
     source = ctx.source.raw.paths.get(d.source)
     size = f"{source.size} bytes" if source is not None and source.size else "the source's size"
     if not stat.exists:
