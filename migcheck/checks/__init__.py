@@ -6,7 +6,7 @@ Importing a family module registers its checks in
 
 from importlib import import_module
 
-FAMILIES = ("cpu", "platform", "devices", "storage", "network", "resources", "paths", "drift")
+FAMILIES = ("cpu", "platform", "flags", "state", "devices", "storage", "network", "resources", "paths", "drift", "qemu")
 
 
 def load_all() -> None:

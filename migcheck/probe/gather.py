@@ -527,7 +527,7 @@ def target_paths_of(dom: Domain, qemu_conf: str | None = None, networks: list[Ne
     """Paths on the target whose existence the checks need (qemu_conf: the target's, for the TLS dir;
     networks: the target's, for the host bridges and NICs its networks of the guest hand out)."""
     from migcheck.checks.devices import SWTPM_PATHS
-    from migcheck.checks.platform import tls_paths
+    from migcheck.checks.flags import tls_paths
     from migcheck.checks.network import netdev_path, network_host_devices
     from migcheck.checks.paths import boot_files, chardev_dirs
 
@@ -548,7 +548,7 @@ def target_paths_of(dom: Domain, qemu_conf: str | None = None, networks: list[Ne
 def source_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
     """Paths on the source: disk images and block devices (their size, for storage copy), the UEFI loader and
     NVRAM (their size), the TLS client files."""
-    from migcheck.checks.platform import tls_paths
+    from migcheck.checks.flags import tls_paths
 
     paths = [d.source for d in dom.disks if d.source and d.type in ("file", "block")] + tls_paths(qemu_conf, "source")
     paths += [p for p in (dom.loader, dom.nvram) if p]  # their sizes: a flash of another size on the target fails

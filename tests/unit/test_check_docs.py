@@ -12,6 +12,7 @@ from importlib import resources
 import pytest
 from typer.testing import CliRunner
 
+from migcheck.checks import FAMILIES
 from migcheck.checks.registry import all_checks
 from migcheck.cli import app
 
@@ -51,6 +52,20 @@ def test_severity_and_family_line(chk):
     assert m, f"{chk.id}: second line must be '**Severity:** SEV · **Family:** FAMILY', got {line!r}"
     assert m.group(1) == chk.severity.value
     assert m.group(2) == chk.family
+
+
+@pytest.mark.parametrize("chk", CHECKS, ids=IDS)
+def test_check_lives_in_the_module_of_its_id_prefix(chk):
+    """flags.tls-required is in checks/flags.py and its page says Family: flags: a check is found from its ID."""
+    prefix = chk.id.split(".", 1)[0]
+    assert chk.fn.__module__ == f"migcheck.checks.{prefix}", f"{chk.id} is defined in {chk.fn.__module__}"
+    assert chk.family == prefix
+    m = SEVERITY_LINE.match(_page(chk.id).splitlines()[1])
+    assert m and m.group(2) == prefix, f"{chk.id}: its page must say Family: {prefix}"
+
+
+def test_every_id_prefix_is_a_loaded_family():
+    assert set(FAMILIES) == {c.id.split(".", 1)[0] for c in CHECKS}
 
 
 @pytest.mark.parametrize("chk", CHECKS, ids=IDS)
