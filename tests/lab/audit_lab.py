@@ -8,9 +8,17 @@
 Guests (64 MiB, diskless, started --paused unless named *-off): plain ones go anywhere; a
 br-prod interface cannot go to aud-c; an audnet interface cannot go to aud-c; a serial log in
 a host-only folder cannot go anywhere (stuck); a shut-off guest is checked --offline --persistent.
+
+Also here: running the audit and the single-pair check the way an operator would, and comparing
+the audit's matrix with the single-pair checks (test_audit.py and test_fleet.py).
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.lab import HostSpec, Lab
 
@@ -72,3 +80,57 @@ def populate(lab: Lab) -> None:
 
 def inventory_yaml() -> str:
     return "groups:\n  lab: [" + ", ".join(HOSTS) + "]\n"
+
+
+MIGCHECK = [sys.executable, "-m", "migcheck.cli"]
+
+
+def run_audit(tmp: Path, inventory: str, *extra: str, timeout: float = 600) -> tuple[int, dict, str]:
+    """``migcheck audit INVENTORY --live --format json`` (history in tmp unless extra says --no-db):
+    exit code, the JSON report, stderr."""
+    inv = tmp / "fleet.yml"
+    inv.write_text(inventory)
+    db = [] if "--no-db" in extra else ["--db", str(tmp / "audit.sqlite")]
+    p = subprocess.run([*MIGCHECK, "audit", str(inv), "--live", "--format", "json", *db, *extra],
+                       capture_output=True, text=True, timeout=timeout)
+    assert p.stdout, p.stderr
+    return p.returncode, json.loads(p.stdout), p.stderr
+
+
+def pair_report(src: str, dst: str, vm: str, flags: list[str], timeout: float = 300) -> dict:
+    """``migcheck SRC DST VM FLAGS --format json``: the single-pair check's report."""
+    p = subprocess.run([*MIGCHECK, src, dst, vm, *flags, "--format", "json"], capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.stdout, p.stderr
+    return json.loads(p.stdout)
+
+
+def cell_of(report: dict) -> tuple[str, list[dict]]:
+    """A single-pair report as the audit's matrix cell shows it: the verdict and the findings that
+    are not info (rule, severity, message), in the report's order."""
+    return report["verdict"], [{"rule": f["rule"], "severity": f["severity"], "message": f["message"]}
+                               for f in report["findings"] if f["severity"] in ("block", "unknown", "risk")]
+
+
+def matrix_mismatches(data: dict, home: dict[str, str], hosts: list[str]) -> tuple[int, list[str]]:
+    """Check every cell of an audit report against ``migcheck SRC DST VM`` with the guest's flags.
+
+    home: guest -> the host it is on; hosts: the group, in inventory order (each guest's targets
+    must be every other host, in that order). Returns (cells compared, what differed).
+    """
+    problems, n = [], 0
+    for g in data["guests"]:
+        vm, host = g["name"], g["host"]
+        if home.get(vm) != host:
+            problems.append(f"{vm}: the audit has it on {host}, the lab on {home.get(vm)}")
+            continue
+        targets = [t["host"] for t in g["targets"]]
+        if targets != [h for h in hosts if h != host]:
+            problems.append(f"{vm}: targets {targets}")
+        for cell in g["targets"]:
+            got = (cell["verdict"], cell["findings"])
+            want = cell_of(pair_report(host, cell["host"], vm, g["flags"]))
+            if got != want:
+                problems.append(f"{vm} {host} -> {cell['host']} {g['flags']}: audit {got}, migcheck SRC DST VM {want}")
+            n += 1
+    return n, problems

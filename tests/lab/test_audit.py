@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.lab.audit_lab import GUESTS, HOSTS, audit_lab, inventory_yaml, populate
+from tests.lab.audit_lab import GUESTS, HOSTS, audit_lab, inventory_yaml, matrix_mismatches, populate, run_audit
 from tests.lab.fixtures import require_lab
 
 pytestmark = pytest.mark.lab
-MIGCHECK = [sys.executable, "-m", "migcheck.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +24,8 @@ def lab():
 
 
 def _audit(tmp: Path, *extra: str) -> tuple[int, dict, str]:
-    inv = tmp / "fleet.yml"
-    inv.write_text(inventory_yaml())
-    p = subprocess.run([*MIGCHECK, "audit", str(inv), "--live", "--format", "json", "--db", str(tmp / "audit.sqlite"),
-                        "--html", str(tmp / "audit.html"), "--prometheus", str(tmp / "audit.prom"), *extra],
-                       capture_output=True, text=True, timeout=600)
-    assert p.stdout, p.stderr
-    return p.returncode, json.loads(p.stdout), p.stderr
-
-
-def _pair(src: str, dst: str, vm: str, flags: list[str]) -> dict:
-    p = subprocess.run([*MIGCHECK, src, dst, vm, *flags, "--format", "json"], capture_output=True, text=True,
-                       timeout=300)
-    assert p.stdout, p.stderr
-    return json.loads(p.stdout)
+    return run_audit(tmp, inventory_yaml(), "--html", str(tmp / "audit.html"), "--prometheus",
+                     str(tmp / "audit.prom"), *extra)
 
 
 def test_audit_matrix_equals_every_pair(lab, tmp_path) -> None:
@@ -49,17 +33,8 @@ def test_audit_matrix_equals_every_pair(lab, tmp_path) -> None:
     guests = {g["name"]: g for g in data["guests"]}
     assert set(guests) == set(GUESTS), err
     assert all(h["state"] == "ok" for h in data["hosts"]), data["hosts"]
-    n = 0
-    for vm, g in guests.items():
-        host = GUESTS[vm][0]
-        assert g["host"] == host
-        assert [t["host"] for t in g["targets"]] == [h for h in HOSTS if h != host]
-        for cell in g["targets"]:
-            single = _pair(host, cell["host"], vm, g["flags"])
-            expected = [{"rule": f["rule"], "severity": f["severity"], "message": f["message"]}
-                        for f in single["findings"] if f["severity"] in ("block", "unknown", "risk")]
-            assert (cell["verdict"], cell["findings"]) == (single["verdict"], expected), (vm, cell["host"])
-            n += 1
+    n, problems = matrix_mismatches(data, {vm: host for vm, (host, _, _) in GUESTS.items()}, HOSTS)
+    assert not problems, "\n".join(problems)
     assert n == 2 * len(GUESTS)
     # what the lab was built to show
     status = {vm: g["status"] for vm, g in guests.items()}
