@@ -10,7 +10,7 @@ APT_PACKAGES := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config \
 	busybox-static ovmf swtpm swtpm-tools bindfs
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv test demo bench lab-up lab-down fuzz clean bench-audit
+.PHONY: install apt venv test demo bench lab-up lab-down fuzz clean bench-audit bench-fleet
 
 install: apt venv
 	@# byte-compile migcheck: with PYTHONDONTWRITEBYTECODE set, Python would otherwise recompile
@@ -44,6 +44,7 @@ demo: install
 bench: install
 	$(PY) -m tests.bench.bench_check
 	$(PY) -m tests.bench.bench_audit $(BENCH_ARGS)
+	$(PY) -m tests.bench.bench_fleet $(FLEET_ARGS)
 
 # a long fuzzing run of the parsers (the short one is part of make test)
 fuzz: install
@@ -63,3 +64,8 @@ clean:
 # lab, (b) the checking step on a generated fleet of 10,000 hosts and 100,000 guests.
 bench-audit: install
 	$(PY) -m tests.bench.bench_audit $(BENCH_ARGS)
+
+# Fleet benchmark (not a test): migcheck audit over 3, 10 and 44 real lab hosts, next to the
+# single-pair check on the same hosts (FLEET_ARGS, e.g. --sizes 3,10,44 --runs 3 --jobs 16).
+bench-fleet: install
+	$(PY) -m tests.bench.bench_fleet $(FLEET_ARGS)
