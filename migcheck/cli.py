@@ -2,20 +2,19 @@
 
 ``migcheck SRC DST VM [virsh migrate flags]`` is short for ``migcheck check ...``.
 Exit codes: 0 ok, 1 blocked, 2 usage error, 3 could not check, 4 risky.
+The commands only: their output streams and the ending of the process are in migcheck.console.
 """
 
 from __future__ import annotations
 
-import codecs
 import errno
-import io
 import os
-import re
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+from migcheck.console import echo, run_as_process, scrub_secrets, silence_broken_pipe, trace_if_asked
 from migcheck.report.exit_codes import ExitCode
 
 SUBCOMMANDS = {"check", "migrate", "probe", "audit", "rules", "explain", "version"}
@@ -24,33 +23,6 @@ SUBCOMMANDS = {"check", "migrate", "probe", "audit", "rules", "explain", "versio
 class Format(str, Enum):
     table = "table"
     json = "json"
-
-
-_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")  # the ANSI codes click.echo removes
-
-
-def echo(message: str = "", err: bool = False, nl: bool = True) -> None:
-    """typer.echo (click.echo) without importing typer, for the streams a command line has.
-
-    On a text stream with UTF-8 encoding click writes the text as given, removes ANSI codes
-    unless the stream is a terminal, and flushes: so does this. Any other stream goes to
-    typer.echo itself (tests/unit/test_startup.py compares the two).
-    """
-    stream = sys.stderr if err else sys.stdout
-    encoding = getattr(stream, "encoding", None)
-    if not (isinstance(stream, (io.TextIOWrapper, _Scrubbing)) and encoding and getattr(stream, "errors", None)
-            and codecs.lookup(encoding).name == "utf-8"):
-        import typer
-
-        typer.echo(message, err=err, nl=nl)
-        return
-    text = message + "\n" if nl else message
-    try:
-        tty = stream.isatty()
-    except Exception:  # noqa: BLE001 - as click: no terminal
-        tty = False
-    stream.write(text if tty else _ANSI.sub("", text))
-    stream.flush()
 
 
 def _fail(message: str, code: ExitCode) -> SystemExit:
@@ -97,13 +69,6 @@ def _parse_flags_or_fail(args: list[str]):
         return parse_flags(args)
     except FlagError as exc:
         raise _fail(f"{exc} (flags are spelled as for virsh migrate)", ExitCode.USAGE)
-
-
-def _trace(what: str) -> None:
-    if os.environ.get("MIGCHECK_TRACE") == "1":
-        from migcheck.probe.session import trace
-
-        trace(what)
 
 
 def _import_evaluation() -> None:
@@ -189,7 +154,7 @@ def run_check(args: list[str], source, target, vm, fmt: Format = Format.table, v
         report, *_ = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
                                    fmt, verbose, save)
     _emit(report, fmt, verbose)
-    _trace("report written")
+    trace_if_asked("report written")
     raise SystemExit(report.exit_code)
 
 
@@ -305,9 +270,7 @@ def _run_plain_check(params: dict) -> None:
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
-        from typer._click.utils import PacifyFlushWrapper
-
-        sys.stdout, sys.stderr = PacifyFlushWrapper(sys.stdout), PacifyFlushWrapper(sys.stderr)
+        silence_broken_pipe()
         sys.exit(1)
     except Exception as exc:
         import typer
@@ -377,56 +340,6 @@ def __getattr__(name: str):
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-class _Scrubbing:
-    """A text stream that never lets a host argument's password or secret URI parameters through.
-
-    libvirt and ssh quote them in their errors (ssh gets "user:password" as its login name);
-    this is the last line of defence behind HostTarget.scrub.
-    """
-
-    def __init__(self, stream, secrets: tuple[str, ...]):
-        self._stream = stream
-        self._secrets = secrets
-
-    def write(self, text):
-        from migcheck.connectors.hostspec import scrub
-
-        return self._stream.write(scrub(text, self._secrets) if isinstance(text, str) else text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
-def _exit_now_if_threads_linger(code) -> None:
-    """A host's probe may be stuck in a libvirt or ssh call in a daemon thread: do not wait for it at exit."""
-    import threading
-
-    if isinstance(code, (int, type(None))) and any(t.is_alive() for t in threading.enumerate()
-                                                    if t is not threading.main_thread()):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        _end_own_children()
-        _trace("exit")
-        os._exit(code or 0)
-
-
-def _end_own_children() -> None:
-    """SIGTERM this process's own children: the ssh that libvirt's qemu+ssh transport started for a
-    host that never answered would otherwise outlive migcheck, as long as that host holds the connection."""
-    import signal
-
-    me = str(os.getpid())
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = fh.read().rsplit(")", 1)[1].split()[1]
-            if ppid == me:
-                os.kill(int(entry), signal.SIGTERM)
-        except (OSError, IndexError):
-            continue
-
 
 def _short_option_cluster(args: list[str]) -> str | None:
     """A word like '-oProxyCommand=x' where a host or flag was expected.
@@ -469,29 +382,17 @@ def main(argv: list[str] | None = None) -> None:
         echo("migcheck: -h/--help given with hosts or a guest: for help run it alone; a guest whose name "
                    "starts with '-' goes after '--' (migcheck SRC DST -- NAME)", err=True)
         sys.exit(int(ExitCode.USAGE))
-    from migcheck.connectors.hostspec import secrets_in
+    scrub_secrets(args)
+    run_as_process(lambda: _run_command_line(args), console_script=argv is None)
 
-    secrets = tuple(sorted({s for a in args for s in secrets_in(a)}, key=len, reverse=True))
-    if secrets:
-        sys.stdout, sys.stderr = _Scrubbing(sys.stdout, secrets), _Scrubbing(sys.stderr, secrets)
-    try:
-        plain = plain_check_args(args)
-        if plain is not None:
-            _run_plain_check(plain)
-        else:
-            _run_app(args)
-    except SystemExit as exc:
-        if argv is None:  # the console script, not a test calling main() in-process
-            _exit_now_if_threads_linger(exc.code)
-        raise
-    except KeyboardInterrupt:
-        echo("migcheck: interrupted", err=True)
-        sys.stdout.flush()
-        os._exit(int(ExitCode.UNKNOWN))
-    except Exception as exc:  # a migcheck bug must not look like a verdict, nor print a traceback
-        echo(f"migcheck: internal error: {type(exc).__name__}: {exc} (please report it)", err=True)
-        sys.stdout.flush()
-        os._exit(int(ExitCode.UNKNOWN))
+
+def _run_command_line(args: list[str]) -> None:
+    """A plain check without typer, anything else through the typer application."""
+    plain = plain_check_args(args)
+    if plain is not None:
+        _run_plain_check(plain)
+    else:
+        _run_app(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,14 @@ def test_the_first_libvirt_connection_silences_libvirts_stderr_printing(capfd) -
     assert "libvirt:" not in capfd.readouterr().err
 
 
+def test_the_console_module_loads_nothing_of_migcheck_or_its_libraries() -> None:
+    """cli imports console before any host is contacted: standard library and exit codes only."""
+    loaded = _modules_after("import migcheck.console")
+    assert not {m for m in loaded if m.split(".")[0] in ("typer", "click", "pydantic", "paramiko", "libvirt")}
+    assert {m for m in loaded if m.startswith("migcheck.")} <= {"migcheck.console", "migcheck.report",
+                                                                 "migcheck.report.exit_codes"}
+
+
 def test_paramiko_does_not_load_invoke_until_an_ssh_config_needs_it() -> None:
     loaded = _modules_after("import migcheck.connectors.ssh, paramiko.config")
     assert "invoke.context" not in loaded and "asyncio" not in loaded
@@ -190,10 +198,10 @@ class _Terminal(io.TextIOWrapper):
 @pytest.mark.parametrize("nl", [True, False])
 @pytest.mark.parametrize("stream_type", [io.TextIOWrapper, _Terminal])
 def test_cli_echo_writes_what_typer_echo_writes(monkeypatch, text, nl, stream_type) -> None:
-    """cli.echo stands in for typer.echo on a plain check: the same bytes, ANSI codes removed unless on a terminal."""
+    """console.echo stands in for typer.echo on a plain check: the same bytes, ANSI codes removed unless on a terminal."""
     import typer
 
-    from migcheck import cli
+    from migcheck import console
 
     def written(fn, err: bool) -> bytes:
         stream = stream_type(io.BytesIO(), encoding="utf-8", errors="strict")
@@ -203,7 +211,7 @@ def test_cli_echo_writes_what_typer_echo_writes(monkeypatch, text, nl, stream_ty
         return stream.buffer.getvalue()
 
     for err in (False, True):
-        assert written(cli.echo, err) == written(typer.echo, err)
+        assert written(console.echo, err) == written(typer.echo, err)
 
 
 def test_a_plain_check_never_loads_typer() -> None:
