@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.lab.audit_lab import MIGCHECK
 from tests.lab.fleet_lab import Fleet, daemon_count, fleet, fleet_lab, machine_limits, populate
 
-MIGCHECK = [sys.executable, "-m", "migcheck.cli"]
 PREFIX, SUBNET, STATE_DIR = "mcflb", "10.251.77.64/26", "/var/tmp/migcheck-lab-mcflb"  # /26: up to 52 hosts
 
 
