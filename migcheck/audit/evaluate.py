@@ -37,9 +37,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from migcheck.audit.fleet import QEMU_CONF, GuestProbe, HostProbe, source_raw, target_raw
+from migcheck.audit.fleet import GuestProbe, HostProbe, source_raw, target_raw
 from migcheck.checks.registry import Check, CheckContext, all_checks, merge_unavailable, run_check
-from migcheck.facts.host import GuestFacts, HostFacts, build_host_facts
+from migcheck.facts.host import (GuestFacts, HostFacts, answers_of, build_host_facts, file_facts_of,
+                                 tpm_migrates_shared_storage)
+from migcheck.facts.hostfiles import CPU_ONLINE, MEMINFO, NODE_ONLINE, QEMU_CONF
 from migcheck.facts.models import Version
 from migcheck.flags import MigrationFlags
 from migcheck.probe.raw import RawHost
@@ -47,9 +49,8 @@ from migcheck.report.model import SEVERITY_ORDER, Finding, Report, Severity, Ver
 
 MARKER = "\x00migcheck-audit-target\x00"  # never in host data: XML and the names cannot hold NUL
 
-MEMINFO = "/proc/meminfo"
 # files whose content is the same on hosts of one profile: compared exactly
-PROFILE_FILES = ("/etc/libvirt/qemu.conf", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online")
+PROFILE_FILES = (QEMU_CONF, CPU_ONLINE, NODE_ONLINE)
 
 
 # identity facet -> the checks known to depend on it only through its part of the class key
@@ -120,80 +121,27 @@ class _Proxy:
         return repr(self._obj)
 
 
-class _FilesProxy:
-    __slots__ = ("_d", "_t")
-
-    def __init__(self, d: dict, trace: _Trace):
-        self._d, self._t = d, trace
-
-    def _read(self, key) -> None:
-        self._t.touched = True
-        if key not in PROFILE_FILES:
-            self._t.facets.add(f"file:{key}")
-
-    def get(self, key, default=None):
-        self._read(key)
-        return self._d.get(key, default)
-
-    def __getitem__(self, key):
-        self._read(key)
-        return self._d[key]
-
-    def __contains__(self, key):
-        self._read(key)
-        return key in self._d
-
-    def _all(self):
-        self._t.touched = True
-        self._t.facets.add("file:*")
-        return self._d
-
-    def __iter__(self):
-        return iter(self._all())
-
-    def __len__(self):
-        return len(self._all())
-
-    def keys(self):
-        return self._all().keys()
-
-    def values(self):
-        return self._all().values()
-
-    def items(self):
-        return self._all().items()
-
-
 class _CapsProxy(_Proxy):
     __slots__ = ()
-    _PROFILE = frozenset({"cpu", "guests", "numa_cells", "migration_transports"})
+    _PROFILE = frozenset({"cpu", "guests", "numa_cells", "migration_transports", "machine_aliases"})
     _FACET = {"uuid": "caps.uuid"}
-
-
-class _RawProxy(_Proxy):
-    __slots__ = ()
-    _PROFILE = frozenset({"spec", "libvirt_version", "qemu_version", "domcaps_xml", "cpu_compare", "domain",
-                          "paths", "image_headers", "networks", "nwfilters", "secrets", "errors"})
-    _FACET = {"hostname": "hostname", "peers": "peers", "pools": "pools"}
-
-    def __getattr__(self, name: str):
-        if name == "files":
-            return _FilesProxy(self._obj.files, self._t)
-        return _Proxy.__getattr__(self, name)
 
 
 class _HostProxy(_Proxy):
     __slots__ = ()
-    _PROFILE = frozenset({"spec", "libvirt_version", "qemu_version", "domcaps", "guest", "errors", "domcaps_for"})
-    _NESTED = {"caps": _CapsProxy, "raw": _RawProxy}
-    _FACET = {"hostname": "hostname"}
+    # facts in the class key exactly (the answers are this guest's questions, the files PROFILE_FILES)
+    _PROFILE = frozenset({"spec", "libvirt_version", "qemu_version", "domcaps", "guest", "errors", "domcaps_for",
+                          "cpu_compare", "paths", "image_headers", "networks", "nwfilters", "secrets",
+                          "qemu_conf", "cpus_online", "nodes_online"})
+    _NESTED = {"caps": _CapsProxy}
+    # any other fact (free memory, huge pages, mounts, addresses, raw answers, ...) is a facet of its own name
+    _FACET = {"hostname": "hostname", "peers": "peers", "pools": "pools", "memory": f"file:{MEMINFO}"}
 
 
 def _bind_classes() -> None:
     from migcheck.facts.models import HostCapabilities
 
     _CapsProxy._CLASS = HostCapabilities
-    _RawProxy._CLASS = RawHost
     _HostProxy._CLASS = HostFacts
 
 
@@ -214,6 +162,7 @@ class FactCache:
         self._domcaps: dict[str, tuple] = {}
         self._versions: dict[int, Version] = {}
         self._facts_template: HostFacts | None = None
+        self._files: dict[tuple, tuple[dict[str, object], dict[str, str]]] = {}
         self.parses = 0
 
     def caps(self, text: str):
@@ -270,9 +219,26 @@ class FactCache:
         if live is not None and rd is not None and rd.live_xml is not None:
             rd = rd.model_copy(update={"live_xml": None})  # parsed already: put back below
         f = build_host_facts(_bare_raw(raw.spec, raw.uri, rd))
+        if f.guest is not None:  # the facts of the texts left unparsed above, from the texts themselves
+            f.guest.live_xml = raw.domain.live_xml
+            f.guest.tpm_migrates_shared_storage = tpm_migrates_shared_storage(raw.domain.status_xml)
         if live is not None and f.guest is not None and raw.domain.live_xml is not None:
             f.guest.live = live
         return f.guest, f.errors
+
+    def file_facts(self, files: dict[str, str], errors: dict[str, str]) -> dict[str, object]:
+        """file_facts_of(files, errors), parsed once per distinct set of files (a host's, as every target)."""
+        context = {k: errors[k] for k in ("host_files", f"file:{QEMU_CONF}") if k in errors}
+        key = (tuple(files.items()), tuple(context.items()))
+        hit = self._files.get(key)
+        if hit is None:
+            self.parses += 1
+            added = dict(context)
+            facts = file_facts_of(files, added)
+            hit = self._files[key] = (facts, {k: v for k, v in added.items() if k not in context})
+        facts, parse_errors = hit
+        errors.update(parse_errors)
+        return facts
 
     def assemble(self, raw: RawHost, guest: tuple[GuestFacts | None, dict[str, str]] | None = None,
                  caps: tuple | None = None) -> HostFacts:
@@ -296,10 +262,11 @@ class FactCache:
             errors.update(gerrors)
         if self._facts_template is None:
             self._facts_template = HostFacts(spec="", uri="", raw=RawHost(spec="", uri=""))
+        files = self.file_facts(raw.files, errors)
         return self._facts_template.model_copy(update=dict(
             spec=raw.spec, uri=raw.uri, hostname=raw.hostname,
             libvirt_version=self.version(raw.libvirt_version), qemu_version=self.version(raw.qemu_version),
-            caps=caps_parsed, domcaps=domcaps, guest=g, raw=raw, errors=errors))
+            caps=caps_parsed, domcaps=domcaps, guest=g, raw=raw, errors=errors, **answers_of(raw), **files))
 
 
 def _bare_raw(spec: str, uri: str, domain) -> RawHost:

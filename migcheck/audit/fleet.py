@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from migcheck.facts.hostfiles import QEMU_CONF, TCP_FILES
 from migcheck.facts.models import Domain
-from migcheck.probe.gather import TCP_FILES, needs_tcp_listeners, needs_usb_devices
+from migcheck.probe.gather import needs_tcp_listeners, needs_usb_devices
 from migcheck.probe.raw import CpuCompareAnswer, NameAnswer, PathStat, RawDomain, RawHost, cpu_key, domcaps_key
 
 INACTIVE_STATES = (0, 5, 6)  # no state, shut off, crashed: no QEMU process
@@ -118,7 +119,6 @@ def _merged(*parts: dict[str, str]) -> dict[str, str]:
     return out
 
 
-QEMU_CONF = "/etc/libvirt/qemu.conf"
 
 
 def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:

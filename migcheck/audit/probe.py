@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from migcheck.audit.fleet import QEMU_CONF, Answer, GuestProbe, HostProbe, image_wanted, source_raw
+from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, image_wanted, source_raw
 from migcheck.audit.inventory import Inventory
 from migcheck.connectors.hostspec import HostTarget, parse_host, redact
 from migcheck.connectors.libvirt_conn import one_line
 from migcheck.facts.domain_xml import parse_domain_xml
+from migcheck.facts.hostfiles import HOST_FILES, QEMU_CONF, TCP_FILES
 from migcheck.facts.migration_address import names_to_resolve
 from migcheck.probe import gather
 from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
@@ -127,7 +128,7 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     host.e_peers, base.errors = dict(base.errors), {}
     if "peers" in host.e_peers:
         raise ProbeError(target.spec, f"cannot list its domains: {host.e_peers['peers']}")
-    gather.gather_host_files(session, base, gather.HOST_FILES + gather.TCP_FILES)  # fleet.py cuts per guest
+    gather.gather_host_files(session, base, HOST_FILES + TCP_FILES)  # fleet.py cuts per guest
     gather.gather_usb_devices(session, base)  # likewise
     host.e_files, base.errors = dict(base.errors), {}
     gather.gather_target_objects(session, base)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
 from migcheck.facts.host import HostFacts
 from migcheck.facts.models import Domain, GuestCpu
-from migcheck.facts.procfs import CPUINFO, CpuInfo, parse_cpuinfo
 from migcheck.probe.raw import CpuCompareAnswer, cpu_key
 from migcheck.report.model import Severity
 
@@ -271,7 +270,7 @@ def passthrough_target_lacks_features(ctx: CheckContext):
     evidence = [f"source CPU {src_caps.cpu.vendor or ''} {src_caps.cpu.model}",
                 f"target CPU {dst_caps.cpu.vendor or ''} {dst_caps.cpu.model}"]
     ref = passthrough_reference_cpu(ctx)
-    answer = ctx.target.raw.cpu_compare.get(cpu_key(ref)) if ref else None
+    answer = ctx.target.cpu_compare.get(cpu_key(ref)) if ref else None
     if answer is not None:
         evidence.append(f"target's compareHypervisorCPU(source host-model CPU) = {_COMPARE_NAMES.get(answer.result, answer.result)}"
                         + (f": {answer.message}" if answer.message else ""))
@@ -332,7 +331,7 @@ def guest_cpu_not_on_target(ctx: CheckContext):
     dom = ctx.domain
     if not dom.cpu.xml or not dom.cpu.model:
         raise NotApplicable  # default CPU model (qemu64 and the like): every x86 host provides it
-    answer = ctx.target.raw.cpu_compare.get(cpu_key(dom.cpu.xml))
+    answer = ctx.target.cpu_compare.get(cpu_key(dom.cpu.xml))
     if answer is None:
         err = ctx.target.errors.get("cpu_compare")
         return [Hit(message="the target's CPU comparison was not gathered" + (f": {err}" if err else ""),
@@ -389,7 +388,7 @@ def _source_misses_too(ctx: CheckContext, missing: list[str]) -> CpuCompareAnswe
     the comparison, made against libvirt's host-model CPU, does not see these
     features: seen in the lab for topoext in EPYC on an AMD host.
     """
-    src = ctx.source.raw.cpu_compare.get(cpu_key(ctx.domain.cpu.xml))
+    src = ctx.source.cpu_compare.get(cpu_key(ctx.domain.cpu.xml))
     if src is None or src.result != 0 or not set(missing) <= set(_missing_from_message(src.message)):
         return None
     return src
@@ -404,7 +403,7 @@ def same_physical_cpu(source: HostFacts, target: HostFacts) -> tuple[bool, str]:
     signature where given, features) when both hosts run the same libvirt.
     Anything else is "not known to be the same", never "the same".
     """
-    a, b = (_cpuinfo(h) for h in (source, target))
+    a, b = (h.cpuinfo for h in (source, target))
     if a is not None and b is not None:
         differ = [f"{k}: {getattr(a, k)!r} vs {getattr(b, k)!r}" for k in ("vendor", "family", "model", "stepping",
                                                                             "model_name") if getattr(a, k) != getattr(b, k)]
@@ -430,11 +429,6 @@ def same_physical_cpu(source: HostFacts, target: HostFacts) -> tuple[bool, str]:
         return True, f"both hosts: {desc} with the same {len(ca.features)} features (capabilities)"
     return False, f"the hosts' CPUs differ (capabilities): source {desc}, target {cb.vendor} {cb.model}" \
                   + (f" ({cb.signature})" if cb.signature else "")
-
-
-def _cpuinfo(host: HostFacts) -> CpuInfo | None:
-    text = host.raw.files.get(CPUINFO)
-    return parse_cpuinfo(text) if text else None
 
 
 def _unknown_evidence(ctx: CheckContext, names: list[str]) -> str:

@@ -50,7 +50,7 @@ def usb_device_missing(ctx: CheckContext):
     usb = [h for h in ctx.domain.hostdevs if h.mode == "subsystem" and h.type == "usb"]
     if not usb:
         raise NotApplicable
-    devices = ctx.target.raw.usb_devices
+    devices = ctx.target.usb_devices
     if devices is None:
         raise FactMissing(f"the USB devices of {ctx.target.spec}: "
                           f"{ctx.target.errors.get('usb_devices', 'not read')}")
@@ -145,7 +145,7 @@ def filesystem_source_missing(ctx: CheckContext):
         src = f["source"]
         if f["type"] != "mount" or f["driver"] == "virtiofs" or not src.startswith("/"):
             continue
-        stat = ctx.target.raw.paths.get(src)
+        stat = ctx.target.paths.get(src)
         if stat is None:
             out.append(Hit(message=f"could not check the shared directory {src} on the target",
                            evidence=[ctx.target.errors.get("paths", "") or f"{src} not probed"],
@@ -253,7 +253,7 @@ def tpm_emulator(ctx: CheckContext):
                                fix="install swtpm and swtpm-tools on the target (libvirt finds them on its PATH), "
                                    "then check `virsh domcapabilities` there lists the backend model 'emulator'"))
         return out
-    stats = [ctx.target.raw.paths.get(p) for p in SWTPM_PATHS]
+    stats = [ctx.target.paths.get(p) for p in SWTPM_PATHS]
     stat = next((st for st in stats if st is not None and st.exists), stats[0])
     if stat is None:
         return out + [Hit(message="could not tell whether swtpm is installed on the target",
@@ -280,11 +280,11 @@ def _tpm_shared_state(ctx: CheckContext) -> list[Hit]:
     fs = source_fs_type(ctx, state)
     if fs is None or fs not in SHARED_FS:
         return []  # not shared (or mountinfo unread: storage checks say unknown for that)
-    status = ctx.source.raw.domain.status_xml if ctx.source.raw.domain else None
-    if status is not None and "<can_migrate_shared_storage/>" in status:
+    can_migrate = ctx.guest.tpm_migrates_shared_storage
+    if can_migrate:
         return []
     evidence = [f"{ctx.source.spec}: {state} on a {fs} filesystem (shared, as libvirt counts it)"]
-    if status is None:
+    if can_migrate is None:
         return [Hit(message=f"the TPM state ({state}) is on shared storage ({fs}): libvirt refuses unless the running "
                             f"swtpm can migrate that way (swtpm >= 0.8): \"{TPM_SHARED_REFUSED}\"",
                     evidence=evidence + ["the guest's status XML was not read"],
@@ -304,7 +304,7 @@ def vhost_user_socket(ctx: CheckContext):
     for i in ctx.domain.interfaces:
         if i.type != "vhostuser" or not i.socket or i.socket_mode == "server":
             continue  # mode='server': QEMU creates the socket itself on the target
-        stat = ctx.target.raw.paths.get(i.socket)
+        stat = ctx.target.paths.get(i.socket)
         if stat is None:
             out.append(Hit(message=f"could not check the vhost-user socket {i.socket} on the target",
                            evidence=[], fix="allow SSH access to the target", severity=Severity.UNKNOWN))
@@ -323,7 +323,7 @@ NON_MIGRATABLE_QEMU_DEVICES = {
     "virtio-sound-pci": ("<sound model='virtio'>", "virtio-sound-device"),
     "virtio-sound-device": ("<sound model='virtio'>", "virtio-sound-device"),
 }
-_NON_MIGRATABLE_XML = {("sound", "virtio"): "virtio-sound-pci"}  # (element, model) -> QEMU driver
+_NON_MIGRATABLE_SOUND = {"virtio": "virtio-sound-pci"}  # <sound model=...> -> QEMU driver
 
 
 def qemu_device_drivers(argv: list[str]) -> list[str]:
@@ -345,18 +345,11 @@ def qemu_device_drivers(argv: list[str]) -> list[str]:
 
 def _xml_non_migratable(ctx: CheckContext) -> list[tuple[str, str]]:
     """(QEMU driver, evidence) from the live domain XML, when the running command line is unknown."""
-    from migcheck.xmlsafe import parse_xml
-
-    raw = ctx.source.raw.domain
-    if raw is None or not raw.live_xml:
-        return []
-    devices = parse_xml(raw.live_xml, "domain XML").find("devices")
-    out = []
-    for (tag, model), driver in _NON_MIGRATABLE_XML.items():
-        for el in devices.findall(tag) if devices is not None else []:
-            if el.get("model") == model:
-                out.append((driver, f"domain XML: <{tag} model='{model}'>"))
-    return out
+    live = ctx.guest.live
+    if live is None:
+        return [] if ctx.guest.live_xml is None else [ctx.need(None, "domain_xml", ctx.source)]
+    return [(driver, f"domain XML: <sound model='{model}'>")
+            for model, driver in _NON_MIGRATABLE_SOUND.items() for found in live.sound_models if found == model]
 
 
 @check("devices.non-migratable-device", Severity.BLOCK, "a device QEMU cannot migrate (virtio sound)",

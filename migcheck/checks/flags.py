@@ -4,10 +4,9 @@ the flags need, and the --xml / --persistent-xml files."""
 from __future__ import annotations
 
 from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
+from migcheck.facts.hostfiles import QEMU_CONF, QemuConf
 from migcheck.flags import rejected_combinations
 from migcheck.report.model import Severity
-
-QEMU_CONF = "/etc/libvirt/qemu.conf"
 
 
 @check("flags.rejected-combination", Severity.BLOCK, "libvirt rejects this combination of migration flags",
@@ -55,14 +54,12 @@ def _unknown_migrate_disks(ctx: CheckContext) -> list[Hit]:
 @check("flags.tls-required", Severity.BLOCK, "the target's libvirt forces TLS migration and --tls is missing",
        proven_by_lab=True)
 def tls_required(ctx: CheckContext):
-    from migcheck.facts.procfs import parse_conf_value
-
     if ctx.flags.tls or ctx.flags.offline or ctx.flags.tunnelled:
         return []  # libvirt exempts tunnelled migration (proven in the lab: --p2p --tunnelled migrates)
     out = []
     for host in (ctx.source, ctx.target):
-        text = host.raw.files.get(QEMU_CONF)
-        if text and parse_conf_value(text, "migrate_tls_force") == "1":
+        conf = host.qemu_conf
+        if conf is not None and conf.value("migrate_tls_force") == "1":
             out.append(Hit(message=f"{host.spec} sets migrate_tls_force = 1: 'this libvirtd instance allows "
                                    "migration only with VIR_MIGRATE_TLS flag'",
                            evidence=[f"{host.spec}: {QEMU_CONF}: migrate_tls_force = 1"],
@@ -102,32 +99,28 @@ def migrate_tls_dir(host) -> tuple[str | None, str]:
 
     libvirt: migrate_tls_x509_cert_dir from qemu.conf; else /etc/pki/libvirt-migrate if it exists; else
     default_tls_x509_cert_dir; else /etc/pki/qemu."""
-    if "host_files" in host.errors or f"file:{QEMU_CONF}" in host.errors:
+    conf = host.qemu_conf
+    if conf is None:
         return None, host.errors.get("host_files") or host.errors.get(f"file:{QEMU_CONF}", "")
-    conf = host.raw.files.get(QEMU_CONF)
-    from migcheck.facts.procfs import parse_conf_value
-
-    configured = parse_conf_value(conf or "", "migrate_tls_x509_cert_dir")
+    configured = conf.value("migrate_tls_x509_cert_dir")
     if configured:
         return configured.rstrip("/") or "/", f"migrate_tls_x509_cert_dir = \"{configured}\" in {QEMU_CONF}"
-    stat = host.raw.paths.get(MIGRATE_TLS_DIR)
+    stat = host.paths.get(MIGRATE_TLS_DIR)
     if stat is None:
         return None, f"{MIGRATE_TLS_DIR} not checked"
     if stat.exists:
         return MIGRATE_TLS_DIR, f"{MIGRATE_TLS_DIR} exists (libvirt prefers it for migration)"
-    default = parse_conf_value(conf or "", "default_tls_x509_cert_dir")
+    default = conf.value("default_tls_x509_cert_dir")
     if default:
         return default.rstrip("/") or "/", f"default_tls_x509_cert_dir = \"{default}\" in {QEMU_CONF}"
     return TLS_DIR, "libvirt's default (no *_tls_x509_cert_dir in qemu.conf)"
 
 
 def _target_verifies_clients(target) -> bool:
-    from migcheck.facts.procfs import parse_conf_value
-
-    conf = target.raw.files.get(QEMU_CONF) or ""
-    value = parse_conf_value(conf, "migrate_tls_x509_verify")
+    conf = target.qemu_conf or QemuConf()
+    value = conf.value("migrate_tls_x509_verify")
     if value is None:
-        value = parse_conf_value(conf, "default_tls_x509_verify")
+        value = conf.value("default_tls_x509_verify")
     return value != "0"
 
 
@@ -151,7 +144,7 @@ def tls_certificates(ctx: CheckContext):
             continue
         for name in names:
             path = f"{directory}/{name}"
-            stat = host.raw.paths.get(path)
+            stat = host.paths.get(path)
             if stat is None:
                 out.append(Hit(message=f"could not check {path} on {host.spec}", evidence=[why],
                                fix="allow SSH access", severity=Severity.UNKNOWN))
@@ -186,19 +179,6 @@ def qemu_feature(ctx: CheckContext):
     return out
 
 
-def _machine_aliases(caps_xml: str | None) -> dict[str, str]:
-    """alias -> canonical machine ('q35' -> 'pc-q35-7.2') from a host's capabilities XML."""
-    from migcheck.xmlsafe import parse_xml
-
-    if not caps_xml:
-        return {}
-    out = {}
-    for m in parse_xml(caps_xml, "capabilities XML").iter("machine"):
-        if m.get("canonical") and m.text:
-            out[m.text.strip()] = m.get("canonical")
-    return out
-
-
 @check("flags.destination-xml", Severity.BLOCK,
        "--xml / --persistent-xml: a file that cannot be read or parsed, or an --xml whose ABI differs from the "
        "running guest's", proven_by_lab=True)
@@ -222,13 +202,9 @@ def destination_xml(ctx: CheckContext):
                            fix=f"give {f.flag} a domain XML file readable here (virsh dumpxml --migratable VM, "
                                "then edit the host-side parts only)"))
     if mx.xml is not None and mx.xml.root is not None:
-        rd = ctx.need(ctx.source.raw.domain, "domain_xml", ctx.source)
-        live = ctx.need(rd.live_xml, "domain_xml", ctx.source)
+        live = ctx.need(ctx.guest.live_xml, "domain_xml", ctx.source)
         running = parse_xml(live, "live domain XML")
-        try:
-            aliases = _machine_aliases(ctx.source.raw.capabilities_xml)
-        except ValueError:
-            aliases = {}
+        aliases = ctx.source.caps.machine_aliases if ctx.source.caps is not None else {}
         diffs = abi_differences(running, mx.xml.root, machine_aliases=aliases, dname=ctx.flags.dname)
         if diffs:
             out.append(Hit(message=f"the --xml definition does not keep the running guest's ABI: libvirt refuses it "

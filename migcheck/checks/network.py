@@ -46,7 +46,7 @@ def _netdev_hits(ctx: CheckContext, ifaces, attr: str, what: str, fix: str, exac
         name = getattr(i, attr)
         if not name:
             continue
-        stat = ctx.target.raw.paths.get(netdev_path(name))
+        stat = ctx.target.paths.get(netdev_path(name))
         if stat is None:
             out.append(path_not_checked(ctx, f"could not check {what} '{name}' on the target"))
         elif not stat.exists:
@@ -100,7 +100,7 @@ def libvirt_network(ctx: CheckContext):
     ifaces = [i for i in ctx.domain.interfaces if i.type == "network" and i.network]
     if not ifaces:
         raise NotApplicable
-    nets = {n.name: n for n in ctx.need(ctx.target.raw.networks, "networks", ctx.target)}
+    nets = {n.name: n for n in ctx.need(ctx.target.networks, "networks", ctx.target)}
     out = []
     for i in ifaces:
         net = nets.get(i.network)
@@ -141,7 +141,7 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
         if i.actual_type and i.actual_type != "network" else ""
     out = []
     if bridge:
-        stat = ctx.target.raw.paths.get(netdev_path(bridge))
+        stat = ctx.target.paths.get(netdev_path(bridge))
         if stat is None:
             out.append(path_not_checked(ctx, f"could not check bridge '{bridge}' of network '{i.network}' on the target"))
         elif not stat.exists:
@@ -153,7 +153,7 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
                            fix=f"create bridge {bridge} on the target, or point the target's network "
                                f"'{i.network}' at the bridge it has (virsh net-edit {i.network})"))
     elif devs:
-        stats = [(d, ctx.target.raw.paths.get(netdev_path(d))) for d in devs]
+        stats = [(d, ctx.target.paths.get(netdev_path(d))) for d in devs]
         if any(st is None for _, st in stats):
             out.append(path_not_checked(ctx, f"could not check the NICs of network '{i.network}' on the target"))
             return out
@@ -183,7 +183,7 @@ def nwfilter_missing(ctx: CheckContext):
     ifaces = [i for i in ctx.domain.interfaces if i.filterref]
     if not ifaces:
         raise NotApplicable
-    filters = set(ctx.need(ctx.target.raw.nwfilters, "nwfilters", ctx.target))
+    filters = set(ctx.need(ctx.target.nwfilters, "nwfilters", ctx.target))
     return [Hit(message=f"nwfilter '{i.filterref}' is not defined on the target: \"internal error: referenced "
                         f"filter '{i.filterref}' is missing\"",
                 evidence=[f"interface {i.mac}: <filterref filter='{i.filterref}'/>",
@@ -193,9 +193,6 @@ def nwfilter_missing(ctx: CheckContext):
 
 
 # ------------------------------------------------------------------ the address the source connects to
-
-QEMU_CONF = "/etc/libvirt/qemu.conf"
-
 
 def _native(ctx: CheckContext) -> None:
     """Only a native migration sends QEMU's stream over a connection of its own (see facts/migration_address)."""
@@ -207,11 +204,13 @@ def _target_conf(ctx: CheckContext) -> str | None:
     """The target's qemu.conf text ('' when it has none); FactMissing when it could not be read."""
     from migcheck.checks.registry import FactMissing
 
+    from migcheck.facts.hostfiles import QEMU_CONF
+
     t = ctx.target
-    if "host_files" in t.errors or f"file:{QEMU_CONF}" in t.errors:
+    if t.qemu_conf is None:
         raise FactMissing(f"{QEMU_CONF} of {t.spec}: "
-                          + (t.errors.get("host_files") or t.errors.get(f"file:{QEMU_CONF}", "")))
-    return t.raw.files.get(QEMU_CONF, "")
+                          + (t.errors.get("host_files") or t.errors.get(f"file:{QEMU_CONF}", "not read")))
+    return t.qemu_conf.text
 
 
 def _incoming(ctx: CheckContext):
@@ -237,7 +236,7 @@ def _source_addresses(ctx: CheckContext, name: str):
     from migcheck.checks.registry import FactMissing
 
     s = ctx.source
-    resolved = s.raw.resolved
+    resolved = s.resolved
     why = s.errors.get(f"resolve:{name}") or s.errors.get("resolve")
     if why or resolved is None or name not in resolved:
         raise FactMissing(f"how {s.spec} resolves '{name}': "
@@ -252,7 +251,7 @@ def migration_address(ctx: CheckContext):
     hostname); the source resolves it with its own resolver and connects there. A name the source cannot
     resolve, one that resolves to loopback or to addresses the target does not have, and an address literal
     that is not the target's all fail the migration after the target has started its QEMU."""
-    from migcheck.facts.migration_address import is_address, is_loopback, normalized, own_addresses
+    from migcheck.facts.migration_address import is_address, is_loopback, normalized
 
     _native(ctx)
     addr = _incoming(ctx)
@@ -260,7 +259,7 @@ def migration_address(ctx: CheckContext):
         return [addr]
     if addr.host.startswith("localhost") and not ctx.flags.migrateuri:
         return []  # the target's libvirt refuses first: platform.target-hostname-localhost
-    own = own_addresses(ctx.target.raw.files)
+    own = ctx.target.addresses.all() if ctx.target.addresses is not None else None
     where = f"{addr.host}:{addr.port}" if addr.port else f"{addr.host}:PORT"
     evidence = [f"the source connects to {where}, from {addr.origin}"]
     fix_name = ("pass --migrateuri tcp://ADDRESS with an address of the target, set migration_host in the target's "
@@ -300,8 +299,7 @@ def migration_listen_address(ctx: CheckContext):
     """The incoming QEMU binds --listen-address, else the target's qemu.conf migration_address, else every
     address. One the target does not have fails its QEMU: "Failed to bind socket: Cannot assign requested
     address"; one that is not where the source connects leaves the source "Connection refused"."""
-    from migcheck.facts.migration_address import (conf_value, incoming_address, is_address, is_wildcard, normalized,
-                                                  own_addresses)
+    from migcheck.facts.migration_address import conf_value, incoming_address, is_address, is_wildcard, normalized
 
     _native(ctx)
     conf = _target_conf(ctx)
@@ -316,7 +314,7 @@ def migration_listen_address(ctx: CheckContext):
     if not is_address(bare):
         return [Hit(message=f"the target's QEMU listens on '{listen}', a name the target resolves itself: not judged",
                     evidence=[origin], fix="give an address of the target, or 0.0.0.0", severity=Severity.UNKNOWN)]
-    own = own_addresses(ctx.target.raw.files)
+    own = ctx.target.addresses.all() if ctx.target.addresses is not None else None
     if own is None:
         ctx.need(None, "file:/proc/net/fib_trie", ctx.target)
     listen_n = normalized(bare)
@@ -336,7 +334,7 @@ def migration_listen_address(ctx: CheckContext):
     if is_address(addr.host):
         targets = {normalized(addr.host)}
     else:
-        answer = (ctx.source.raw.resolved or {}).get(addr.host)
+        answer = (ctx.source.resolved or {}).get(addr.host)
         if answer is None or not answer.addresses:
             return []  # not known, or unresolvable: network.migration-address says so
         targets = {normalized(a) for a in answer.addresses}

@@ -5,14 +5,11 @@ from __future__ import annotations
 import posixpath
 
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
+from migcheck.facts.hostfiles import PROC_NET_UNIX, QemuConf
 from migcheck.facts.models import CharDev, Domain
-from migcheck.facts.procfs import local_ipv4_addresses, tcp_listeners
 from migcheck.report.model import Severity
 
-
 CHANNEL_TARGET_DIR = "/var/lib/libvirt/qemu/channel/target"  # qemu.conf channel_target_dir default
-PROC_NET_UNIX = "/proc/net/unix"
-_SO_ACCEPTCON = 0x10000  # /proc/net/unix Flags of a listening socket
 
 
 def chardev_needs(dom: Domain, channel_target_dir: str = CHANNEL_TARGET_DIR) -> list[tuple[CharDev, str, str]]:
@@ -46,22 +43,6 @@ def chardev_dirs(dom: Domain, channel_target_dir: str = CHANNEL_TARGET_DIR) -> l
             for c, how, path in chardev_needs(dom, channel_target_dir)]
 
 
-def listening_unix_sockets(proc_net_unix: str) -> set[str]:
-    """Paths of the listening Unix sockets in /proc/net/unix (Num RefCount Protocol Flags Type St Inode Path)."""
-    out = set()
-    for line in proc_net_unix.splitlines()[1:]:
-        fields = line.split(None, 7)
-        if len(fields) < 8:
-            continue
-        try:
-            flags = int(fields[3], 16)
-        except ValueError:
-            continue
-        if flags & _SO_ACCEPTCON:
-            out.add(fields[7])
-    return out
-
-
 def boot_files(dom: Domain) -> list[tuple[str, str]]:
     return [(what, p) for what, p in (("kernel", dom.kernel), ("initrd", dom.initrd), ("loader", dom.loader)) if p]
 
@@ -89,17 +70,15 @@ def chardev_directory(ctx: CheckContext):
     """
     if ctx.flags.offline:
         raise NotApplicable
-    from migcheck.facts.procfs import parse_conf_value
-
-    conf = ctx.source.raw.files.get("/etc/libvirt/qemu.conf") or ""
-    channel_dir = parse_conf_value(conf, "channel_target_dir") or CHANNEL_TARGET_DIR
+    conf = ctx.source.qemu_conf or QemuConf()
+    channel_dir = conf.value("channel_target_dir") or CHANNEL_TARGET_DIR
     items = chardev_needs(ctx.domain, channel_dir)
     if not items:
         raise NotApplicable
     out = []
     for c, how, path in items:
         what = f"{c.kind} ({c.type}{', connect' if how == 'connect' else ''}) {c.path}"
-        stat = ctx.target.raw.paths.get(path)
+        stat = ctx.target.paths.get(path)
         if stat is None:
             out.append(path_not_checked(ctx, f"could not check {path} on the target"))
         elif not stat.exists:
@@ -116,14 +95,14 @@ def chardev_directory(ctx: CheckContext):
 
 
 def _listener_hits(ctx: CheckContext, what: str, path: str) -> list[Hit]:
-    text = ctx.target.raw.files.get(PROC_NET_UNIX)
-    if text is None:
+    sockets = ctx.target.unix_sockets
+    if sockets is None:
         return [Hit(message=f"{what}: could not tell whether anything listens on {path} on the target",
                     evidence=[f"{ctx.target.spec}: {PROC_NET_UNIX} not read"], fix="allow SSH access to the target",
                     severity=Severity.UNKNOWN)]
-    if path in listening_unix_sockets(text):
+    if path in sockets.listening:
         return []
-    truncated = len(text.encode()) >= 1024 * 1024 - 4096  # the probe reads at most 1 MiB
+    truncated = sockets.truncated
     return [Hit(message=f"{what}: {path} exists on the target but nothing listens on it: the target fails with "
                         f"\"Failed to connect to '{path}': Connection refused\"",
                 evidence=[f"{ctx.target.spec}: {path} is not a listening socket in {PROC_NET_UNIX}"],
@@ -133,7 +112,7 @@ def _listener_hits(ctx: CheckContext, what: str, path: str) -> list[Hit]:
 
 
 def _source_size(ctx: CheckContext, path: str) -> int | None:
-    st = ctx.source.raw.paths.get(path)
+    st = ctx.source.paths.get(path)
     return st.size if st is not None and st.exists and not st.is_dir else None
 
 
@@ -167,7 +146,7 @@ def boot_files_missing(ctx: CheckContext):
         raise NotApplicable
     out = []
     for what, path in items:
-        stat = ctx.target.raw.paths.get(path)
+        stat = ctx.target.paths.get(path)
         if stat is None:
             out.append(path_not_checked(ctx, f"could not check {path} on the target"))
         elif not stat.exists:
@@ -201,7 +180,7 @@ def nvram(ctx: CheckContext):
     if ctx.flags.offline or not ctx.domain.nvram:
         raise NotApplicable
     path, template = ctx.domain.nvram, ctx.domain.nvram_template
-    stat = ctx.target.raw.paths.get(path)
+    stat = ctx.target.paths.get(path)
     if stat is None:
         return [Hit(message=f"could not check {path} on the target", evidence=[], fix="allow SSH access to the target",
                     severity=Severity.UNKNOWN)]
@@ -219,7 +198,7 @@ def nvram(ctx: CheckContext):
                             "target's libvirt must find one for the loader in its firmware descriptors",
                     evidence=[f"{ctx.target.spec}: {path} not found", "<nvram> without template="],
                     fix=f"copy {path} to the target before migrating", severity=Severity.RISK)]
-    tstat = ctx.target.raw.paths.get(template)
+    tstat = ctx.target.paths.get(template)
     if tstat is None:
         return [Hit(message=f"could not check the NVRAM template {template} on the target", evidence=[],
                     fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
@@ -259,15 +238,12 @@ def graphics_listen(ctx: CheckContext):
     out = _listen_networks(ctx, by_network)
     if not items and not fixed:
         return out
-    files = ctx.target.raw.files
-    addrs_text = files.get("/proc/net/fib_trie")
-    if addrs_text is None or (fixed and "/proc/net/tcp" not in files):
+    addresses, listening = ctx.target.addresses, ctx.target.tcp_listeners
+    if addresses is None or (fixed and listening is None):
         return out + [Hit(message="could not read the target's addresses and listening ports", evidence=[],
                           fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
-    v6 = files.get("/proc/net/if_inet6", "")
-    local = local_ipv4_addresses(addrs_text)
     for g in items:
-        if g.listen in local or _v6_in(g.listen, v6):
+        if g.listen in addresses.ipv4 or addresses.has_ipv6(g.listen or ""):
             continue
         out.append(Hit(message=f"{g.type} listens on {g.listen}, an address the target does not have: the target's "
                                "QEMU fails with 'Failed to bind socket: Cannot assign requested address'",
@@ -275,7 +251,6 @@ def graphics_listen(ctx: CheckContext):
                        fix="listen on 0.0.0.0 or a libvirt <listen type='network'>, or migrate with --xml giving the "
                            "target's address"))
     if fixed:
-        listening = tcp_listeners(files["/proc/net/tcp"], files.get("/proc/net/tcp6", ""))
         for g in fixed:
             host = "127.0.0.1" if g.listen == "localhost" else g.listen
             for port in g.fixed_ports:
@@ -307,18 +282,16 @@ def chardev_tcp_bind(ctx: CheckContext):
     items = [c for c in ctx.domain.chardevs if c.type == "tcp" and c.mode == "bind"]
     if not items:
         raise NotApplicable
-    files = ctx.target.raw.files
-    if "/proc/net/fib_trie" not in files or "/proc/net/tcp" not in files:
+    addresses, listening = ctx.target.addresses, ctx.target.tcp_listeners
+    if addresses is None or listening is None:
         return [Hit(message="could not read the target's addresses and listening ports", evidence=[],
                     fix="allow SSH access to the target", severity=Severity.UNKNOWN)]
-    local = local_ipv4_addresses(files["/proc/net/fib_trie"]) | {"127.0.0.1"}
-    v6 = files.get("/proc/net/if_inet6", "")
-    listening = tcp_listeners(files["/proc/net/tcp"], files.get("/proc/net/tcp6", ""))
+    local = addresses.ipv4 | {"127.0.0.1"}
     out = []
     for c in items:
         tag = f"<{c.kind} type='tcp'><source mode='bind' host='{c.host or ''}' service='{c.service or ''}'/>"
         host = "127.0.0.1" if c.host == "localhost" else c.host
-        if host not in _WILDCARDS and host not in local and not _v6_in(host or "", v6):
+        if host not in _WILDCARDS and host not in local and not addresses.has_ipv6(host or ""):
             if _is_address(host):
                 out.append(Hit(message=f"{c.kind} listens on {c.host}:{c.service}, an address the target does not have: "
                                        "the target's QEMU fails with 'Failed to bind socket: Cannot assign requested "
@@ -342,7 +315,7 @@ def _listen_networks(ctx: CheckContext, graphics: list) -> list[Hit]:
     """A graphics listen on a libvirt network needs that network, active, on the target."""
     if not graphics:
         return []
-    networks = ctx.target.raw.networks
+    networks = ctx.target.networks
     if networks is None:
         return [Hit(message="could not list the target's libvirt networks", evidence=[ctx.target.errors.get("networks", "")],
                     fix="check the target's libvirt", severity=Severity.UNKNOWN)]
@@ -374,15 +347,3 @@ def _is_address(text: str | None) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _v6_in(addr: str, if_inet6: str) -> bool:
-    import ipaddress
-
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    if ip.version != 6:
-        return False
-    return ip.exploded.replace(":", "") in if_inet6

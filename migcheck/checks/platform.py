@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from migcheck.checks.flags import QEMU_CONF
 from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
 from migcheck.report.model import Severity
 
@@ -38,13 +37,11 @@ def target_hostname_localhost(ctx: CheckContext):
     Proven in the lab (libvirt 9.0): a target whose hostname is 'localhost.lab' fails with "internal error:
     hostname on destination resolved to localhost, but migration requires an FQDN"; with --migrateuri
     tcp://ADDRESS it migrates."""
-    from migcheck.facts.procfs import parse_conf_value
-
     if ctx.flags.migrateuri or ctx.flags.offline or ctx.flags.tunnelled:
         raise NotApplicable
     name = ctx.need(ctx.target.hostname, "hostname", ctx.target)
-    conf = ctx.target.raw.files.get(QEMU_CONF)
-    if conf and parse_conf_value(conf, "migration_host"):
+    conf = ctx.target.qemu_conf
+    if conf is not None and conf.value("migration_host"):
         # libvirt takes migration_host instead of the hostname. A localhost one never gets this far: libvirtd
         # refuses to start with it (lab, libvirt 9.0: "migration_host must not be the address of the local
         # machine: localhost.lab"). Whether the source resolves it: network.migration-address.
@@ -123,7 +120,7 @@ def emulator_missing(ctx: CheckContext):
     dom, caps, arch_guests = _target_emulator_guest(ctx)
     if not dom.emulator:
         raise NotApplicable
-    stat = ctx.target.raw.paths.get(dom.emulator)
+    stat = ctx.target.paths.get(dom.emulator)
     emulators = sorted({e for g in arch_guests for e in g.emulators})
     if stat is not None:
         if stat.exists:
@@ -210,7 +207,7 @@ def name_collision(ctx: CheckContext):
     if "peers" in ctx.target.errors:
         raise FactMissing(f"domain list of {ctx.target.spec}: {ctx.target.errors['peers']}")
     out = []
-    for peer in ctx.target.raw.peers:
+    for peer in ctx.target.peers:
         same_name, same_uuid = peer.name == name, bool(g.uuid) and peer.uuid == g.uuid
         state = "running" if peer.active else "defined, shut off"
         evidence = [f"{ctx.target.spec}: {peer.name} {state}, uuid {peer.uuid}",

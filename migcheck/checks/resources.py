@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
-from migcheck.facts.procfs import HUGEPAGE_FILES, IdSet, mount_of, parse_id_list, parse_meminfo, parse_mountinfo
+from migcheck.facts.hostfiles import CPU_ONLINE, NODE_ONLINE
+from migcheck.facts.procfs import HUGEPAGE_FILES, IdSet, parse_id_list
 from migcheck.report.model import Severity
-
-MEMINFO = "/proc/meminfo"
-CPU_ONLINE = "/sys/devices/system/cpu/online"
-NODE_ONLINE = "/sys/devices/system/node/online"
 
 
 def _live_only(ctx: CheckContext) -> None:
@@ -22,9 +19,8 @@ def memory(ctx: CheckContext):
     dom = ctx.domain
     if dom.hugepages:
         raise NotApplicable  # judged by resources.hugepages
-    text = ctx.need(ctx.target.raw.files.get(MEMINFO), "meminfo", ctx.target)
-    info = parse_meminfo(text)
-    total, avail = info.get("MemTotal"), info.get("MemAvailable", info.get("MemFree"))
+    mem = ctx.need(ctx.target.memory, "meminfo", ctx.target)
+    total, avail = mem.total_kib, mem.available_kib
     need = dom.memory_kib
     if total is not None and need > total:
         return [Hit(message=f"the guest has {need // 1024} MiB, the target only {total // 1024} MiB of RAM in all",
@@ -49,10 +45,9 @@ def hugepages(ctx: CheckContext):
     dom = ctx.domain
     if not dom.hugepages:
         raise NotApplicable
-    mounts_text = ctx.need(ctx.target.raw.files.get("/proc/self/mountinfo"), "mountinfo", ctx.target)
-    hugetlbfs = [m for m in parse_mountinfo(mounts_text) if m.fs_type == "hugetlbfs"]
-    info = parse_meminfo(ctx.target.raw.files.get(MEMINFO, ""))
-    default_kib = info.get("Hugepagesize", 2048)
+    mounts = ctx.need(ctx.target.mounts, "mountinfo", ctx.target)
+    hugetlbfs = [m for m in mounts if m.fs_type == "hugetlbfs"]
+    default_kib = (ctx.target.memory.hugepage_size_kib if ctx.target.memory else None) or 2048
     out = []
     for size in sorted(set(dom.hugepages)):
         size = size or default_kib
@@ -63,13 +58,15 @@ def hugepages(ctx: CheckContext):
                            fix="mount hugetlbfs on the target (mount -t hugetlbfs hugetlbfs /dev/hugepages) and "
                                "restart libvirtd so it sees it"))
             break
-        free_text = ctx.target.raw.files.get(HUGEPAGE_FILES.get(size, ""))
-        if free_text is None:
+        free = ctx.target.hugepages_free.get(size)
+        if free is None:
+            malformed = ctx.target.errors.get(f"file:{HUGEPAGE_FILES.get(size)}")
+            if malformed:
+                raise FactMissing(f"free {size} KiB huge pages of {ctx.target.spec}: {malformed}")
             out.append(Hit(message=f"the target does not offer {size} KiB huge pages",
                            evidence=[f"{ctx.target.spec}: {HUGEPAGE_FILES.get(size, f'{size} KiB pages')} missing"],
                            fix=f"reserve {size} KiB huge pages on the target (kernel hugepagesz=)"))
             continue
-        free = int(free_text.strip() or 0)
         need = -(-dom.memory_kib // size)
         if free < need:
             out.append(Hit(message=f"the guest needs {need} free {size} KiB huge pages, the target has {free}",
@@ -93,14 +90,17 @@ def vcpus(ctx: CheckContext):
                             f"machine {dc.machine}",
                     evidence=[f"{ctx.target.spec}: domain capabilities vcpu max {dc.max_vcpus}"],
                     fix="choose another target or reduce the guest's vCPUs (cold change)")]
-    online = ctx.target.raw.files.get(CPU_ONLINE)
+    online = ctx.target.cpus_online
     if online is None:
+        malformed = ctx.target.errors.get(f"file:{CPU_ONLINE}")
+        if malformed:
+            raise FactMissing(f"online CPUs of {ctx.target.spec}: {malformed}")
         return []
-    ncpu = len(parse_id_list(online))
+    ncpu = len(online)
     if dom.vcpus > ncpu:
         return [Hit(message=f"the guest has {dom.vcpus} vCPUs, the target only {ncpu} online CPUs: it will run "
                             "overcommitted",
-                    evidence=[f"{ctx.target.spec}: online CPUs {online.strip()}"],
+                    evidence=[f"{ctx.target.spec}: online CPUs {online}"],
                     fix="choose a larger target", severity=Severity.WARN)]
     return []
 
@@ -114,8 +114,7 @@ def cpu_pinning(ctx: CheckContext):
     sets = [(what, s) for what, s in sets if s]
     if not sets:
         raise NotApplicable
-    online_text = ctx.need(ctx.target.raw.files.get(CPU_ONLINE), "cpu_online", ctx.target)
-    online = parse_id_list(online_text)
+    online = ctx.need(ctx.target.cpus_online, "cpu_online", ctx.target)
     out = []
     for what, cpuset in sets:
         try:
@@ -126,7 +125,7 @@ def cpu_pinning(ctx: CheckContext):
         if missing and not (wanted & online and what == "vcpu cpuset"):
             out.append(Hit(message=f"{what} '{cpuset}' names CPUs the target does not have: "
                                    f"{','.join(map(str, missing.first(16)))}",
-                           evidence=[f"{ctx.target.spec}: online CPUs {online_text.strip()}"],
+                           evidence=[f"{ctx.target.spec}: online CPUs {online}"],
                            fix="migrate with --xml (a destination XML with pinning valid there), or remove the pinning"))
     return out
 
@@ -143,10 +142,11 @@ def numa_nodeset(ctx: CheckContext):
     dom = ctx.domain
     if not dom.numatune_nodeset:
         raise NotApplicable
-    text = ctx.target.raw.files.get(NODE_ONLINE)
-    if text is not None:
-        nodes = parse_id_list(text)
-    else:
+    nodes = ctx.target.nodes_online
+    if nodes is None:
+        malformed = ctx.target.errors.get(f"file:{NODE_ONLINE}")
+        if malformed:
+            raise FactMissing(f"online NUMA nodes of {ctx.target.spec}: {malformed}")
         nodes = IdSet.of(ctx.need(ctx.target.caps, "capabilities", ctx.target).numa_cells)
     missing = parse_id_list(dom.numatune_nodeset) - nodes
     if not missing:

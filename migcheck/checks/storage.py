@@ -7,12 +7,9 @@ import posixpath
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
 from migcheck.facts.image import ImageInfo, image_info
 from migcheck.facts.models import Disk
-from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, Mount, mount_of, parse_conf_list, parse_mountinfo
+from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, Mount, mount_of
 from migcheck.report.model import Severity
 
-MOUNTINFO = "/proc/self/mountinfo"
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
-QEMU_CONF = "/etc/libvirt/qemu.conf"
 # qemu.conf shared_filesystems (directories libvirt then counts as shared): read from libvirt 10.4 on
 # (the key is in 11.3's qemu.conf, not in 9.0's); older libvirt ignores it.
 SHARED_FILESYSTEMS_SINCE = 10_004_000
@@ -30,21 +27,20 @@ def _local_path(d: Disk) -> str | None:
 
 
 def source_fs_type(ctx: CheckContext, path: str) -> str | None:
-    text = ctx.source.raw.files.get(MOUNTINFO)
-    if text is None:
+    mounts = ctx.source.mounts
+    if mounts is None:
         return None
-    m = mount_of(path, parse_mountinfo(text))
+    m = mount_of(path, mounts)
     return m.fs_type if m else None
 
 
 def _mount(host, path: str) -> Mount | None:
-    text = host.raw.files.get(MOUNTINFO)
-    return mount_of(path, parse_mountinfo(text)) if text else None
+    return mount_of(path, host.mounts) if host.mounts else None
 
 
 def one_kernel(ctx: CheckContext) -> bool:
     """Whether both hosts run on one kernel (containers or namespaces of one machine: equal boot_id)."""
-    a, b = (h.raw.files.get(BOOT_ID, "").strip() for h in (ctx.source, ctx.target))
+    a, b = ctx.source.boot_id, ctx.target.boot_id
     return bool(a) and a == b
 
 
@@ -78,11 +74,11 @@ def same_file(ctx: CheckContext, path: str) -> str | None:
 
 def shared_by_conf(ctx: CheckContext, path: str) -> str | None:
     """The qemu.conf shared_filesystems entry (libvirt >= 10.4, on the source) that makes path shared."""
-    version = ctx.source.raw.libvirt_version
-    conf = ctx.source.raw.files.get(QEMU_CONF)
-    if not conf or version is None or version < SHARED_FILESYSTEMS_SINCE:
+    version = ctx.source.libvirt_version
+    conf = ctx.source.qemu_conf
+    if conf is None or not conf.text or version is None or version.number < SHARED_FILESYSTEMS_SINCE:
         return None
-    for entry in parse_conf_list(conf, "shared_filesystems") or []:
+    for entry in conf.list("shared_filesystems") or []:
         root = posixpath.normpath(entry) if entry.startswith("/") else None
         if root and (path == root or path.startswith(root.rstrip("/") + "/")):
             return entry
@@ -103,8 +99,8 @@ def _writable_disks(ctx: CheckContext, dom=None):
 
 def _image(host, d: Disk) -> ImageInfo | None:
     """What the image's header on host says (format, virtual size); None when it was not read."""
-    stat = host.raw.paths.get(d.source)
-    return image_info(host.raw.image_headers.get(d.source), stat.size if stat else None)
+    stat = host.paths.get(d.source)
+    return image_info(host.image_headers.get(d.source), stat.size if stat else None)
 
 
 def _format_mismatch(d: Disk, info: ImageInfo | None) -> str | None:
@@ -210,7 +206,7 @@ def missing_on_target(ctx: CheckContext):
             continue
         if _copied(ctx, d):
             continue  # storage.copy-precreate judges whether the target can create it
-        stat = ctx.target.raw.paths.get(path)
+        stat = ctx.target.paths.get(path)
         if stat is None:
             out.append(path_not_checked(ctx, f"could not check {path} on the target"))
             continue
@@ -254,7 +250,7 @@ def stale_copy(ctx: CheckContext):
         if d.type != "file" or d.device != "disk":
             continue
         fs = source_fs_type(ctx, d.source)
-        stat = ctx.target.raw.paths.get(d.source)
+        stat = ctx.target.paths.get(d.source)
         if fs is None or fs in SHARED_FS or stat is None or not stat.exists:
             continue
         if same_file(ctx, d.source):
@@ -301,7 +297,7 @@ def copy_precreate(ctx: CheckContext):
     if not ctx.flags.copy_storage or ctx.flags.offline:
         raise NotApplicable
     out = []
-    pools = ctx.target.raw.pools
+    pools = ctx.target.pools
     for d in ctx.domain.disks:
         if d.type == "nvme" and _copied(ctx, d) and not d.readonly:
             out.append(Hit(message=f"disk {d.target} is an NVMe disk (<disk type='nvme'>): libvirt copies it but "
@@ -316,7 +312,7 @@ def copy_precreate(ctx: CheckContext):
         if (same := same_file(ctx, d.source)) is not None:
             out.append(_copy_onto_itself(ctx, d, same))
             continue
-        stat = ctx.target.raw.paths.get(d.source)
+        stat = ctx.target.paths.get(d.source)
         if ctx.flags.copy_storage_inc and stat is not None and not stat.exists:
             out.append(Hit(message=f"{d.source} (disk {d.target}) does not exist on the target, and libvirt creates "
                                    "nothing for an incremental copy: \"pre-creation of storage targets for "
@@ -354,7 +350,7 @@ def copy_precreate(ctx: CheckContext):
             out.append(Hit(message=f"the target's pool '{pool.name}' for {directory} is not active",
                            evidence=[f"pool {pool.name} inactive"], fix=f"virsh pool-start {pool.name} on the target"))
         else:
-            need = ctx.source.raw.paths.get(d.source)
+            need = ctx.source.paths.get(d.source)
             if need is not None and need.size and pool.available is not None and need.size > pool.available:
                 out.append(Hit(message=f"pool '{pool.name}' on the target has {pool.available} bytes free, the disk "
                                        f"{d.source} is {need.size} bytes",
@@ -370,7 +366,7 @@ def network_disk_secret(ctx: CheckContext):
     disks = [d for d in ctx.domain.disks if d.type == "network" and (d.secret_uuid or d.secret_usage)]
     if not disks:
         raise NotApplicable
-    secrets = ctx.need(ctx.target.raw.secrets, "secrets", ctx.target)
+    secrets = ctx.need(ctx.target.secrets, "secrets", ctx.target)
     uuids = {s.uuid for s in secrets}
     usages = {s.usage_id for s in secrets if s.usage_id}
     out = []
@@ -391,7 +387,7 @@ def volume_pool_missing(ctx: CheckContext):
     disks = [d for d in ctx.domain.disks if d.type == "volume" and d.pool]
     if not disks:
         raise NotApplicable
-    pools = ctx.need(ctx.target.raw.pools, "pools", ctx.target)
+    pools = ctx.need(ctx.target.pools, "pools", ctx.target)
     by_name = {p.name: p for p in pools}
     out = []
     for d in disks:
@@ -438,10 +434,10 @@ def _copy_onto_itself(ctx: CheckContext, d: Disk, same: str) -> Hit:
 
 def _copied_block_device(ctx: CheckContext, d: Disk) -> list[Hit]:
     """Storage copy of a block-device disk: libvirt never creates the device, it must be there, as large."""
-    stat = ctx.target.raw.paths.get(d.source)
+    stat = ctx.target.paths.get(d.source)
     if stat is None:
         return [path_not_checked(ctx, f"could not check {d.source} on the target")]
-    source = ctx.source.raw.paths.get(d.source)
+    source = ctx.source.paths.get(d.source)
     size = f"{source.size} bytes" if source is not None and source.size else "the source's size"
     if not stat.exists:
         return [Hit(message=f"block device {d.source} (disk {d.target}) does not exist on the target, and libvirt "

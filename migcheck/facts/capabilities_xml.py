@@ -66,6 +66,7 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
             except ValueError:
                 continue
         transports = [(t.text or "").strip() for t in host.findall("migration_features/uri_transports/uri_transport")]
+    aliases = {m.text.strip(): m.get("canonical") for m in root.iter("machine") if m.get("canonical") and m.text}
     guests = []
     for guest in root.findall("guest"):
         arch = guest.find("arch")
@@ -99,7 +100,8 @@ def parse_capabilities_xml(text: str | bytes) -> HostCapabilities:
                 domain_types=domain_types,
             )
         )
-    return HostCapabilities(uuid=uuid, cpu=cpu, guests=guests, numa_cells=cells, migration_transports=transports)
+    return HostCapabilities(uuid=uuid, cpu=cpu, guests=guests, numa_cells=cells, migration_transports=transports,
+                            machine_aliases=aliases)
 
 
 def _values(enum) -> list[str]:

@@ -303,6 +303,7 @@ def parse_domain_xml(text: str | bytes) -> Domain:
             )
             for g in devices.findall("graphics")
         ],
+        sound_models=[snd.get("model", "") for snd in devices.findall("sound")],
         memory_devices=memdevs,
         shmems=shmems,
         filesystems=filesystems,

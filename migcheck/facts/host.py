@@ -2,7 +2,8 @@
 
 Every parse is guarded: a fact whose raw form is missing or malformed is
 recorded in ``errors`` and left as ``None``, so the checks that need it report
-"unknown" instead of guessing.
+"unknown" instead of guessing.  Checks read these facts only, never ``raw``
+(a unit test says so): ``raw`` stays for snapshots and the audit's grouping.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pydantic import BaseModel, Field
 
 from migcheck.facts.capabilities_xml import parse_capabilities_xml, parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
+from migcheck.facts.hostfiles import HostFileFacts, parse_host_files
 from migcheck.facts.models import Domain, DomainCapabilities, HostCapabilities, QemuCommandLine, Version
 from migcheck.facts.qemu_cmdline import parse_qemu_argv
-from migcheck.probe.raw import RawHost, domcaps_key
+from migcheck.probe.raw import (CpuCompareAnswer, NameAnswer, NetworkInfo, PathStat, PeerDomain, PoolInfo, RawHost,
+                                SecretInfo, UsbDevice, domcaps_key)
 
 T = TypeVar("T")
 
@@ -42,6 +45,11 @@ class GuestFacts(BaseModel):
     block_jobs: list[str] = Field(default_factory=list)
     snapshot_count: int | None = None
     qmp_blocked_reasons: list[str] | None = None
+    # the live definition as libvirt wrote it: what an --xml's ABI is compared with (flags.destination-xml)
+    live_xml: str | None = None
+    # libvirt's status XML notes that the running swtpm can migrate with its state on shared storage
+    # (<can_migrate_shared_storage/>); None: the status XML was not read
+    tpm_migrates_shared_storage: bool | None = None
 
     @property
     def running(self) -> bool:
@@ -49,7 +57,10 @@ class GuestFacts(BaseModel):
         return self.state in (1, 2, 3, 4, 7)
 
 
-class HostFacts(BaseModel):
+class HostFacts(HostFileFacts):
+    """One host as the checks see it: its answers to libvirt, its small files (HostFileFacts), the probe's
+    answers to the questions asked for this guest (paths, image headers, CPU comparisons), and the guest."""
+
     spec: str
     uri: str
     hostname: str | None = None
@@ -58,6 +69,17 @@ class HostFacts(BaseModel):
     caps: HostCapabilities | None = None
     domcaps: dict[str, DomainCapabilities] = Field(default_factory=dict)
     guest: GuestFacts | None = None
+    cpu_compare: dict[str, CpuCompareAnswer] = Field(default_factory=dict)  # key: probe.raw.cpu_key(CPU XML)
+    peers: list[PeerDomain] = Field(default_factory=list)  # same name/uuid as the guest, on a target
+    paths: dict[str, PathStat] = Field(default_factory=dict)
+    image_headers: dict[str, str] = Field(default_factory=dict)  # disk image path -> its first bytes, hex
+    networks: list[NetworkInfo] | None = None  # None: not gathered
+    nwfilters: list[str] | None = None
+    secrets: list[SecretInfo] | None = None
+    pools: list[PoolInfo] | None = None
+    free_memory: int | None = None  # bytes, virNodeGetFreeMemory
+    usb_devices: list[UsbDevice] | None = None
+    resolved: dict[str, NameAnswer] | None = None  # on a source: how it resolves the target's migration names
     raw: RawHost
     errors: dict[str, str] = Field(default_factory=dict)
 
@@ -82,6 +104,8 @@ def build_host_facts(raw: RawHost) -> HostFacts:
         libvirt_version=Version(number=raw.libvirt_version) if raw.libvirt_version else None,
         qemu_version=Version(number=raw.qemu_version) if raw.qemu_version else None,
         raw=raw,
+        **answers_of(raw),
+        **file_facts_of(raw.files, errors),
     )
     if raw.capabilities_xml is not None:
         facts.caps = _guard(errors, "capabilities", lambda: parse_capabilities_xml(raw.capabilities_xml))
@@ -104,6 +128,8 @@ def build_host_facts(raw: RawHost) -> HostFacts:
             block_jobs=rd.block_jobs,
             snapshot_count=rd.snapshot_count,
             qmp_blocked_reasons=rd.qmp_blocked_reasons,
+            live_xml=rd.live_xml,
+            tpm_migrates_shared_storage=tpm_migrates_shared_storage(rd.status_xml),
         )
         if rd.live_xml is not None:
             g.live = _guard(errors, "domain_xml", lambda: parse_domain_xml(rd.live_xml))
@@ -121,6 +147,25 @@ def build_host_facts(raw: RawHost) -> HostFacts:
         facts.guest = g
     facts.errors = errors
     return facts
+
+
+ANSWERS = ("cpu_compare", "peers", "paths", "image_headers", "networks", "nwfilters", "secrets", "pools",
+           "free_memory", "usb_devices", "resolved")
+
+
+def answers_of(raw: RawHost) -> dict[str, object]:
+    """The probe's answers that are facts as they are (the same objects: nothing is copied)."""
+    return {name: getattr(raw, name) for name in ANSWERS}
+
+
+def file_facts_of(files: dict[str, str], errors: dict[str, str]) -> dict[str, object]:
+    """The typed facts of a host's small files, as HostFacts fields (parse errors go to errors)."""
+    parsed = parse_host_files(files, errors)
+    return {name: getattr(parsed, name) for name in HostFileFacts.model_fields}
+
+
+def tpm_migrates_shared_storage(status_xml: str | None) -> bool | None:
+    return None if status_xml is None else "<can_migrate_shared_storage/>" in status_xml
 
 
 def _parse_status_xml(text: str) -> Domain:

@@ -160,23 +160,6 @@ def is_wildcard(addr: str) -> bool:
         return False
 
 
-def own_addresses(files: dict[str, str]) -> set[str] | None:
-    """A host's own addresses (IPv4 from /proc/net/fib_trie, IPv6 from /proc/net/if_inet6); None if unread."""
-    from migcheck.facts.procfs import local_ipv4_addresses
-
-    if "/proc/net/fib_trie" not in files:
-        return None
-    out = set(local_ipv4_addresses(files["/proc/net/fib_trie"])) | {"127.0.0.1"}  # lo, as paths.chardev-tcp-bind
-    for line in files.get("/proc/net/if_inet6", "").splitlines():
-        words = line.split()
-        if words and len(words[0]) == 32:
-            try:
-                out.add(str(ipaddress.IPv6Address(bytes.fromhex(words[0]))))
-            except ValueError:
-                continue
-    return out
-
-
 def normalized(addr: str) -> str:
     """An address in its canonical text form (IPv4-mapped IPv6 as IPv4)."""
     ip = ipaddress.ip_address(addr.strip("[]"))

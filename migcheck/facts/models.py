@@ -224,6 +224,7 @@ class Domain(BaseModel):
     hostdevs: list[HostDev] = Field(default_factory=list)
     chardevs: list[CharDev] = Field(default_factory=list)
     graphics: list[Graphics] = Field(default_factory=list)
+    sound_models: list[str] = Field(default_factory=list)  # <sound model=...>, in document order
     memory_devices: list[MemoryDevice] = Field(default_factory=list)
     shmems: list[dict[str, str]] = Field(default_factory=list)  # name, role, model
     filesystems: list[dict[str, str]] = Field(default_factory=list)  # driver, source, target
@@ -273,6 +274,7 @@ class HostCapabilities(BaseModel):
     guests: list[GuestSupport] = Field(default_factory=list)
     numa_cells: dict[int, list[int]] = Field(default_factory=dict)  # cell -> cpu ids
     migration_transports: list[str] = Field(default_factory=list)
+    machine_aliases: dict[str, str] = Field(default_factory=dict)  # 'q35' -> 'pc-q35-7.2' (<machine canonical=>)
 
 
 class CpuModelSupport(BaseModel):

@@ -22,7 +22,8 @@ from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
 from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.models import Domain
 from migcheck.facts.qemu_cmdline import MAX_CMDLINE_BYTES, decode_proc_cmdline
-from migcheck.facts.procfs import CPUINFO, HUGEPAGE_FILES
+from migcheck.facts.hostfiles import HOST_FILES
+from migcheck.facts.procfs import CPUINFO
 from migcheck.probe.raw import (
     CpuCompareAnswer,
     NameAnswer,
@@ -49,7 +50,6 @@ from migcheck.probe.session import (  # noqa: F401 - ProbeError, ProbeOptions, H
 from migcheck.xmlsafe import parse_xml
 
 LOG_TAIL_BYTES = 256 * 1024
-QEMU_CONF = "/etc/libvirt/qemu.conf"
 _LOG_START = re.compile(rb"^.*starting up libvirt version", re.M)
 
 
@@ -76,19 +76,9 @@ def gather_host(session: HostSession, raw: RawHost) -> None:
         raw.errors["ssh"] = session.ssh_error
 
 
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
-HOST_FILES = (
-    "/proc/meminfo", "/proc/self/mountinfo", "/sys/devices/system/cpu/online", "/sys/devices/system/node/online",
-    "/proc/net/fib_trie", "/proc/net/if_inet6", "/proc/net/unix", "/etc/libvirt/qemu.conf", CPUINFO,
-    BOOT_ID,  # equal on two hosts: one kernel (containers, namespaces), so one local file is the same file
-) + tuple(HUGEPAGE_FILES.values())
-
-
-# Listening TCP sockets: read on a target only for a guest that binds fixed TCP ports (a TCP console, fixed
-# VNC/SPICE ports), since a busy host's tables run to megabytes. The audit reads them once per host.
-TCP_FILES = ("/proc/net/tcp", "/proc/net/tcp6")
-
-
+# Listening TCP sockets (TCP_FILES): read on a target only for a guest that binds fixed TCP ports (a TCP
+# console, fixed VNC/SPICE ports), since a busy host's tables run to megabytes. The audit reads them once
+# per host.
 def needs_tcp_listeners(dom: Domain) -> bool:
     """Whether the target's listening sockets matter for this guest (paths.chardev-tcp-bind, graphics-listen)."""
     return (any(c.type == "tcp" and c.mode == "bind" for c in dom.chardevs)

@@ -71,7 +71,8 @@ class PendingPair:
         try:
             s = self._open(self.source)
             stage("waiting for the fact models to be imported")
-            from migcheck.probe import gather as g  # pydantic and the parsers: imported while the handshakes ran
+            from migcheck.facts.hostfiles import QEMU_CONF  # pydantic and the parsers: imported while the handshakes ran
+            from migcheck.probe import gather as g
 
             raw = g.RawHost(spec=self.source.spec, uri=redact(self.source.uri))
             self._src_raw.append(raw)
@@ -88,7 +89,7 @@ class PendingPair:
             self._source_cpu_ready.set()
             stage("reading host files and paths")
             g.gather_host_files(s, raw)
-            g.gather_paths(s, raw, g.source_paths_of(dom, raw.files.get(g.QEMU_CONF)))
+            g.gather_paths(s, raw, g.source_paths_of(dom, raw.files.get(QEMU_CONF)))
             g.gather_image_headers(s, raw, dom)
             if self.options.resolve_target:
                 stage(WAITING_FOR_TARGET)
@@ -103,13 +104,14 @@ class PendingPair:
 
     def _resolve_target(self, g, s: HostSession, raw: RawHost) -> None:
         """The source's resolver on the name its QEMU will connect to (checks: network.migration-address)."""
+        from migcheck.facts.hostfiles import QEMU_CONF
         from migcheck.facts.migration_address import names_to_resolve
 
         dst = self._dst_raw[0] if self._dst_raw else None
         if dst is None or (dst.hostname is None and "hostname" in dst.errors):
             raw.errors["resolve"] = "the target's hostname is not known"
             return
-        g.gather_resolution(s, raw, names_to_resolve(dst.hostname, dst.files.get(g.QEMU_CONF), self.options.migrateuri))
+        g.gather_resolution(s, raw, names_to_resolve(dst.hostname, dst.files.get(QEMU_CONF), self.options.migrateuri))
 
     def _work_target(self) -> RawHost:
         try:
@@ -118,6 +120,7 @@ class PendingPair:
             self._target_named.set()
             raise
         stage("waiting for the fact models to be imported")
+        from migcheck.facts.hostfiles import QEMU_CONF, TCP_FILES
         from migcheck.probe import gather as g
 
         raw = g.RawHost(spec=self.target.spec, uri=redact(self.target.uri))
@@ -139,11 +142,11 @@ class PendingPair:
             dom = g.parse_domain_xml(self.options.target_xml)
         stage("asking for domain capabilities, paths and image headers")
         if g.needs_tcp_listeners(dom):
-            g.gather_host_files(s, raw, g.TCP_FILES)
+            g.gather_host_files(s, raw, TCP_FILES)
         if g.needs_usb_devices(dom):
             g.gather_usb_devices(s, raw)
         g.gather_domcaps(s, raw, dom)
-        g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(g.QEMU_CONF), raw.networks))
+        g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(QEMU_CONF), raw.networks))
         g.gather_image_headers(s, raw, dom)
         stage("waiting for the source's CPU")
         self._source_cpu_ready.wait(self.options.timeout)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from migcheck.facts.migration_address import (incoming_address, names_to_resolve, own_addresses,
+from migcheck.facts.hostfiles import parse_host_files
+from migcheck.facts.migration_address import (incoming_address, names_to_resolve,
                                               parse_getent_ahosts, parse_migrate_uri, valid_host_name)
 from migcheck.probe.raw import NameAnswer
 from migcheck.report.model import Severity
@@ -223,8 +224,9 @@ def test_parse_getent_ahosts():
 
 
 def test_own_addresses_reads_both_tables():
-    assert own_addresses(host_files() | {"/proc/net/if_inet6": IF_INET6}) == {"10.0.0.2", "fd00::2", "127.0.0.1"}
-    assert own_addresses({}) is None
+    assert parse_host_files(host_files() | {"/proc/net/if_inet6": IF_INET6}, {}).addresses.all() == \
+        {"10.0.0.2", "fd00::2", "127.0.0.1"}
+    assert parse_host_files({}, {}).addresses is None
 
 
 def test_listen_address_not_on_the_target_names_the_bind_failure():
