@@ -91,7 +91,9 @@ def hostdev_interface(ctx: CheckContext):
 
 
 @check("devices.shmem-not-master", Severity.BLOCK, "a shared-memory device without role='master'",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_shmem_without_master_role_is_blocked_and_fails",
+       ))
 def shmem_not_master(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0, QEMU 7.2): ivshmem-plain without role or with role='peer' fails with QEMU's
     blocker "cannot migrate domain: Migration is disabled when using feature 'peer mode' in device 'ivshmem'";
@@ -117,7 +119,10 @@ def virtiofs(ctx: CheckContext):
 
 
 @check("devices.9p-share", Severity.RISK, "a 9p (virtio-9p) filesystem: QEMU blocks once the guest mounts it",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_9p_share_not_mounted_is_risky_and_migrates",
+           "tests/lab/test_catalogue_storage_devices.py::test_9p_share_mounted_by_the_guest_is_risky_and_fails",
+       ))
 def ninep_share(ctx: CheckContext):
     """QEMU adds 'Migration is disabled when VirtFS export path ... is mounted' only after the guest mounts it.
 
@@ -134,7 +139,9 @@ def ninep_share(ctx: CheckContext):
 
 
 @check("devices.filesystem-source-missing", Severity.BLOCK,
-       "a passthrough <filesystem> whose source directory is missing on the target", proven_by_lab=True)
+       "a passthrough <filesystem> whose source directory is missing on the target", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_9p_share_dir_on_the_source_only_is_blocked_and_fails",
+       ))
 def filesystem_source_missing(ctx: CheckContext):
     """The target QEMU opens the exported directory when it starts (9p); if it is missing there it fails with
     "cannot initialize fsdev '...': failed to open '...': No such file or directory" (proven in the lab).
@@ -161,7 +168,9 @@ def filesystem_source_missing(ctx: CheckContext):
     return out
 
 
-@check("devices.transient-disk", Severity.BLOCK, "a <transient/> disk", proven_by_lab=True)
+@check("devices.transient-disk", Severity.BLOCK, "a <transient/> disk", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
+       ))
 def transient_disk(ctx: CheckContext):
     """libvirt 9.0 starts such a guest on a qcow2 overlay (PATH.TRANSIENT-NAME) and refuses every live
     migration (plain, --copy-storage-all, --unsafe) with "Requested operation is not valid: migration with
@@ -173,7 +182,9 @@ def transient_disk(ctx: CheckContext):
             for d in ctx.domain.disks if d.transient]
 
 
-@check("devices.image-format", Severity.BLOCK, "a disk image format QEMU cannot live-migrate", proven_by_lab=True)
+@check("devices.image-format", Severity.BLOCK, "a disk image format QEMU cannot live-migrate", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_image_format_without_migration_support_is_blocked_and_fails",
+       ))
 def image_format(ctx: CheckContext):
     """QEMU's block drivers for vmdk, vpc, vhdx, vdi, qcow (v1) and parallels add a migration blocker on open,
     read-only disks included; vvfat only when writable. Proven in the lab (QEMU 7.2): vmdk (also read-only) and
@@ -202,7 +213,9 @@ def dimm_address(ctx: CheckContext):
             for m in ctx.domain.memory_devices if m.model == "dimm" and (m.slot is None or m.base is None)]
 
 
-@check("devices.snapshots", Severity.BLOCK, "the guest has libvirt snapshot metadata", proven_by_lab=True)
+@check("devices.snapshots", Severity.BLOCK, "the guest has libvirt snapshot metadata", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_snapshot_metadata_is_blocked_and_fails",
+       ))
 def snapshots(ctx: CheckContext):
     """libvirt refuses any migration to another host while snapshot metadata exists. Proven in the lab: an
     internal snapshot of a paused qcow2 guest makes --live --copy-storage-all fail with "Requested operation
@@ -220,7 +233,11 @@ def snapshots(ctx: CheckContext):
 
 
 @check("devices.tpm-emulator", Severity.BLOCK, "a TPM emulator the target's libvirt cannot start (no swtpm there), "
-       "or whose state is on shared storage the running swtpm cannot migrate", proven_by_lab=True, also=(Severity.RISK,))
+       "or whose state is on shared storage the running swtpm cannot migrate", proven_by=(
+           "tests/lab/test_catalogue_uefi_tpm.py::test_tpm_emulator_with_private_state_is_ok_and_its_state_arrives",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_tpm_emulator_without_swtpm_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_tpm_emulator_with_state_on_shared_storage_is_blocked_and_fails",
+       ), also=(Severity.RISK,))
 def tpm_emulator(ctx: CheckContext):
     """The TPM state migrates with the guest (lab: a tpm-crb 2.0 guest with its state under the private
     /var/lib/libvirt/swtpm migrates), but the target's libvirt must start a swtpm for it.
@@ -360,7 +377,10 @@ def _xml_non_migratable(ctx: CheckContext) -> list[tuple[str, str]]:
 
 
 @check("devices.non-migratable-device", Severity.BLOCK, "a device QEMU cannot migrate (virtio sound)",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_version_skew.py::test_virtio_sound_is_blocked_new_to_old",
+           "tests/lab/test_version_skew.py::test_ich9_sound_migrates_both_ways",
+       ))
 def non_migratable_device(ctx: CheckContext):
     """QEMU blocks migration for devices whose state it cannot send, whatever the target."""
     _live_only(ctx)

@@ -106,8 +106,14 @@ class Check:
     title: str
     fn: CheckFn
     family: str
-    proven_by_lab: bool = False
+    # the lab tests (pytest node ids, "tests/lab/test_x.py::test_name") where real migrations prove its verdicts
+    proven_by: tuple[str, ...] = ()
     also: tuple[Severity, ...] = ()  # other severities its findings may carry besides unknown and info
+
+    @property
+    def proven_by_lab(self) -> bool:
+        """Whether a real migration in the lab proves it (the README table's "proven" column)."""
+        return bool(self.proven_by)
 
     @property
     def severities(self) -> tuple[Severity, ...]:
@@ -131,16 +137,20 @@ class Check:
 REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, severity: Severity, title: str, proven_by_lab: bool = False,
+def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = (),
           also: tuple[Severity, ...] = ()) -> Callable[[CheckFn], CheckFn]:
-    """Register a check function under a stable ID. `also` names the other severities it may emit
-    (a risk that becomes a block when the numbers leave no doubt); unknown and info need no saying."""
+    """Register a check function under a stable ID. `proven_by` names the lab tests (pytest node ids; a
+    parametrized test without its [param] part) whose real migrations prove it; a unit test keeps them
+    existing. `also` names the other severities it may emit (a risk that becomes a block when the numbers
+    leave no doubt); unknown and info need no saying."""
+    if isinstance(proven_by, str):
+        raise TypeError(f"{id}: proven_by is a tuple of test node ids, not one string")
 
     def deco(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
         family = fn.__module__.rsplit(".", 1)[-1]
-        REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by_lab=proven_by_lab,
+        REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by=tuple(proven_by),
                              also=tuple(also))
         return fn
 
