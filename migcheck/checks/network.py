@@ -67,7 +67,8 @@ def _netdev_hits(ctx: CheckContext, ifaces, attr: str, what: str, fix: str, exac
            "tests/lab/test_catalogue_network_state.py::test_xml_changing_the_abi_is_blocked_and_fails",
            "tests/lab/test_catalogue_network_state.py::test_bridge_network_with_another_bridge_on_target_is_ok_and_migrates",
            "tests/lab/test_fleet.py::test_fleet_matrix_equals_every_pair",
-       ))
+       ),
+       explains={250: r"Cannot get interface MTU"})
 def bridge_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "bridge"]
@@ -80,7 +81,8 @@ def bridge_missing(ctx: CheckContext):
        proven_by=(
            "tests/lab/test_catalogue_network_state.py::test_macvtap_device_missing_on_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_network_state.py::test_macvtap_network_with_another_nic_on_target_is_ok_and_migrates",
-       ))
+       ),
+       explains={270: r"Unable to get index for interface"})
 def direct_device_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "direct"]
@@ -102,7 +104,10 @@ def direct_device_missing(ctx: CheckContext):
            "tests/lab/test_catalogue_network_state.py::test_bridge_network_whose_bridge_is_missing_on_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_network_state.py::test_macvtap_network_missing_on_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_network_state.py::test_macvtap_network_whose_nic_is_missing_on_target_is_blocked_and_fails",
-       ), also=(Severity.RISK, Severity.WARN))
+       ), also=(Severity.RISK, Severity.WARN),
+       explains={260: r"Cannot get interface MTU",  # a target network's own bridge missing
+                 280: r"Unable to get index for interface",  # a target network's own NIC missing
+                 290: r"Network not found|network '.*' is not active"})
 def libvirt_network(ctx: CheckContext):
     """The target's libvirt plugs the incoming guest into its network of the same name.
 
@@ -198,7 +203,8 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
 @check("network.nwfilter-missing", Severity.BLOCK, "an nwfilter the interface references is not defined on the target",
        proven_by=(
            "tests/lab/test_catalogue_network_state.py::test_nwfilter_missing_on_target_is_blocked_and_fails",
-       ))
+       ),
+       explains={300: r"nwfilter|filter '.*' not found|referenced filter '.*' is missing"})
 def nwfilter_missing(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0): the target instantiates the filter when it plugs the interface in,
     and a filter defined only on the source fails the migration with
@@ -276,7 +282,9 @@ def _source_addresses(ctx: CheckContext, name: str):
            "tests/lab/test_catalogue_migration_address.py::test_target_hostname_resolving_elsewhere_on_the_source",
            "tests/lab/test_catalogue_migration_address.py::test_migrateuri_with_an_address_the_target_does_not_have",
            "tests/lab/test_catalogue_migration_address.py::test_migration_host_address_works_although_the_hostname_does_not_resolve",
-       ))
+       ),
+       explains={70: r"Unable to resolve address '|address resolution failed for|unable to connect to server at '[^']*:\d+'|"
+                     r"Failed to connect to '[^']*:\d+'"})
 def migration_address(ctx: CheckContext):
     """The target's libvirt names the address (--migrateuri, else qemu.conf migration_host, else its own
     hostname); the source resolves it with its own resolver and connects there. A name the source cannot
@@ -329,7 +337,9 @@ def migration_address(ctx: CheckContext):
            "tests/lab/test_catalogue_migration_address.py::test_target_hostname_resolvable_is_ok_and_migrates",
            "tests/lab/test_catalogue_migration_address.py::test_listen_address",
            "tests/lab/test_catalogue_migration_address.py::test_migration_address_the_target_does_not_have",
-       ))
+       ),
+       explains={420: r"Failed to bind socket: Cannot assign requested address|"
+                      r"unable to connect to server at '[^']*:\d+': Connection refused"})
 def migration_listen_address(ctx: CheckContext):
     """The incoming QEMU binds --listen-address, else the target's qemu.conf migration_address, else every
     address. One the target does not have fails its QEMU: "Failed to bind socket: Cannot assign requested

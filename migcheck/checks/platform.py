@@ -13,7 +13,8 @@ VIR_DOMAIN_PAUSED = 3
 VIR_DOMAIN_PAUSED_IOERROR = 5
 
 
-@check("platform.same-host", Severity.BLOCK, "source and target are the same host (equal host UUIDs)")
+@check("platform.same-host", Severity.BLOCK, "source and target are the same host (equal host UUIDs)",
+       explains={50: r"Attempt to migrate guest to the same host"})
 def same_host(ctx: CheckContext):
     """libvirt refuses 'Attempt to migrate guest to the same host <uuid>'."""
     src = ctx.need(ctx.source.caps, "capabilities", ctx.source)
@@ -33,7 +34,8 @@ def same_host(ctx: CheckContext):
        "the target's hostname resolves to localhost", proven_by=(
            "tests/lab/test_catalogue_migration_address.py::test_target_hostname_localhost",
            "tests/lab/test_catalogue_migration_address.py::test_migration_host_address_works_although_the_hostname_does_not_resolve",
-       ))
+       ),
+       explains={60: r"resolved to localhost"})
 def target_hostname_localhost(ctx: CheckContext):
     """Without --migrateuri libvirt builds the incoming URI from the target's hostname (qemuMigrationDstPrepare:
     a hostname starting with 'localhost' is refused), unless the target's qemu.conf sets migration_host.
@@ -64,7 +66,8 @@ def target_hostname_localhost(ctx: CheckContext):
 @check("platform.guest-not-running", Severity.BLOCK, "a live migration of a guest that is not running",
        proven_by=(
            "tests/lab/test_catalogue_network_state.py::test_shut_off_guest_live_is_blocked_and_fails",
-       ))
+       ),
+       explains={80: r"domain is not running"})
 def guest_not_running(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0): a shut-off guest fails with 'Requested operation is not valid:
     domain is not running'; with --offline --persistent its definition moves (defined, shut off, on the
@@ -81,7 +84,8 @@ def guest_not_running(ctx: CheckContext):
     )]
 
 
-@check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error", also=(Severity.WARN,))
+@check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error", also=(Severity.WARN,),
+       explains={90: r"cannot migrate domain with I/O error"})
 def paused_on_io_error(ctx: CheckContext):
     """libvirt refuses only with --abort-on-error; without it the guest moves still paused on the error."""
     g = ctx.guest
@@ -152,7 +156,8 @@ def emulator_missing(ctx: CheckContext):
        proven_by=(
            "tests/lab/test_version_skew.py::test_newest_machine_type_new_to_old_is_blocked_and_fails",
            "tests/lab/test_version_skew.py::test_machine_type_newer_qemu_dropped_is_blocked_old_to_new",
-       ))
+       ),
+       explains={40: r"does not support machine type|unsupported machine type"})
 def machine_type_unknown(ctx: CheckContext):
     """Typical after upgrading the source first: pc-q35-10.0 cannot run on QEMU 7.2."""
     dom, caps, arch_guests = _target_emulator_guest(ctx)
@@ -211,7 +216,8 @@ def target_older(ctx: CheckContext):
            "tests/lab/test_catalogue_network_state.py::test_same_guest_running_on_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_network_state.py::test_same_guest_defined_on_target_migrates_and_keeps_the_targets_definition",
            "tests/lab/test_catalogue_network_state.py::test_same_guest_defined_on_target_with_persistent_replaces_the_definition",
-       ), also=(Severity.WARN,))
+       ), also=(Severity.WARN,),
+       explains={440: r"already exists with uuid|is already active|already defined with uuid"})
 def name_collision(ctx: CheckContext):
     """The target's libvirt adds the incoming guest (name: --dname or its own; its own UUID) to its domains.
 

@@ -13,7 +13,8 @@ VIR_DOMAIN_JOB_NONE = 0
 @check("state.job-active", Severity.BLOCK, "another job (migration, save, dump, backup) is running on the guest",
        proven_by=(
            "tests/lab/test_catalogue_network_state.py::test_guest_with_a_dump_job_in_progress_is_blocked_and_fails",
-       ))
+       ),
+       explains={100: r"another migration job|cannot acquire state change lock"})
 def job_active(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0) with a dump into a slowly drained FIFO: while libvirt still holds the
     dump job, virDomainGetJobInfo says "Completed" (QEMU's part is done, libvirt's is not), and the migration
@@ -33,7 +34,8 @@ def job_active(ctx: CheckContext):
                 fix=f"wait for it to finish, or cancel it (virsh domjobabort {g.name})")]
 
 
-@check("state.block-job", Severity.BLOCK, "the guest has an active block job (copy, commit, pull)")
+@check("state.block-job", Severity.BLOCK, "the guest has an active block job (copy, commit, pull)",
+       explains={110: r"active block job"})
 def block_job(ctx: CheckContext):
     g = ctx.guest
     if ctx.flags.offline or not g.running:

@@ -122,7 +122,8 @@ def _format_mismatch(d: Disk, info: ImageInfo | None) -> str | None:
            "tests/lab/test_catalogue_storage_devices.py::test_live_on_the_same_file_is_blocked_and_the_fix_is_unsafe_not_a_copy",
            "tests/lab/test_catalogue_storage_devices.py::test_glusterfs_mount_without_copy_is_ok_and_migrates",
            "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
-       ))
+       ),
+       explains={210: r"Migration without shared storage is unsafe"})
 def not_shared(ctx: CheckContext):
     """libvirt's qemuMigrationSrcIsSafe: a file disk on a filesystem that is not shared needs storage copy.
 
@@ -172,7 +173,8 @@ def not_shared(ctx: CheckContext):
 
 
 @check("storage.unsafe-cache", Severity.BLOCK,
-       "a shared, non-cluster disk with a cache mode other than none/directsync on an old QEMU")
+       "a shared, non-cluster disk with a cache mode other than none/directsync on an old QEMU",
+       explains={240: r"cache other than none or directsync"})
 def unsafe_cache(ctx: CheckContext):
     """Since QEMU can drop its page cache on migration (QEMU >= 3.1, libvirt's 'migration-file-drop-cache'),
     libvirt accepts any cache mode; on older QEMU it refuses writeback caches on shared storage."""
@@ -203,7 +205,8 @@ def unsafe_cache(ctx: CheckContext):
            "tests/lab/test_catalogue_storage_devices.py::test_unsafe_with_the_image_missing_on_the_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_storage_devices.py::test_cdrom_on_the_source_only_is_blocked_and_fails",
            "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
-       ), also=(Severity.WARN,))
+       ), also=(Severity.WARN,),
+       explains={380: r"Cannot access storage file|Could not open '|unable to stat: .*No such file"})
 def missing_on_target(ctx: CheckContext):
     """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it.
 
@@ -308,7 +311,10 @@ def stale_copy(ctx: CheckContext):
            "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_the_same_file_is_blocked_and_fails",
            "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_a_glusterfs_mount_is_risky_and_migrates",
            "tests/lab/test_catalogue_storage_devices.py::test_glusterfs_mount_without_copy_is_ok_and_migrates",
-       ), also=(Severity.RISK,))
+       ), also=(Severity.RISK,),
+       explains={220: r"no storage pool with matching target path|pre-creation of storage targets|cannot precreate storage|"
+                      r"Source and target image have different sizes|Image is not in qcow2 format|"
+                      r"'block-export-add': Block node is read-only|Failed to get \"write\" lock"})
 def copy_precreate(ctx: CheckContext):
     """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
     whose target path is the disk's directory; outside any (active) pool it fails. An image already at the
