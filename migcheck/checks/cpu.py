@@ -102,7 +102,14 @@ def _tsc_fix(ctx: CheckContext) -> str:
 
 
 @check("cpu.invtsc-without-tsc-frequency", Severity.BLOCK,
-       "invtsc exposed to a KVM guest without a fixed TSC frequency", proven_by_lab=True)
+       "invtsc exposed to a KVM guest without a fixed TSC frequency", proven_by=(
+           "tests/lab/test_core_invtsc.py::test_passthrough_migratable_off_is_blocked_and_fails",
+           "tests/lab/test_core_invtsc.py::test_explicit_invtsc_without_frequency_is_blocked_and_fails",
+           "tests/lab/test_core_invtsc.py::test_invtsc_with_the_hosts_tsc_frequency_is_ok_and_migrates",
+           "tests/lab/test_migrate_gate.py::test_migrate_refuses_the_invtsc_guest_without_touching_it",
+           "tests/lab/test_migrate_gate.py::test_qmp_reports_qemus_blocked_reason",
+       ),
+       explains={10: r"invtsc"})
 def invtsc_without_tsc_frequency(ctx: CheckContext):
     """QEMU refuses to migrate a KVM guest that sees invtsc unless its TSC frequency is fixed."""
     _running_or_skip(ctx)
@@ -140,7 +147,8 @@ def invtsc_without_tsc_frequency(ctx: CheckContext):
 
 
 @check("cpu.tsc-frequency-target", Severity.BLOCK,
-       "the guest's TSC frequency cannot be honoured by the target host", proven_by_lab=False, also=(Severity.RISK, Severity.WARN))
+       "the guest's TSC frequency cannot be honoured by the target host", also=(Severity.RISK, Severity.WARN),
+       explains={20: r"TSC frequency"})
 def tsc_frequency_target(ctx: CheckContext):
     """A guest with a fixed TSC frequency starts on a host within ±250 ppm of it, or one that scales the TSC."""
     _running_or_skip(ctx)
@@ -321,7 +329,12 @@ STATEFUL_CPU_FEATURES = frozenset({"avx", "avx512f", "amx-tile", "pku", "mpx", "
 
 
 @check("cpu.guest-cpu-not-on-target", Severity.BLOCK,
-       "host-model/custom guest: the target cannot provide the guest's CPU", proven_by_lab=True, also=(Severity.RISK, Severity.WARN))
+       "host-model/custom guest: the target cannot provide the guest's CPU", proven_by=(
+           "tests/lab/test_version_skew.py::test_host_model_expanded_by_new_libvirt_is_blocked_new_to_old",
+           "tests/lab/test_version_skew.py::test_named_model_with_features_the_host_model_omits",
+       ), also=(Severity.RISK, Severity.WARN),
+       explains={30: r"unknown CPU feature|missing features|does not provide required features|CPU is incompatible|"
+                     r"guest CPU doesn't match"})
 def guest_cpu_not_on_target(ctx: CheckContext):
     """Asks the target itself (virConnectCompareHypervisorCPU), as Nova does."""
     _running_or_skip(ctx)

@@ -19,7 +19,8 @@ def _live_only(ctx: CheckContext) -> None:
         raise NotApplicable
 
 
-@check("devices.hostdev", Severity.BLOCK, "PCI, SCSI or mdev host devices assigned to the guest")
+@check("devices.hostdev", Severity.BLOCK, "PCI, SCSI or mdev host devices assigned to the guest",
+       explains={180: r"hostdev|VFIO"})
 def hostdev(ctx: CheckContext):
     """USB host devices may migrate (they are re-attached by vendor/product); PCI/SCSI/mdev may not."""
     _live_only(ctx)
@@ -91,7 +92,10 @@ def hostdev_interface(ctx: CheckContext):
 
 
 @check("devices.shmem-not-master", Severity.BLOCK, "a shared-memory device without role='master'",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_shmem_without_master_role_is_blocked_and_fails",
+       ),
+       explains={130: r"shmem device|ivshmem|feature 'peer mode'"})
 def shmem_not_master(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0, QEMU 7.2): ivshmem-plain without role or with role='peer' fails with QEMU's
     blocker "cannot migrate domain: Migration is disabled when using feature 'peer mode' in device 'ivshmem'";
@@ -106,7 +110,8 @@ def shmem_not_master(ctx: CheckContext):
             for s in ctx.domain.shmems if s["role"] != "master"]
 
 
-@check("devices.virtiofs", Severity.BLOCK, "a virtiofs filesystem (libvirt of this era refuses it)")
+@check("devices.virtiofs", Severity.BLOCK, "a virtiofs filesystem (libvirt of this era refuses it)",
+       explains={150: r"virtiofs"})
 def virtiofs(ctx: CheckContext):
     _live_only(ctx)
     return [Hit(message=f"virtiofs share '{f['target']}': 'migration with virtiofs device is not supported'",
@@ -117,7 +122,11 @@ def virtiofs(ctx: CheckContext):
 
 
 @check("devices.9p-share", Severity.RISK, "a 9p (virtio-9p) filesystem: QEMU blocks once the guest mounts it",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_9p_share_not_mounted_is_risky_and_migrates",
+           "tests/lab/test_catalogue_storage_devices.py::test_9p_share_mounted_by_the_guest_is_risky_and_fails",
+       ),
+       explains={160: r"VirtFS export path"})
 def ninep_share(ctx: CheckContext):
     """QEMU adds 'Migration is disabled when VirtFS export path ... is mounted' only after the guest mounts it.
 
@@ -134,7 +143,10 @@ def ninep_share(ctx: CheckContext):
 
 
 @check("devices.filesystem-source-missing", Severity.BLOCK,
-       "a passthrough <filesystem> whose source directory is missing on the target", proven_by_lab=True)
+       "a passthrough <filesystem> whose source directory is missing on the target", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_9p_share_dir_on_the_source_only_is_blocked_and_fails",
+       ),
+       explains={400: r"failed to open '.*': No such file"})
 def filesystem_source_missing(ctx: CheckContext):
     """The target QEMU opens the exported directory when it starts (9p); if it is missing there it fails with
     "cannot initialize fsdev '...': failed to open '...': No such file or directory" (proven in the lab).
@@ -161,7 +173,10 @@ def filesystem_source_missing(ctx: CheckContext):
     return out
 
 
-@check("devices.transient-disk", Severity.BLOCK, "a <transient/> disk", proven_by_lab=True)
+@check("devices.transient-disk", Severity.BLOCK, "a <transient/> disk", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
+       ),
+       explains={170: r"transient disk"})
 def transient_disk(ctx: CheckContext):
     """libvirt 9.0 starts such a guest on a qcow2 overlay (PATH.TRANSIENT-NAME) and refuses every live
     migration (plain, --copy-storage-all, --unsafe) with "Requested operation is not valid: migration with
@@ -173,7 +188,10 @@ def transient_disk(ctx: CheckContext):
             for d in ctx.domain.disks if d.transient]
 
 
-@check("devices.image-format", Severity.BLOCK, "a disk image format QEMU cannot live-migrate", proven_by_lab=True)
+@check("devices.image-format", Severity.BLOCK, "a disk image format QEMU cannot live-migrate", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_image_format_without_migration_support_is_blocked_and_fails",
+       ),
+       explains={190: r"does not support live migration"})
 def image_format(ctx: CheckContext):
     """QEMU's block drivers for vmdk, vpc, vhdx, vdi, qcow (v1) and parallels add a migration blocker on open,
     read-only disks included; vvfat only when writable. Proven in the lab (QEMU 7.2): vmdk (also read-only) and
@@ -193,7 +211,8 @@ def image_format(ctx: CheckContext):
     return out
 
 
-@check("devices.dimm-address", Severity.BLOCK, "a DIMM memory device without slot and base address")
+@check("devices.dimm-address", Severity.BLOCK, "a DIMM memory device without slot and base address",
+       explains={200: r"dimm info lacks"})
 def dimm_address(ctx: CheckContext):
     _live_only(ctx)
     return [Hit(message="domain's dimm info lacks slot ID or base address",
@@ -202,7 +221,10 @@ def dimm_address(ctx: CheckContext):
             for m in ctx.domain.memory_devices if m.model == "dimm" and (m.slot is None or m.base is None)]
 
 
-@check("devices.snapshots", Severity.BLOCK, "the guest has libvirt snapshot metadata", proven_by_lab=True)
+@check("devices.snapshots", Severity.BLOCK, "the guest has libvirt snapshot metadata", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_snapshot_metadata_is_blocked_and_fails",
+       ),
+       explains={120: r"cannot migrate domain with \d+ snapshots"})
 def snapshots(ctx: CheckContext):
     """libvirt refuses any migration to another host while snapshot metadata exists. Proven in the lab: an
     internal snapshot of a paused qcow2 guest makes --live --copy-storage-all fail with "Requested operation
@@ -220,7 +242,13 @@ def snapshots(ctx: CheckContext):
 
 
 @check("devices.tpm-emulator", Severity.BLOCK, "a TPM emulator the target's libvirt cannot start (no swtpm there), "
-       "or whose state is on shared storage the running swtpm cannot migrate", proven_by_lab=True, also=(Severity.RISK,))
+       "or whose state is on shared storage the running swtpm cannot migrate", proven_by=(
+           "tests/lab/test_catalogue_uefi_tpm.py::test_tpm_emulator_with_private_state_is_ok_and_its_state_arrives",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_tpm_emulator_without_swtpm_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_tpm_emulator_with_state_on_shared_storage_is_blocked_and_fails",
+       ), also=(Severity.RISK,),
+       explains={370: r"TPM version '.*' is not supported|TPM backend type|TPM model '.*' is not supported|"
+                      r"swtpm does not support migration with shared storage"})
 def tpm_emulator(ctx: CheckContext):
     """The TPM state migrates with the guest (lab: a tpm-crb 2.0 guest with its state under the private
     /var/lib/libvirt/swtpm migrates), but the target's libvirt must start a swtpm for it.
@@ -353,7 +381,11 @@ def _xml_non_migratable(ctx: CheckContext) -> list[tuple[str, str]]:
 
 
 @check("devices.non-migratable-device", Severity.BLOCK, "a device QEMU cannot migrate (virtio sound)",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_version_skew.py::test_virtio_sound_is_blocked_new_to_old",
+           "tests/lab/test_version_skew.py::test_ich9_sound_migrates_both_ways",
+       ),
+       explains={140: r"non-migratable device"})
 def non_migratable_device(ctx: CheckContext):
     """QEMU blocks migration for devices whose state it cannot send, whatever the target."""
     _live_only(ctx)

@@ -10,7 +10,16 @@ from migcheck.report.model import Severity
 
 
 @check("flags.rejected-combination", Severity.BLOCK, "libvirt rejects this combination of migration flags",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_migrate_disks_naming_an_unknown_disk_with_storage_copy_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_rejected_flag_combination_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_tunnelled_storage_copy_of_a_guest_with_a_disk_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_tls_with_certificates_and_forced_tls",
+       ),
+       explains={340: r"mutually exclusive|without using peer2peer flag|post-copy (migration )?is not supported with|"
+                      r"offline migration must be specified with the persistent flag|tunnelled offline migration does not make|"
+                      r"offline migration cannot handle non-shared storage|argument key 'host' must not have null value|"
+                      r"disk target .* not found"})
 def rejected_flag_combination(ctx: CheckContext):
     """virsh's and libvirt's refusals of flag combinations (migcheck.flags.rejected_combinations), plus one that
     depends on the guest: --tunnelled with --copy-storage-* fails only when there is a disk to copy (libvirt 9.0
@@ -52,7 +61,10 @@ def _unknown_migrate_disks(ctx: CheckContext) -> list[Hit]:
 
 
 @check("flags.tls-required", Severity.BLOCK, "the target's libvirt forces TLS migration and --tls is missing",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_tls_with_certificates_and_forced_tls",
+       ),
+       explains={320: r"VIR_MIGRATE_TLS"})
 def tls_required(ctx: CheckContext):
     if ctx.flags.tls or ctx.flags.offline or ctx.flags.tunnelled:
         return []  # libvirt exempts tunnelled migration (proven in the lab: --p2p --tunnelled migrates)
@@ -125,7 +137,11 @@ def _target_verifies_clients(target) -> bool:
 
 
 @check("flags.tls-certificates", Severity.BLOCK, "--tls without the migration certificates on both hosts",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_tls_without_certificates_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_tls_with_certificates_and_forced_tls",
+       ),
+       explains={330: r"Unable to access credentials"})
 def tls_certificates(ctx: CheckContext):
     """The target QEMU (TLS server) needs ca-cert, server-cert and server-key; the source QEMU (client) needs
     ca-cert, and client-cert/client-key unless the target sets migrate_tls_x509_verify = 0. Files are looked
@@ -181,7 +197,12 @@ def qemu_feature(ctx: CheckContext):
 
 @check("flags.destination-xml", Severity.BLOCK,
        "--xml / --persistent-xml: a file that cannot be read or parsed, or an --xml whose ABI differs from the "
-       "running guest's", proven_by_lab=True)
+       "running guest's", proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_xml_naming_the_targets_bridge_is_ok_and_migrates",
+           "tests/lab/test_catalogue_network_state.py::test_xml_changing_the_abi_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_xml_file_missing_is_blocked_and_fails",
+       ),
+       explains={230: r"Target .* does not match source|Failed to open file '|XML error|\(domain_definition\):\d+:"})
 def destination_xml(ctx: CheckContext):
     """With --xml the target runs the given definition, not the source's: the other checks judge that one
     (bridges, networks, paths, pinning named there). libvirt's Begin phase parses it and refuses it unless its

@@ -57,7 +57,18 @@ def _netdev_hits(ctx: CheckContext, ifaces, attr: str, what: str, fix: str, exac
     return out
 
 
-@check("network.bridge-missing", Severity.BLOCK, "the guest's bridge does not exist on the target", proven_by_lab=True)
+@check("network.bridge-missing", Severity.BLOCK, "the guest's bridge does not exist on the target", proven_by=(
+           "tests/lab/test_audit.py::test_audit_matrix_equals_every_pair",
+           "tests/lab/test_audit.py::test_second_run_shows_what_changed",
+           "tests/lab/test_catalogue_network_state.py::test_bridge_on_both_hosts_is_ok_and_migrates",
+           "tests/lab/test_catalogue_network_state.py::test_bridge_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_xml_naming_the_targets_bridge_is_ok_and_migrates",
+           "tests/lab/test_catalogue_network_state.py::test_xml_still_naming_the_missing_bridge_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_xml_changing_the_abi_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_bridge_network_with_another_bridge_on_target_is_ok_and_migrates",
+           "tests/lab/test_fleet.py::test_fleet_matrix_equals_every_pair",
+       ),
+       explains={250: r"Cannot get interface MTU"})
 def bridge_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "bridge"]
@@ -67,7 +78,11 @@ def bridge_missing(ctx: CheckContext):
 
 
 @check("network.direct-device-missing", Severity.BLOCK, "a macvtap (type='direct') source device missing on the target",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_macvtap_device_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_macvtap_network_with_another_nic_on_target_is_ok_and_migrates",
+       ),
+       explains={270: r"Unable to get index for interface"})
 def direct_device_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "direct"]
@@ -80,7 +95,19 @@ def direct_device_missing(ctx: CheckContext):
 
 @check("network.libvirt-network", Severity.BLOCK,
        "a libvirt network missing or inactive on the target, or the bridge or NIC it hands out missing there",
-       proven_by_lab=True, also=(Severity.RISK, Severity.WARN))
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_network_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_network_inactive_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_portgroup_missing_on_target_migrates_with_a_warning",
+           "tests/lab/test_catalogue_network_state.py::test_bridge_network_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_bridge_network_inactive_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_bridge_network_whose_bridge_is_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_macvtap_network_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_macvtap_network_whose_nic_is_missing_on_target_is_blocked_and_fails",
+       ), also=(Severity.RISK, Severity.WARN),
+       explains={260: r"Cannot get interface MTU",  # a target network's own bridge missing
+                 280: r"Unable to get index for interface",  # a target network's own NIC missing
+                 290: r"Network not found|network '.*' is not active"})
 def libvirt_network(ctx: CheckContext):
     """The target's libvirt plugs the incoming guest into its network of the same name.
 
@@ -174,7 +201,10 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
 
 
 @check("network.nwfilter-missing", Severity.BLOCK, "an nwfilter the interface references is not defined on the target",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_nwfilter_missing_on_target_is_blocked_and_fails",
+       ),
+       explains={300: r"nwfilter|filter '.*' not found|referenced filter '.*' is missing"})
 def nwfilter_missing(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0): the target instantiates the filter when it plugs the interface in,
     and a filter defined only on the source fails the migration with
@@ -245,7 +275,15 @@ def _source_addresses(ctx: CheckContext, name: str):
 
 
 @check("network.migration-address", Severity.BLOCK,
-       "the source cannot resolve or reach the address the migration stream goes to", proven_by_lab=True)
+       "the source cannot resolve or reach the address the migration stream goes to", proven_by=(
+           "tests/lab/test_catalogue_migration_address.py::test_target_hostname_resolvable_is_ok_and_migrates",
+           "tests/lab/test_catalogue_migration_address.py::test_target_hostname_the_source_cannot_resolve",
+           "tests/lab/test_catalogue_migration_address.py::test_target_hostname_resolving_elsewhere_on_the_source",
+           "tests/lab/test_catalogue_migration_address.py::test_migrateuri_with_an_address_the_target_does_not_have",
+           "tests/lab/test_catalogue_migration_address.py::test_migration_host_address_works_although_the_hostname_does_not_resolve",
+       ),
+       explains={70: r"Unable to resolve address '|address resolution failed for|unable to connect to server at '[^']*:\d+'|"
+                     r"Failed to connect to '[^']*:\d+'"})
 def migration_address(ctx: CheckContext):
     """The target's libvirt names the address (--migrateuri, else qemu.conf migration_host, else its own
     hostname); the source resolves it with its own resolver and connects there. A name the source cannot
@@ -294,7 +332,13 @@ def migration_address(ctx: CheckContext):
 
 @check("network.migration-listen-address", Severity.BLOCK,
        "the target's QEMU is told to listen on an address it does not have (--listen-address, migration_address)",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_migration_address.py::test_target_hostname_resolvable_is_ok_and_migrates",
+           "tests/lab/test_catalogue_migration_address.py::test_listen_address",
+           "tests/lab/test_catalogue_migration_address.py::test_migration_address_the_target_does_not_have",
+       ),
+       explains={420: r"Failed to bind socket: Cannot assign requested address|"
+                      r"unable to connect to server at '[^']*:\d+': Connection refused"})
 def migration_listen_address(ctx: CheckContext):
     """The incoming QEMU binds --listen-address, else the target's qemu.conf migration_address, else every
     address. One the target does not have fails its QEMU: "Failed to bind socket: Cannot assign requested

@@ -55,7 +55,15 @@ _CHARDEV_ERRORS = {
 
 
 @check("paths.chardev-directory", Severity.BLOCK, "a serial/console/channel file or socket directory missing on the target",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_serial_file_in_a_directory_only_on_the_source_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_unix_bind_socket_in_a_directory_only_on_the_source_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_guest_agent_channel_with_generated_socket_is_ok_and_migrates",
+           "tests/lab/test_catalogue_network_state.py::test_unix_connect_socket_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_unix_connect_to_a_stale_socket_on_target_is_blocked_and_fails",
+       ),
+       explains={390: r"Unable to open file: .*No such file|Unable to bind to UNIX socket path|unable to stat: .*No such file|"
+                      r"Failed to connect to '"})
 def chardev_directory(ctx: CheckContext):
     """file and unix chardevs are opened by the target's libvirt/QEMU when the incoming guest starts.
 
@@ -127,7 +135,12 @@ def _size_mismatch(flash: int, src: int, dst: int) -> str:
 
 
 @check("paths.boot-files", Severity.BLOCK, "kernel, initrd or firmware loader missing on the target, or a loader "
-       "of another size", proven_by_lab=True)
+       "of another size", proven_by=(
+           "tests/lab/test_catalogue_uefi_tpm.py::test_loader_missing_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_loader_of_another_build_on_the_target",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_uefi_onto_a_target_without_ovmf_is_blocked_and_fails",
+       ),
+       explains={350: r"libvirt-pflash\d-\w+.*Could not open '|Size mismatch: system\.flash0"})
 def boot_files_missing(ctx: CheckContext):
     """The target's QEMU opens <kernel>, <initrd> and the <loader> when the incoming guest starts.
 
@@ -167,7 +180,14 @@ def boot_files_missing(ctx: CheckContext):
 
 
 @check("paths.nvram", Severity.BLOCK, "the guest's UEFI variable store: missing on the target with no template "
-       "to create it from, or of another size", proven_by_lab=True, also=(Severity.RISK,))
+       "to create it from, or of another size", proven_by=(
+           "tests/lab/test_catalogue_uefi_tpm.py::test_nvram_missing_on_the_target_is_ok_and_the_guests_variables_arrive",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_nvram_and_its_template_missing_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_nvram_present_on_the_target_without_the_template_is_ok_and_migrates",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_nvram_of_another_size_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_uefi_tpm.py::test_uefi_onto_a_target_without_ovmf_is_blocked_and_fails",
+       ), also=(Severity.RISK,),
+       explains={360: r"Size mismatch: system\.flash1|Failed to open file '.*': No such file or directory"})
 def nvram(ctx: CheckContext):
     """The variables travel in the migration stream: QEMU migrates the NVRAM flash's contents.
 
@@ -219,7 +239,15 @@ _WILDCARDS = {"0.0.0.0", "::", None, ""}
 
 @check("paths.graphics-listen", Severity.BLOCK,
        "a VNC/SPICE listen address the target does not have, or a fixed port already taken there",
-       proven_by_lab=True, also=(Severity.RISK,))
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_vnc_on_the_sources_own_address_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_vnc_listening_on_a_network_with_another_address_on_the_target_is_ok_and_migrates",
+           "tests/lab/test_catalogue_network_state.py::test_vnc_listening_on_a_network_missing_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_vnc_on_a_fixed_port_taken_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_vnc_on_an_address_both_hosts_have_is_ok_and_migrates",
+       ), also=(Severity.RISK,),
+       explains={410: r"Failed to bind socket: Cannot assign requested address|Failed to find an available port|"
+                      r"no network with matching name"})
 def graphics_listen(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0, QEMU 7.2): VNC listening on the source's own address fails on the
     target with "qemu-system-x86_64: -vnc ADDR:0,...: Failed to bind socket: Cannot assign requested
@@ -269,7 +297,12 @@ def graphics_listen(ctx: CheckContext):
 
 @check("paths.chardev-tcp-bind", Severity.BLOCK,
        "a TCP serial/console/channel in bind mode: its address is not the target's, or its port is taken there",
-       proven_by_lab=True, also=(Severity.RISK,))
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_tcp_serial_bound_to_the_sources_own_address_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_tcp_serial_whose_port_is_taken_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_tcp_serial_on_a_free_port_is_ok_and_migrates",
+       ), also=(Severity.RISK,),
+       explains={430: r"Failed to bind socket|Address already in use"})
 def chardev_tcp_bind(ctx: CheckContext):
     """QEMU on the target binds each `<serial type='tcp'><source mode='bind' host= service=>` when it starts.
 

@@ -12,7 +12,8 @@ VIR_DOMAIN_PAUSED = 3
 VIR_DOMAIN_PAUSED_IOERROR = 5
 
 
-@check("platform.same-host", Severity.BLOCK, "source and target are the same host (equal host UUIDs)")
+@check("platform.same-host", Severity.BLOCK, "source and target are the same host (equal host UUIDs)",
+       explains={50: r"Attempt to migrate guest to the same host"})
 def same_host(ctx: CheckContext):
     """libvirt refuses 'Attempt to migrate guest to the same host <uuid>'."""
     src = ctx.need(ctx.source.caps, "capabilities", ctx.source)
@@ -29,7 +30,11 @@ def same_host(ctx: CheckContext):
 
 
 @check("platform.target-hostname-localhost", Severity.BLOCK,
-       "the target's hostname resolves to localhost", proven_by_lab=True)
+       "the target's hostname resolves to localhost", proven_by=(
+           "tests/lab/test_catalogue_migration_address.py::test_target_hostname_localhost",
+           "tests/lab/test_catalogue_migration_address.py::test_migration_host_address_works_although_the_hostname_does_not_resolve",
+       ),
+       explains={60: r"resolved to localhost"})
 def target_hostname_localhost(ctx: CheckContext):
     """Without --migrateuri libvirt builds the incoming URI from the target's hostname (qemuMigrationDstPrepare:
     a hostname starting with 'localhost' is refused), unless the target's qemu.conf sets migration_host.
@@ -56,7 +61,10 @@ def target_hostname_localhost(ctx: CheckContext):
 
 
 @check("platform.guest-not-running", Severity.BLOCK, "a live migration of a guest that is not running",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_shut_off_guest_live_is_blocked_and_fails",
+       ),
+       explains={80: r"domain is not running"})
 def guest_not_running(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0): a shut-off guest fails with 'Requested operation is not valid:
     domain is not running'; with --offline --persistent its definition moves (defined, shut off, on the
@@ -73,7 +81,8 @@ def guest_not_running(ctx: CheckContext):
     )]
 
 
-@check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error", also=(Severity.WARN,))
+@check("platform.paused-on-io-error", Severity.BLOCK, "the guest is paused on an I/O error", also=(Severity.WARN,),
+       explains={90: r"cannot migrate domain with I/O error"})
 def paused_on_io_error(ctx: CheckContext):
     """libvirt refuses only with --abort-on-error; without it the guest moves still paused on the error."""
     g = ctx.guest
@@ -141,7 +150,11 @@ def emulator_missing(ctx: CheckContext):
 
 
 @check("platform.machine-type-unknown", Severity.BLOCK, "the target's QEMU does not know the guest's machine type",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_version_skew.py::test_newest_machine_type_new_to_old_is_blocked_and_fails",
+           "tests/lab/test_version_skew.py::test_machine_type_newer_qemu_dropped_is_blocked_old_to_new",
+       ),
+       explains={40: r"does not support machine type|unsupported machine type"})
 def machine_type_unknown(ctx: CheckContext):
     """Typical after upgrading the source first: pc-q35-10.0 cannot run on QEMU 7.2."""
     dom, caps, arch_guests = _target_emulator_guest(ctx)
@@ -169,7 +182,14 @@ def machine_version(name: str) -> tuple[int, ...]:
 
 
 @check("platform.target-older", Severity.WARN, "the target's libvirt or QEMU is older than the source's",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_version_skew.py::test_old_machine_type_old_to_new_is_ok_and_migrates",
+           "tests/lab/test_version_skew.py::test_newest_machine_type_new_to_old_is_blocked_and_fails",
+           "tests/lab/test_version_skew.py::test_old_newest_machine_type_new_to_old_is_ok_with_warning_and_migrates",
+           "tests/lab/test_version_skew.py::test_machine_type_newer_qemu_dropped_is_blocked_old_to_new",
+           "tests/lab/test_version_skew.py::test_named_model_both_know_migrates_both_ways",
+           "tests/lab/test_version_skew.py::test_host_passthrough_new_to_old_loses_features_but_migrates",
+       ))
 def target_older(ctx: CheckContext):
     """Older targets are the classic source of machine-type and CPU-feature failures; not a failure by itself."""
     out = []
@@ -186,7 +206,15 @@ def target_older(ctx: CheckContext):
 
 
 @check("platform.name-collision", Severity.BLOCK, "a domain of the same name or UUID exists on the target",
-       proven_by_lab=True, also=(Severity.WARN,))
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_same_name_other_uuid_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_same_name_other_uuid_with_dname_is_ok_and_migrates",
+           "tests/lab/test_catalogue_network_state.py::test_same_uuid_other_name_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_same_guest_running_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_same_guest_defined_on_target_migrates_and_keeps_the_targets_definition",
+           "tests/lab/test_catalogue_network_state.py::test_same_guest_defined_on_target_with_persistent_replaces_the_definition",
+       ), also=(Severity.WARN,),
+       explains={440: r"already exists with uuid|is already active|already defined with uuid"})
 def name_collision(ctx: CheckContext):
     """The target's libvirt adds the incoming guest (name: --dname or its own; its own UUID) to its domains.
 

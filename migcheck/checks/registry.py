@@ -8,6 +8,7 @@ into an "unknown" finding for that check, never into a pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
@@ -106,8 +107,16 @@ class Check:
     title: str
     fn: CheckFn
     family: str
-    proven_by_lab: bool = False
+    # the lab tests (pytest node ids, "tests/lab/test_x.py::test_name") where real migrations prove its verdicts
+    proven_by: tuple[str, ...] = ()
     also: tuple[Severity, ...] = ()  # other severities its findings may carry besides unknown and info
+    # the libvirt/QEMU error texts its failure shows as: (rank, regex) pairs, lowest rank first (checks.errors)
+    explains: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def proven_by_lab(self) -> bool:
+        """Whether a real migration in the lab proves it (the README table's "proven" column)."""
+        return bool(self.proven_by)
 
     @property
     def severities(self) -> tuple[Severity, ...]:
@@ -131,17 +140,33 @@ class Check:
 REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, severity: Severity, title: str, proven_by_lab: bool = False,
-          also: tuple[Severity, ...] = ()) -> Callable[[CheckFn], CheckFn]:
-    """Register a check function under a stable ID. `also` names the other severities it may emit
-    (a risk that becomes a block when the numbers leave no doubt); unknown and info need no saying."""
+def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = (),
+          also: tuple[Severity, ...] = (), explains: dict[int, str] | None = None) -> Callable[[CheckFn], CheckFn]:
+    """Register a check function under a stable ID. `proven_by` names the lab tests (pytest node ids; a
+    parametrized test without its [param] part) whose real migrations prove it; a unit test keeps them
+    existing. `also` names the other severities it may emit (a risk that becomes a block when the numbers
+    leave no doubt); unknown and info need no saying.
+
+    `explains` maps a rank to a regex (searched case-insensitively) of an error text a failed migration
+    shows when this check's problem is there: ``migcheck migrate`` and the lab pairing name the check from
+    it (:mod:`migcheck.checks.errors`). A text may belong to several checks; they are listed lowest rank
+    first, over every check, so a more specific pattern gets a lower rank than a broader one another check
+    has (a loader's "libvirt-pflash0 ... Could not open '" before a disk's "Could not open '"). Ranks are
+    unique over the registry (a unit test says so): the order is stated, not left to import order."""
+    if isinstance(proven_by, str):
+        raise TypeError(f"{id}: proven_by is a tuple of test node ids, not one string")
+    ranked = tuple(sorted((explains or {}).items()))
+    for rank, pattern in ranked:
+        if not isinstance(rank, int) or not isinstance(pattern, str):
+            raise TypeError(f"{id}: explains maps an int rank to a regex string, got {rank!r}: {pattern!r}")
+        re.compile(pattern, re.I)  # a bad pattern fails at import, naming no text
 
     def deco(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
         family = fn.__module__.rsplit(".", 1)[-1]
-        REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by_lab=proven_by_lab,
-                             also=tuple(also))
+        REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by=tuple(proven_by),
+                             also=tuple(also), explains=ranked)
         return fn
 
     return deco

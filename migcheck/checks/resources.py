@@ -35,7 +35,10 @@ def memory(ctx: CheckContext):
 
 
 @check("resources.hugepages", Severity.BLOCK, "huge pages: hugetlbfs not mounted or too few free pages on the target",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_hugepages_without_hugetlbfs_on_target_is_blocked_and_fails",
+       ),
+       explains={310: r"hugetlbfs"})
 def hugepages(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0) for the mount: a <hugepages/> guest migrates to a target with hugetlbfs
     mounted, and fails with 'internal error: hugetlbfs filesystem is not mounted or disabled by

@@ -11,7 +11,10 @@ VIR_DOMAIN_JOB_NONE = 0
 
 
 @check("state.job-active", Severity.BLOCK, "another job (migration, save, dump, backup) is running on the guest",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_guest_with_a_dump_job_in_progress_is_blocked_and_fails",
+       ),
+       explains={100: r"another migration job|cannot acquire state change lock"})
 def job_active(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0) with a dump into a slowly drained FIFO: while libvirt still holds the
     dump job, virDomainGetJobInfo says "Completed" (QEMU's part is done, libvirt's is not), and the migration
@@ -31,7 +34,8 @@ def job_active(ctx: CheckContext):
                 fix=f"wait for it to finish, or cancel it (virsh domjobabort {g.name})")]
 
 
-@check("state.block-job", Severity.BLOCK, "the guest has an active block job (copy, commit, pull)")
+@check("state.block-job", Severity.BLOCK, "the guest has an active block job (copy, commit, pull)",
+       explains={110: r"active block job"})
 def block_job(ctx: CheckContext):
     g = ctx.guest
     if ctx.flags.offline or not g.running:
@@ -53,7 +57,12 @@ VIR_DOMAIN_JOB_COMPLETED = 3
 
 
 @check("state.postmigrate-paused", Severity.BLOCK,
-       "a paused guest whose QEMU a dump left in 'postmigrate': QEMU refuses to migrate it", proven_by_lab=True, also=(Severity.RISK,))
+       "a paused guest whose QEMU a dump left in 'postmigrate': QEMU refuses to migrate it", proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_paused_guest_after_a_dump_is_risky_without_qmp_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_paused_guest_after_a_dump_is_blocked_with_qmp_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_paused_again_after_a_dump_is_still_risky_without_qmp_and_migrates",
+           "tests/lab/test_catalogue_network_state.py::test_paused_guest_started_again_after_migrating_away_is_ok_and_migrates",
+       ), also=(Severity.RISK,))
 def postmigrate_paused(ctx: CheckContext):
     """`virsh dump` (not --memory-only; also --live) streams memory with QEMU's migration code. A guest
     that was paused stays paused, its QEMU in runstate 'postmigrate', which refuses every later

@@ -111,7 +111,15 @@ def _format_mismatch(d: Disk, info: ImageInfo | None) -> str | None:
 
 
 @check("storage.not-shared", Severity.BLOCK, "a writable disk on local (non-shared) storage, not copied",
-       proven_by_lab=True)
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_local_qcow2_live_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_migrate_disks_copies_only_the_disks_it_names",
+           "tests/lab/test_catalogue_storage_devices.py::test_block_device_seen_by_both_hosts_with_writeback_cache_is_ok_and_migrates",
+           "tests/lab/test_catalogue_storage_devices.py::test_live_on_the_same_file_is_blocked_and_the_fix_is_unsafe_not_a_copy",
+           "tests/lab/test_catalogue_storage_devices.py::test_glusterfs_mount_without_copy_is_ok_and_migrates",
+           "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
+       ),
+       explains={210: r"Migration without shared storage is unsafe"})
 def not_shared(ctx: CheckContext):
     """libvirt's qemuMigrationSrcIsSafe: a file disk on a filesystem that is not shared needs storage copy.
 
@@ -161,7 +169,8 @@ def not_shared(ctx: CheckContext):
 
 
 @check("storage.unsafe-cache", Severity.BLOCK,
-       "a shared, non-cluster disk with a cache mode other than none/directsync on an old QEMU")
+       "a shared, non-cluster disk with a cache mode other than none/directsync on an old QEMU",
+       explains={240: r"cache other than none or directsync"})
 def unsafe_cache(ctx: CheckContext):
     """Since QEMU can drop its page cache on migration (QEMU >= 3.1, libvirt's 'migration-file-drop-cache'),
     libvirt accepts any cache mode; on older QEMU it refuses writeback caches on shared storage."""
@@ -185,7 +194,15 @@ def unsafe_cache(ctx: CheckContext):
 
 
 @check("storage.missing-on-target", Severity.BLOCK, "a disk image that does not exist on the target",
-       proven_by_lab=True, also=(Severity.WARN,))
+       proven_by=(
+           "tests/lab/test_catalogue_network_state.py::test_cdrom_that_may_be_dropped_missing_on_target_migrates_with_a_warning",
+           "tests/lab/test_catalogue_network_state.py::test_cdrom_that_must_be_there_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_network_state.py::test_optional_disk_missing_on_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_unsafe_with_the_image_missing_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_cdrom_on_the_source_only_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
+       ), also=(Severity.WARN,),
+       explains={380: r"Cannot access storage file|Could not open '|unable to stat: .*No such file"})
 def missing_on_target(ctx: CheckContext):
     """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it.
 
@@ -235,7 +252,11 @@ def missing_on_target(ctx: CheckContext):
 
 
 @check("storage.stale-copy-on-target", Severity.RISK,
-       "a different file at the disk's path on the target (local storage on both hosts)", proven_by_lab=True, also=(Severity.BLOCK, Severity.WARN))
+       "a different file at the disk's path on the target (local storage on both hosts)", proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_into_a_precreated_image_is_ok_and_migrates",
+           "tests/lab/test_catalogue_storage_devices.py::test_unsafe_onto_a_stale_copy_is_risky_migrates_and_loses_the_guests_data",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_the_same_file_is_blocked_and_fails",
+       ), also=(Severity.BLOCK, Severity.WARN))
 def stale_copy(ctx: CheckContext):
     """A same-path file on the target's own local disk is not the guest's disk: with --unsafe the guest would
     continue on stale data, with storage copy libvirt overwrites it.
@@ -275,7 +296,21 @@ def stale_copy(ctx: CheckContext):
 
 @check("storage.copy-precreate", Severity.BLOCK,
        "storage copy: the target cannot pre-create the disk, or the image already there does not fit",
-       proven_by_lab=True, also=(Severity.RISK,))
+       proven_by=(
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_without_a_pool_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_incremental_copy_with_the_image_missing_is_blocked_and_fails_even_with_a_pool",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_with_an_inactive_pool_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_into_an_image_of_another_size_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_into_a_raw_file_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_of_a_block_device_missing_on_the_target_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_into_a_block_device_on_the_target",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_the_same_file_is_blocked_and_fails",
+           "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_a_glusterfs_mount_is_risky_and_migrates",
+           "tests/lab/test_catalogue_storage_devices.py::test_glusterfs_mount_without_copy_is_ok_and_migrates",
+       ), also=(Severity.RISK,),
+       explains={220: r"no storage pool with matching target path|pre-creation of storage targets|cannot precreate storage|"
+                      r"Source and target image have different sizes|Image is not in qcow2 format|"
+                      r"'block-export-add': Block node is read-only|Failed to get \"write\" lock"})
 def copy_precreate(ctx: CheckContext):
     """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
     whose target path is the disk's directory; outside any (active) pool it fails. An image already at the

@@ -116,3 +116,27 @@ def test_a_missing_loader_is_the_loaders_before_a_disks():
 def test_the_first_candidate_is_the_most_specific():
     assert rule_for_error("error: Network not found: no network with matching name 'glnet'") == \
         "network.libvirt-network"
+
+
+def test_error_patterns_sit_on_their_checks_with_unique_ranks():
+    """ERROR_RULES is the checks' own `explains`, lowest rank first; no two patterns share a rank, so the
+    order between any two is written down, not left to the order the families happen to load in."""
+    from migcheck.checks.errors import ERROR_RULES
+
+    ranked = [(rank, c.id, pattern) for c in all_checks() for rank, pattern in c.explains]
+    ranks = [rank for rank, _, _ in ranked]
+    assert len(ranks) == len(set(ranks)), sorted(r for r in ranks if ranks.count(r) > 1)
+    assert [(p.pattern, rule) for p, rule in ERROR_RULES] == [(p, cid) for _, cid, p in sorted(ranked)]
+    assert len(ERROR_RULES) > 40
+
+
+def test_every_error_pattern_has_a_recorded_sample_text():
+    """Each pattern matches some text of data/error_texts.json, so the order test covers it."""
+    import json
+    from pathlib import Path
+
+    texts = [t["text"] for t in json.loads((Path(__file__).parent / "data" / "error_texts.json").read_text())["texts"]]
+    from migcheck.checks.errors import ERROR_RULES
+
+    for pattern, rule in ERROR_RULES:
+        assert any(pattern.search(t) for t in texts), f"{rule}: no sample text matches {pattern.pattern!r}"
