@@ -53,7 +53,14 @@ def _options(timeout: float, no_ssh: bool, ssh_config: Optional[str], qmp: bool 
     if problem:
         raise _fail(problem, ExitCode.USAGE)
     return ProbeOptions(timeout=timeout, connect_timeout=min(timeout, 10.0), use_ssh=not no_ssh,
-                        ssh_config=ssh_config, qmp=qmp)
+                        ssh_config=ssh_config, qmp=qmp, plan=_every_check_plan)
+
+
+def _every_check_plan():
+    """What the probe asks: every check's questions (imported by the probe's threads, after the handshakes)."""
+    from migcheck.checks.registry import probe_plan
+
+    return probe_plan()
 
 
 def _emit(report, fmt: Format, verbose: bool) -> None:

@@ -57,17 +57,17 @@ class GuestProbe:
         devs = tuple(network_host_devices(self.dom, networks or [])) if self.dom else ()
         hit = self._tpaths.get((qemu_conf, devs))
         if hit is None:
-            from migcheck.probe.gather import target_paths_of
+            from migcheck.checks.registry import probe_plan
 
-            hit = self._tpaths[(qemu_conf, devs)] = target_paths_of(self.dom, qemu_conf, networks) if self.dom else []
+            hit = self._tpaths[(qemu_conf, devs)] = probe_plan().target_paths(self.dom, qemu_conf, networks)
         return hit
 
     def source_paths(self, qemu_conf: str | None) -> list[str]:
         hit = self._spaths.get(qemu_conf)
         if hit is None:
-            from migcheck.probe.gather import source_paths_of
+            from migcheck.checks.registry import probe_plan
 
-            hit = self._spaths[qemu_conf] = source_paths_of(self.dom, qemu_conf) if self.dom else []
+            hit = self._spaths[qemu_conf] = probe_plan().source_paths(self.dom, qemu_conf)
         return hit
 
     def disk_files(self) -> list[str]:
@@ -78,9 +78,9 @@ class GuestProbe:
 
     def source_cpu_defs(self) -> list[str]:
         """The guest's own CPU definition, which probe_pair also asks the source about."""
-        from migcheck.probe.gather import guest_cpu_definitions
+        from migcheck.checks.registry import probe_plan
 
-        return guest_cpu_definitions(self.dom) if self.dom else []
+        return probe_plan().source_cpus(self.dom)
 
 
 @dataclass

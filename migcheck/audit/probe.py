@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, image_wanted, source_raw
 from migcheck.audit.inventory import Inventory
+from migcheck.checks.registry import probe_plan
 from migcheck.connectors.hostspec import HostTarget, parse_host, redact
 from migcheck.connectors.libvirt_conn import one_line
 from migcheck.facts.domain_xml import parse_domain_xml
@@ -156,7 +157,7 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
             host.images[p] = ask_image(session, target, p, host.paths[p].value)
     for g in host.guests.values():
         if g.dom is not None:
-            g.cpu_defs = gather.cpu_definitions_to_compare(source_raw(host, g), g.dom)
+            g.cpu_defs = probe_plan().target_cpus(g.dom, source_raw(host, g).domcaps_xml)
     return host
 
 

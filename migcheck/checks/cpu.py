@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check
 from migcheck.facts.host import HostFacts
 from migcheck.facts.models import Domain, GuestCpu
-from migcheck.probe.raw import CpuCompareAnswer, cpu_key
+from migcheck.probe.plan import SOURCE_CPUS, TARGET_CPUS, PlanHost, Question
+from migcheck.probe.raw import CpuCompareAnswer, cpu_key, domcaps_key
 from migcheck.report.model import Severity
 
 TSC_TOLERANCE_PPM = 250
@@ -241,6 +242,27 @@ def _missing_from_message(message: str) -> list[str]:
     return [f.strip() for f in m.group(1).split(",") if f.strip()] if m else []
 
 
+def guest_cpu_definitions(dom: Domain, host=None) -> list[str]:
+    """The guest's own CPU definition (host-model, custom), when it names a model: both hosts compare it."""
+    if dom.cpu.mode in ("host-passthrough", "maximum") or not (dom.cpu.model and dom.cpu.xml):
+        return []
+    return [dom.cpu.xml]
+
+
+def source_host_cpu_definitions(dom: Domain, source: PlanHost) -> list[str]:
+    """For host-passthrough: the source's host CPU (as its domain capabilities name it), with and without
+    invtsc, for the target to compare with its own."""
+    from migcheck.facts.capabilities_xml import parse_domain_capabilities_xml
+
+    if dom.cpu.mode not in ("host-passthrough", "maximum"):
+        return []
+    text = source.domcaps_xml.get(domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type))
+    hm = parse_domain_capabilities_xml(text).host_model if text else None
+    if hm is None or not hm.model:
+        return []
+    return [hypervisor_cpu_xml(hm), hypervisor_cpu_xml(hm, {"invtsc"})]
+
+
 def hypervisor_cpu_xml(cpu: GuestCpu, drop: set[str] = frozenset()) -> str:
     """A custom CPU definition from a host-model CPU, for compareHypervisorCPU."""
     feats = "".join(
@@ -266,7 +288,8 @@ def passthrough_reference_cpu(ctx: CheckContext) -> str | None:
 
 
 @check("cpu.passthrough-target-lacks-features", Severity.BLOCK,
-       "host-passthrough guest: the target CPU lacks features the source CPU offers", also=(Severity.RISK, Severity.WARN))
+       "host-passthrough guest: the target CPU lacks features the source CPU offers", also=(Severity.RISK, Severity.WARN),
+       asks=(Question(TARGET_CPUS, source_host_cpu_definitions),))
 def passthrough_target_lacks_features(ctx: CheckContext):
     """A host-passthrough guest keeps the source CPU's features; the target must offer all of them."""
     _running_or_skip(ctx)
@@ -334,7 +357,8 @@ STATEFUL_CPU_FEATURES = frozenset({"avx", "avx512f", "amx-tile", "pku", "mpx", "
            "tests/lab/test_version_skew.py::test_named_model_with_features_the_host_model_omits",
        ), also=(Severity.RISK, Severity.WARN),
        explains={30: r"unknown CPU feature|missing features|does not provide required features|CPU is incompatible|"
-                     r"guest CPU doesn't match"})
+                     r"guest CPU doesn't match"},
+       asks=(Question(TARGET_CPUS, guest_cpu_definitions), Question(SOURCE_CPUS, guest_cpu_definitions)))
 def guest_cpu_not_on_target(ctx: CheckContext):
     """Asks the target itself (virConnectCompareHypervisorCPU), as Nova does."""
     _running_or_skip(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
+from migcheck.probe.plan import TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
 # QEMU block drivers that add a migration blocker when they open an image (read-only or not); vvfat only
@@ -146,7 +147,9 @@ def ninep_share(ctx: CheckContext):
        "a passthrough <filesystem> whose source directory is missing on the target", proven_by=(
            "tests/lab/test_catalogue_storage_devices.py::test_9p_share_dir_on_the_source_only_is_blocked_and_fails",
        ),
-       explains={400: r"failed to open '.*': No such file"})
+       explains={400: r"failed to open '.*': No such file"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: [f["source"] for f in dom.filesystems
+                                                      if f["type"] == "mount" and f["source"]]),))
 def filesystem_source_missing(ctx: CheckContext):
     """The target QEMU opens the exported directory when it starts (9p); if it is missing there it fails with
     "cannot initialize fsdev '...': failed to open '...': No such file or directory" (proven in the lab).
@@ -248,7 +251,8 @@ def snapshots(ctx: CheckContext):
            "tests/lab/test_catalogue_uefi_tpm.py::test_tpm_emulator_with_state_on_shared_storage_is_blocked_and_fails",
        ), also=(Severity.RISK,),
        explains={370: r"TPM version '.*' is not supported|TPM backend type|TPM model '.*' is not supported|"
-                      r"swtpm does not support migration with shared storage"})
+                      r"swtpm does not support migration with shared storage"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: SWTPM_PATHS if "emulator" in dom.tpms else ()),))
 def tpm_emulator(ctx: CheckContext):
     """The TPM state migrates with the guest (lab: a tpm-crb 2.0 guest with its state under the private
     /var/lib/libvirt/swtpm migrates), but the target's libvirt must start a swtpm for it.
@@ -325,7 +329,9 @@ def _tpm_shared_state(ctx: CheckContext) -> list[Hit]:
                     "starts it), or keep /var/lib/libvirt/swtpm on local storage")]
 
 
-@check("devices.vhost-user-socket", Severity.BLOCK, "a vhost-user interface whose socket is missing on the target")
+@check("devices.vhost-user-socket", Severity.BLOCK, "a vhost-user interface whose socket is missing on the target",
+       asks=(Question(TARGET_PATHS, lambda dom, host: [i.socket for i in dom.interfaces
+                                                      if i.type == "vhostuser" and i.socket]),))
 def vhost_user_socket(ctx: CheckContext):
     _live_only(ctx)
     out = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
 from migcheck.facts.hostfiles import QEMU_CONF, QemuConf
 from migcheck.flags import rejected_combinations
+from migcheck.probe.plan import SOURCE_PATHS, TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
 
@@ -141,7 +142,9 @@ def _target_verifies_clients(target) -> bool:
            "tests/lab/test_catalogue_storage_devices.py::test_tls_without_certificates_is_blocked_and_fails",
            "tests/lab/test_catalogue_storage_devices.py::test_tls_with_certificates_and_forced_tls",
        ),
-       explains={330: r"Unable to access credentials"})
+       explains={330: r"Unable to access credentials"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: tls_paths(host.qemu_conf, "target")),
+             Question(SOURCE_PATHS, lambda dom, host: tls_paths(host.qemu_conf, "source"))))
 def tls_certificates(ctx: CheckContext):
     """The target QEMU (TLS server) needs ca-cert, server-cert and server-key; the source QEMU (client) needs
     ca-cert, and client-cert/client-key unless the target sets migrate_tls_x509_verify = 0. Files are looked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
+from migcheck.probe.plan import TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
 
@@ -68,7 +69,9 @@ def _netdev_hits(ctx: CheckContext, ifaces, attr: str, what: str, fix: str, exac
            "tests/lab/test_catalogue_network_state.py::test_bridge_network_with_another_bridge_on_target_is_ok_and_migrates",
            "tests/lab/test_fleet.py::test_fleet_matrix_equals_every_pair",
        ),
-       explains={250: r"Cannot get interface MTU"})
+       explains={250: r"Cannot get interface MTU"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: [netdev_path(i.bridge) for i in dom.interfaces
+                                                      if i.type == "bridge" and i.bridge]),))
 def bridge_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "bridge"]
@@ -82,7 +85,9 @@ def bridge_missing(ctx: CheckContext):
            "tests/lab/test_catalogue_network_state.py::test_macvtap_device_missing_on_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_network_state.py::test_macvtap_network_with_another_nic_on_target_is_ok_and_migrates",
        ),
-       explains={270: r"Unable to get index for interface"})
+       explains={270: r"Unable to get index for interface"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: [netdev_path(i.dev) for i in dom.interfaces
+                                                      if i.type == "direct" and i.dev]),))
 def direct_device_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "direct"]
@@ -107,7 +112,9 @@ def direct_device_missing(ctx: CheckContext):
        ), also=(Severity.RISK, Severity.WARN),
        explains={260: r"Cannot get interface MTU",  # a target network's own bridge missing
                  280: r"Unable to get index for interface",  # a target network's own NIC missing
-                 290: r"Network not found|network '.*' is not active"})
+                 290: r"Network not found|network '.*' is not active"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: [netdev_path(n) for n in
+                                                      network_host_devices(dom, host.networks or [])]),))
 def libvirt_network(ctx: CheckContext):
     """The target's libvirt plugs the incoming guest into its network of the same name.
 

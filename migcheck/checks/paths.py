@@ -7,6 +7,7 @@ import posixpath
 from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
 from migcheck.facts.hostfiles import PROC_NET_UNIX, QemuConf
 from migcheck.facts.models import CharDev, Domain
+from migcheck.probe.plan import SOURCE_PATHS, TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
 CHANNEL_TARGET_DIR = "/var/lib/libvirt/qemu/channel/target"  # qemu.conf channel_target_dir default
@@ -63,7 +64,8 @@ _CHARDEV_ERRORS = {
            "tests/lab/test_catalogue_network_state.py::test_unix_connect_to_a_stale_socket_on_target_is_blocked_and_fails",
        ),
        explains={390: r"Unable to open file: .*No such file|Unable to bind to UNIX socket path|unable to stat: .*No such file|"
-                      r"Failed to connect to '"})
+                      r"Failed to connect to '"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: [p for _, p in chardev_dirs(dom)]),))
 def chardev_directory(ctx: CheckContext):
     """file and unix chardevs are opened by the target's libvirt/QEMU when the incoming guest starts.
 
@@ -140,7 +142,9 @@ def _size_mismatch(flash: int, src: int, dst: int) -> str:
            "tests/lab/test_catalogue_uefi_tpm.py::test_loader_of_another_build_on_the_target",
            "tests/lab/test_catalogue_uefi_tpm.py::test_uefi_onto_a_target_without_ovmf_is_blocked_and_fails",
        ),
-       explains={350: r"libvirt-pflash\d-\w+.*Could not open '|Size mismatch: system\.flash0"})
+       explains={350: r"libvirt-pflash\d-\w+.*Could not open '|Size mismatch: system\.flash0"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: [p for _, p in boot_files(dom)]),
+             Question(SOURCE_PATHS, lambda dom, host: [dom.loader])))
 def boot_files_missing(ctx: CheckContext):
     """The target's QEMU opens <kernel>, <initrd> and the <loader> when the incoming guest starts.
 
@@ -187,7 +191,9 @@ def boot_files_missing(ctx: CheckContext):
            "tests/lab/test_catalogue_uefi_tpm.py::test_nvram_of_another_size_on_the_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_uefi_tpm.py::test_uefi_onto_a_target_without_ovmf_is_blocked_and_fails",
        ), also=(Severity.RISK,),
-       explains={360: r"Size mismatch: system\.flash1|Failed to open file '.*': No such file or directory"})
+       explains={360: r"Size mismatch: system\.flash1|Failed to open file '.*': No such file or directory"},
+       asks=(Question(TARGET_PATHS, lambda dom, host: [dom.nvram, dom.nvram_template]),
+             Question(SOURCE_PATHS, lambda dom, host: [dom.nvram])))
 def nvram(ctx: CheckContext):
     """The variables travel in the migration stream: QEMU migrates the NVRAM flash's contents.
 

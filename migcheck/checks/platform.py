@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
+from migcheck.probe.plan import TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
 # libvirt.VIR_DOMAIN_* states
@@ -124,7 +125,8 @@ def arch_or_virt_type(ctx: CheckContext):
     return []
 
 
-@check("platform.emulator-missing", Severity.BLOCK, "the guest's <emulator> binary is missing on the target")
+@check("platform.emulator-missing", Severity.BLOCK, "the guest's <emulator> binary is missing on the target",
+       asks=(Question(TARGET_PATHS, lambda dom, host: [dom.emulator]),))
 def emulator_missing(ctx: CheckContext):
     dom, caps, arch_guests = _target_emulator_guest(ctx)
     if not dom.emulator:

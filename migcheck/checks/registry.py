@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 from migcheck.facts.host import GuestFacts, HostFacts
 from migcheck.facts.models import Domain
 from migcheck.flags import MigrationFlags
+from migcheck.probe.plan import ProbePlan, Question
 from migcheck.report.model import Finding, Severity
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ class Check:
     also: tuple[Severity, ...] = ()  # other severities its findings may carry besides unknown and info
     # the libvirt/QEMU error texts its failure shows as: (rank, regex) pairs, lowest rank first (checks.errors)
     explains: tuple[tuple[int, str], ...] = ()
+    # what the probe must ask the hosts for a guest so that this check can judge it (probe.plan)
+    asks: tuple[Question, ...] = ()
 
     @property
     def proven_by_lab(self) -> bool:
@@ -141,7 +144,8 @@ REGISTRY: dict[str, Check] = {}
 
 
 def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = (),
-          also: tuple[Severity, ...] = (), explains: dict[int, str] | None = None) -> Callable[[CheckFn], CheckFn]:
+          also: tuple[Severity, ...] = (), explains: dict[int, str] | None = None,
+          asks: tuple[Question, ...] = ()) -> Callable[[CheckFn], CheckFn]:
     """Register a check function under a stable ID. `proven_by` names the lab tests (pytest node ids; a
     parametrized test without its [param] part) whose real migrations prove it; a unit test keeps them
     existing. `also` names the other severities it may emit (a risk that becomes a block when the numbers
@@ -152,7 +156,10 @@ def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = 
     it (:mod:`migcheck.checks.errors`). A text may belong to several checks; they are listed lowest rank
     first, over every check, so a more specific pattern gets a lower rank than a broader one another check
     has (a loader's "libvirt-pflash0 ... Could not open '" before a disk's "Could not open '"). Ranks are
-    unique over the registry (a unit test says so): the order is stated, not left to import order."""
+    unique over the registry (a unit test says so): the order is stated, not left to import order.
+
+    `asks` lists the questions only the hosts can answer for this guest (paths to stat, CPU definitions
+    to compare: :mod:`migcheck.probe.plan`); the probe asks the union of every check's questions."""
     if isinstance(proven_by, str):
         raise TypeError(f"{id}: proven_by is a tuple of test node ids, not one string")
     ranked = tuple(sorted((explains or {}).items()))
@@ -166,7 +173,7 @@ def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = 
             raise ValueError(f"duplicate check id {id}")
         family = fn.__module__.rsplit(".", 1)[-1]
         REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by=tuple(proven_by),
-                             also=tuple(also), explains=ranked)
+                             also=tuple(also), explains=ranked, asks=tuple(asks))
         return fn
 
     return deco
@@ -177,6 +184,18 @@ def all_checks() -> list[Check]:
 
     checks.load_all()
     return sorted(REGISTRY.values(), key=lambda c: c.id)
+
+
+_EVERY_CHECK_PLAN: list[ProbePlan] = []
+
+
+def probe_plan(checks: Iterable[Check] | None = None) -> ProbePlan:
+    """What the probe asks the hosts, for these checks (every check by default, built once)."""
+    if checks is not None:
+        return ProbePlan(q for c in checks for q in c.asks)
+    if not _EVERY_CHECK_PLAN:
+        _EVERY_CHECK_PLAN.append(ProbePlan(q for c in all_checks() for q in c.asks))
+    return _EVERY_CHECK_PLAN[0]
 
 
 COULD_NOT_CHECK = "could not check: "

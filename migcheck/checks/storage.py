@@ -8,7 +8,13 @@ from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, pa
 from migcheck.facts.image import ImageInfo, image_info
 from migcheck.facts.models import Disk
 from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, Mount, mount_of
+from migcheck.probe.plan import SOURCE_PATHS, TARGET_PATHS, Question
 from migcheck.report.model import Severity
+
+
+def disk_files(dom, host=None) -> list[str]:
+    """The guest's file and block disk images: stat'ed on the target (there?) and the source (their sizes)."""
+    return [d.source for d in dom.disks if d.source and d.type in ("file", "block")]
 
 # qemu.conf shared_filesystems (directories libvirt then counts as shared): read from libvirt 10.4 on
 # (the key is in 11.3's qemu.conf, not in 9.0's); older libvirt ignores it.
@@ -202,7 +208,8 @@ def unsafe_cache(ctx: CheckContext):
            "tests/lab/test_catalogue_storage_devices.py::test_cdrom_on_the_source_only_is_blocked_and_fails",
            "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
        ), also=(Severity.WARN,),
-       explains={380: r"Cannot access storage file|Could not open '|unable to stat: .*No such file"})
+       explains={380: r"Cannot access storage file|Could not open '|unable to stat: .*No such file"},
+       asks=(Question(TARGET_PATHS, disk_files),))
 def missing_on_target(ctx: CheckContext):
     """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it.
 
@@ -256,7 +263,8 @@ def missing_on_target(ctx: CheckContext):
            "tests/lab/test_catalogue_storage_devices.py::test_copy_storage_into_a_precreated_image_is_ok_and_migrates",
            "tests/lab/test_catalogue_storage_devices.py::test_unsafe_onto_a_stale_copy_is_risky_migrates_and_loses_the_guests_data",
            "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_the_same_file_is_blocked_and_fails",
-       ), also=(Severity.BLOCK, Severity.WARN))
+       ), also=(Severity.BLOCK, Severity.WARN),
+       asks=(Question(TARGET_PATHS, disk_files),))
 def stale_copy(ctx: CheckContext):
     """A same-path file on the target's own local disk is not the guest's disk: with --unsafe the guest would
     continue on stale data, with storage copy libvirt overwrites it.
@@ -310,7 +318,8 @@ def stale_copy(ctx: CheckContext):
        ), also=(Severity.RISK,),
        explains={220: r"no storage pool with matching target path|pre-creation of storage targets|cannot precreate storage|"
                       r"Source and target image have different sizes|Image is not in qcow2 format|"
-                      r"'block-export-add': Block node is read-only|Failed to get \"write\" lock"})
+                      r"'block-export-add': Block node is read-only|Failed to get \"write\" lock"},
+       asks=(Question(TARGET_PATHS, disk_files), Question(SOURCE_PATHS, disk_files)))
 def copy_precreate(ctx: CheckContext):
     """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
     whose target path is the disk's directory; outside any (active) pool it fails. An image already at the

@@ -488,63 +488,6 @@ def gather_image_headers(session: HostSession, raw: RawHost, dom: Domain) -> Non
             raw.image_headers[source] = data.hex()
 
 
-def cpu_definitions_to_compare(src_raw: RawHost, dom: Domain) -> list[str]:
-    """CPU definitions the target must judge: the guest's own, or the source CPU for host-passthrough."""
-    from migcheck.checks.cpu import hypervisor_cpu_xml
-
-    out = []
-    if dom.cpu.mode in ("host-passthrough", "maximum"):
-        key = domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type)
-        text = src_raw.domcaps_xml.get(key)
-        if text:
-            hm = parse_domain_capabilities_xml(text).host_model
-            if hm is not None and hm.model:
-                out.append(hypervisor_cpu_xml(hm))
-                out.append(hypervisor_cpu_xml(hm, {"invtsc"}))
-    else:
-        out += guest_cpu_definitions(dom)
-    return out
-
-
-def guest_cpu_definitions(dom: Domain) -> list[str]:
-    """The guest's own CPU definition (host-model, custom), when it names a model."""
-    if dom.cpu.mode in ("host-passthrough", "maximum") or not (dom.cpu.model and dom.cpu.xml):
-        return []
-    return [dom.cpu.xml]
-
-
-def target_paths_of(dom: Domain, qemu_conf: str | None = None, networks: list[NetworkInfo] | None = None) -> list[str]:
-    """Paths on the target whose existence the checks need (qemu_conf: the target's, for the TLS dir;
-    networks: the target's, for the host bridges and NICs its networks of the guest hand out)."""
-    from migcheck.checks.devices import SWTPM_PATHS
-    from migcheck.checks.flags import tls_paths
-    from migcheck.checks.network import netdev_path, network_host_devices
-    from migcheck.checks.paths import boot_files, chardev_dirs
-
-    paths = [dom.emulator] if dom.emulator else []
-    paths += [d.source for d in dom.disks if d.source and d.type in ("file", "block")]
-    paths += [dir_ for _, dir_ in chardev_dirs(dom)] + [p for _, p in boot_files(dom)]
-    paths += [p for p in (dom.nvram, dom.nvram_template) if p]
-    paths += [netdev_path(i.bridge) for i in dom.interfaces if i.type == "bridge" and i.bridge]
-    paths += [netdev_path(i.dev) for i in dom.interfaces if i.type == "direct" and i.dev]
-    paths += [i.socket for i in dom.interfaces if i.type == "vhostuser" and i.socket]
-    paths += [netdev_path(n) for n in network_host_devices(dom, networks or [])]
-    paths += list(SWTPM_PATHS) if "emulator" in dom.tpms else []
-    paths += [f["source"] for f in dom.filesystems if f["type"] == "mount" and f["source"]]
-    paths += tls_paths(qemu_conf, "target")
-    return list(dict.fromkeys(p for p in paths if p.startswith("/")))
-
-
-def source_paths_of(dom: Domain, qemu_conf: str | None = None) -> list[str]:
-    """Paths on the source: disk images and block devices (their size, for storage copy), the UEFI loader and
-    NVRAM (their size), the TLS client files."""
-    from migcheck.checks.flags import tls_paths
-
-    paths = [d.source for d in dom.disks if d.source and d.type in ("file", "block")] + tls_paths(qemu_conf, "source")
-    paths += [p for p in (dom.loader, dom.nvram) if p]  # their sizes: a flash of another size on the target fails
-    return list(dict.fromkeys(p for p in paths if p.startswith("/")))
-
-
 RESOLVE_TIMEOUT = 10.0  # seconds for one getent on a host (a resolver's own timeouts stay below: 5 s x 2)
 
 

@@ -48,6 +48,8 @@ class PendingPair:
     """Both hosts' probes, running; :meth:`result` waits for them (within the probe's deadline)."""
 
     def __init__(self, source: HostTarget, target: HostTarget, vm: str, options: ProbeOptions):
+        if options.plan is None:
+            raise ValueError("probe_pair needs a plan: ProbeOptions(plan=migcheck.checks.registry.probe_plan)")
         self.source, self.target, self.vm, self.options = source, target, vm, options
         self.started = time.monotonic()
         self._src_raw: list[RawHost] = []
@@ -74,6 +76,8 @@ class PendingPair:
             from migcheck.facts.hostfiles import QEMU_CONF  # pydantic and the parsers: imported while the handshakes ran
             from migcheck.probe import gather as g
 
+            plan = self.options.plan()
+
             raw = g.RawHost(spec=self.source.spec, uri=redact(self.source.uri))
             self._src_raw.append(raw)
             stage("gathering host facts")
@@ -84,12 +88,12 @@ class PendingPair:
             self._source_done.set()  # the target can start its guest-specific work now
             stage("asking for domain capabilities and CPU comparisons")
             g.gather_domcaps(s, raw, dom)
-            for cpu_xml in g.guest_cpu_definitions(dom):  # the source's own view, to weigh the target's
+            for cpu_xml in plan.source_cpus(dom):  # the source's own view, to weigh the target's
                 g.compare_cpu(s, raw, dom, cpu_xml)
             self._source_cpu_ready.set()
             stage("reading host files and paths")
             g.gather_host_files(s, raw)
-            g.gather_paths(s, raw, g.source_paths_of(dom, raw.files.get(QEMU_CONF)))
+            g.gather_paths(s, raw, plan.source_paths(dom, raw.files.get(QEMU_CONF)))
             g.gather_image_headers(s, raw, dom)
             if self.options.resolve_target:
                 stage(WAITING_FOR_TARGET)
@@ -123,6 +127,7 @@ class PendingPair:
         from migcheck.facts.hostfiles import QEMU_CONF, TCP_FILES
         from migcheck.probe import gather as g
 
+        plan = self.options.plan()
         raw = g.RawHost(spec=self.target.spec, uri=redact(self.target.uri))
         self._dst_raw.append(raw)
         stage("gathering host facts")
@@ -146,12 +151,12 @@ class PendingPair:
         if g.needs_usb_devices(dom):
             g.gather_usb_devices(s, raw)
         g.gather_domcaps(s, raw, dom)
-        g.gather_paths(s, raw, g.target_paths_of(dom, raw.files.get(QEMU_CONF), raw.networks))
+        g.gather_paths(s, raw, plan.target_paths(dom, raw.files.get(QEMU_CONF), raw.networks))
         g.gather_image_headers(s, raw, dom)
         stage("waiting for the source's CPU")
         self._source_cpu_ready.wait(self.options.timeout)
         stage("comparing CPUs")
-        for cpu_xml in g.cpu_definitions_to_compare(self._src_raw[0], self._src_domain[0]):
+        for cpu_xml in plan.target_cpus(self._src_domain[0], self._src_raw[0].domcaps_xml):
             g.compare_cpu(s, raw, self._src_domain[0], cpu_xml)
         stage("done")
         return raw

@@ -27,6 +27,8 @@ from migcheck.connectors.tunnel import LibvirtTunnel, remote_uri
 if TYPE_CHECKING:
     import libvirt  # imported by the first connection (connectors.libvirt_conn), after SSH's
 
+    from migcheck.probe.plan import ProbePlan
+
 
 class ProbeError(Exception):
     """The host could not be probed at all (unreachable, VM not found, timeout)."""
@@ -53,6 +55,9 @@ class ProbeOptions:
     target_xml: str | None = None
     # libvirt over migcheck's own SSH connection (connectors/tunnel.py); MIGCHECK_NO_TUNNEL=1 for A/B benchmarks
     tunnel: bool = field(default_factory=lambda: os.environ.get("MIGCHECK_NO_TUNNEL") != "1")
+    # what to ask the hosts for the guest, from the checks' declarations (probe.plan): a function giving the
+    # plan, called by the probe's threads once their handshakes are under way (it imports the checks)
+    plan: Callable[[], ProbePlan] | None = None
 
 
 @dataclass

@@ -440,12 +440,12 @@ _CPU_DEFS_CACHE: dict[tuple, list[str]] = {}
 
 
 def _cpu_defs(hp: HostProbe, gp: GuestProbe) -> list[str]:
-    from migcheck.probe.gather import cpu_definitions_to_compare
+    from migcheck.checks.registry import probe_plan
 
     dc = hp.domcaps.get(gp.key)
     key = (dc.value if dc else None, gp.dom.cpu.mode, gp.dom.cpu.xml, gp.dom.cpu.model)
     if key not in _CPU_DEFS_CACHE:
-        _CPU_DEFS_CACHE[key] = cpu_definitions_to_compare(source_raw(hp, gp), gp.dom)
+        _CPU_DEFS_CACHE[key] = probe_plan().target_cpus(gp.dom, source_raw(hp, gp).domcaps_xml)
     return _CPU_DEFS_CACHE[key]
 
 

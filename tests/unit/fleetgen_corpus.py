@@ -425,13 +425,13 @@ _CPU_DEFS: dict[tuple, list[str]] = {}
 
 def _cpu_defs(hp: HostProbe, gp: GuestProbe) -> list[str]:
     from migcheck.audit.fleet import source_raw
-    from migcheck.probe.gather import cpu_definitions_to_compare
+    from migcheck.checks.registry import probe_plan
 
     dc = hp.domcaps.get(gp.key)
     key = (dc.value if dc else None, gp.dom.cpu.mode, gp.dom.cpu.xml, gp.dom.cpu.model)
     hit = _CPU_DEFS.get(key)
     if hit is None:
-        hit = _CPU_DEFS[key] = cpu_definitions_to_compare(source_raw(hp, gp), gp.dom)
+        hit = _CPU_DEFS[key] = probe_plan().target_cpus(gp.dom, source_raw(hp, gp).domcaps_xml)
     return hit
 
 

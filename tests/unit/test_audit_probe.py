@@ -12,6 +12,8 @@ import threading
 import libvirt
 import pytest
 
+from migcheck.checks.registry import probe_plan
+
 from migcheck.audit import probe as audit_probe
 from migcheck.audit.fleet import source_raw, target_raw
 
@@ -228,8 +230,7 @@ def fake_fleet(monkeypatch):
 
 def test_fleet_probe_cuts_exactly_what_probe_pair_gathers(fake_fleet) -> None:
     inv = parse_inventory("groups:\n  g: [root@fa, root@fb, root@fc]\n", "fleet.yml")
-    options = ProbeOptions(timeout=30, connect_timeout=5, tunnel=False) if "tunnel" in ProbeOptions.__dataclass_fields__ \
-        else ProbeOptions(timeout=30, connect_timeout=5)
+    options = ProbeOptions(timeout=30, connect_timeout=5, tunnel=False, plan=probe_plan)
     fleet = audit_probe.probe_fleet(inv, options, jobs=2)
     assert all(h.ok and not h.target_error for h in fleet.values()), {n: (h.error, h.target_error) for n, h in fleet.items()}
     assert set(fleet["root@fa"].guests) == {"a1", "a2", "a3"}

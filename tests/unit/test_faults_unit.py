@@ -15,6 +15,8 @@ from types import SimpleNamespace
 import libvirt
 import pytest
 
+from migcheck.checks.registry import probe_plan
+
 from migcheck.connectors.hostspec import parse_host, redact, scrub, secrets_in
 from migcheck.connectors.libvirt_conn import explain_connect_error, one_line
 from migcheck.probe import gather, session
@@ -323,7 +325,7 @@ def test_a_hung_host_is_a_probe_error_within_the_timeout(hung_libvirt):
 def test_a_hung_pair_names_the_hung_host(hung_libvirt):
     with pytest.raises(ProbeError) as ei:
         probe_pair(parse_host("slow1"), parse_host("slow2"), "vm1",
-                   ProbeOptions(timeout=0.5, connect_timeout=0.5, use_ssh=False))
+                   ProbeOptions(timeout=0.5, connect_timeout=0.5, use_ssh=False, plan=probe_plan))
     assert ei.value.host == "slow1"
 
 

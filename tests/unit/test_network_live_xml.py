@@ -7,7 +7,7 @@ The interface XML below is what libvirt 9.0 printed for running lab guests
 from __future__ import annotations
 
 from migcheck.facts.domain_xml import parse_domain_xml
-from migcheck.probe.gather import target_paths_of
+from migcheck.checks.registry import probe_plan
 from migcheck.probe.raw import NetworkInfo
 from tests.unit.factories import guest_xml
 from tests.unit.test_checks_catalogue import LIVE_FWD, LIVE_MACVTAP, LIVE_NAT
@@ -47,7 +47,7 @@ def test_the_target_stats_the_bridge_and_nics_its_own_networks_hand_out():
     nets = [NetworkInfo(name="fwd", active=True, bridge="br-other", forward_mode="bridge"),
             NetworkInfo(name="mvnet", active=True, forward_mode="vepa", forward_devs=["eth2x", "eth3x"]),
             NetworkInfo(name="natnet", active=True, bridge="virbr-n2", forward_mode="nat")]
-    paths = target_paths_of(dom, None, nets)
+    paths = probe_plan().target_paths(dom, None, nets)
     assert {"/sys/class/net/br-other", "/sys/class/net/eth2x", "/sys/class/net/eth3x"} <= set(paths)
     assert not {"/sys/class/net/br-prod", "/sys/class/net/eth1x", "/sys/class/net/virbr-n1",
                 "/sys/class/net/virbr-n2"} & set(paths)
