@@ -5,40 +5,32 @@ For a guest ``v`` on ``S`` and a candidate target ``T``, the result is what
 Computing that per pair would parse and check the same facts over and over; instead:
 
 * facts are parsed once: host capabilities once per distinct text (the host UUID left out of
-  the key and put back), domain capabilities once per distinct text, each guest once;
-* the targets of a guest are put in classes by a key that is equal for two targets exactly
-  when the checks cannot tell them apart for this guest:
+  the key and put back), domain capabilities once per distinct text, each host's small files
+  once, each guest once (its status XML only when a check declares it reads it);
+* the targets of a guest are put in classes by a key (:func:`target_key`) that holds every
+  fact in :data:`IN_KEY` exactly (versions, capabilities without the UUID, networks, nwfilters,
+  secrets, qemu.conf, online CPUs and NUMA nodes, the probe's errors, and the answers to this
+  guest's own questions) and the views of :data:`VIEWS_IN_KEY` (same host UUID as the source or
+  not; the hostname only if it could be localhost; the domains of the guest's name or UUID; the
+  pools without their free space; whether the guest fits in the target's memory);
+* what each check reads of the target is what it declares (``@check(reads=...)``; a unit test
+  fails when a check reads more): a check that reads nothing of the target runs once per guest,
+  one that reads only what the key holds once per class (on one member whose name is replaced
+  by a marker, put back per member afterwards), any other once per target with its own facts.
 
-  - every *profile* fact of the target, exactly: versions, capabilities (without the UUID),
-    networks, nwfilters, secrets, pools (without free space), qemu.conf, online CPUs and NUMA
-    nodes, the errors of its probe, and its answers to this guest's questions (domain
-    capabilities, CPU comparisons, path stats);
-  - a few *identity* facts, coarsened to what the check that reads it can see, for this guest
-    (:data:`COVERED`): same host UUID as the source or not; the hostname only if it could be
-    localhost; the domains on the target of the guest's name or UUID; whether the guest fits
-    in the target's memory;
-
-* each class is evaluated once, on one of its members whose name is replaced by a marker
-  (findings name the target: the marker is replaced by each member's name afterwards);
-* while it runs, every read of the target's facts is traced. A check that did not read the
-  target at all is evaluated once per guest. A check that read an identity fact the table
-  does not cover for it (the numbers of a target short of memory, huge pages, addresses, free
-  pool space, or a new check reading a new fact) is evaluated again for every member of the
-  class, with that member's own facts, so the result stays that of every pair whatever checks
-  exist.
-
-``evaluate_every_pair`` is the plain per-pair reference; tests compare both on generated
-fleets.
+``tests/unit/every_pair.py`` is the plain per-pair reference the tests and the benchmark compare
+this with, on generated fleets and on real data.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 from migcheck.audit.fleet import GuestProbe, HostProbe, source_raw, target_raw
-from migcheck.checks.registry import Check, CheckContext, all_checks, merge_unavailable, run_check
+from migcheck.checks.registry import (FREE_READS, SOURCE_STATUS, Check, CheckContext, all_checks, merge_unavailable,
+                                     run_check)
 from migcheck.facts.host import (GuestFacts, HostFacts, answers_of, build_host_facts, file_facts_of,
                                  tpm_migrates_shared_storage)
 from migcheck.facts.hostfiles import CPU_ONLINE, MEMINFO, NODE_ONLINE, QEMU_CONF
@@ -53,99 +45,26 @@ MARKER = "\x00migcheck-audit-target\x00"  # never in host data: XML and the name
 PROFILE_FILES = (QEMU_CONF, CPU_ONLINE, NODE_ONLINE)
 
 
-# identity facet -> the checks known to depend on it only through its part of the class key
-# (see target_key). Any other read of an identity fact (the free memory, the addresses, huge
-# pages, the mounts, a file or field this table does not know) makes the check run once for
-# every member of the class, with that member's own facts.
-COVERED: dict[str, frozenset[str]] = {
-    "caps.uuid": frozenset({"platform.same-host"}),
-    "hostname": frozenset({"platform.target-hostname-localhost"}),
-    "peers": frozenset({"platform.name-collision"}),
-    "pools": frozenset({"storage.volume-pool-missing"}),  # names and states only: free space is not in the key
-    f"file:{MEMINFO}": frozenset({"resources.memory"}),  # only while the guest fits on every member (FITS)
-}
+# What the class key (target_key) holds of the target, exactly: a check that reads only these, and the
+# views below, is evaluated once per class. The answers are this guest's own (its paths, CPU
+# definitions, image headers, domain capabilities); qemu.conf and the online CPUs and nodes are
+# PROFILE_FILES; the errors are the probe's.
+IN_KEY = frozenset({"errors", "libvirt_version", "qemu_version", "caps", "domcaps", "guest", "cpu_compare", "paths",
+                    "image_headers", "networks", "nwfilters", "secrets", "qemu_conf", "cpus_online", "nodes_online"})
+# the views of checks.registry.VIEWS the key holds (memory~fits only while the guest fits: see target_key)
+VIEWS_IN_KEY = frozenset({"caps.uuid~source", "hostname~localhost", "peers~guest", "pools~layout", "memory~fits"})
+
+GUEST, CLASS, MEMBER = "guest", "class", "member"
 
 
-# --------------------------------------------------------------------- tracing
-
-
-class _Trace:
-    __slots__ = ("touched", "facets")
-
-    def __init__(self) -> None:
-        self.touched = False
-        self.facets: set[str] = set()
-
-
-class _Proxy:
-    """Read-only view of a facts object that records which facets are read."""
-
-    __slots__ = ("_obj", "_t")
-    _CLASS: type = object
-    _PROFILE: frozenset[str] = frozenset()
-    _NESTED: dict[str, type] = {}
-    _FACET: dict[str, str] = {}
-
-    def __init__(self, obj, trace: _Trace):
-        object.__setattr__(self, "_obj", obj)
-        object.__setattr__(self, "_t", trace)
-
-    @property
-    def __class__(self):  # isinstance(proxy, HostFacts) stays true
-        return type(self)._CLASS
-
-    def __getattr__(self, name: str):
-        t = self._t
-        t.touched = True
-        value = getattr(self._obj, name)
-        if name in self._PROFILE:
-            return value
-        nested = self._NESTED.get(name)
-        if nested is not None:
-            return None if value is None else nested(value, t)
-        t.facets.add(self._FACET.get(name, f"{type(self).__name__}.{name}"))
-        return value
-
-    def __setattr__(self, name, value):
-        raise AttributeError("facts are read-only during a check")
-
-    def __eq__(self, other):
-        self._t.touched = True
-        self._t.facets.add("*")
-        return self._obj == (other._obj if isinstance(other, _Proxy) else other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        self._t.facets.add("*")
-        return repr(self._obj)
-
-
-class _CapsProxy(_Proxy):
-    __slots__ = ()
-    _PROFILE = frozenset({"cpu", "guests", "numa_cells", "migration_transports", "machine_aliases"})
-    _FACET = {"uuid": "caps.uuid"}
-
-
-class _HostProxy(_Proxy):
-    __slots__ = ()
-    # facts in the class key exactly (the answers are this guest's questions, the files PROFILE_FILES)
-    _PROFILE = frozenset({"spec", "libvirt_version", "qemu_version", "domcaps", "guest", "errors", "domcaps_for",
-                          "cpu_compare", "paths", "image_headers", "networks", "nwfilters", "secrets",
-                          "qemu_conf", "cpus_online", "nodes_online"})
-    _NESTED = {"caps": _CapsProxy}
-    # any other fact (free memory, huge pages, mounts, addresses, raw answers, ...) is a facet of its own name
-    _FACET = {"hostname": "hostname", "peers": "peers", "pools": "pools", "memory": f"file:{MEMINFO}"}
-
-
-def _bind_classes() -> None:
-    from migcheck.facts.models import HostCapabilities
-
-    _CapsProxy._CLASS = HostCapabilities
-    _HostProxy._CLASS = HostFacts
-
-
-_bind_classes()
+def scope_of(chk: Check) -> str:
+    """How often a check runs for a guest, from what it declares it reads of the target (@check(reads=)):
+    once (it reads nothing of the target), once per class of targets (only what the key holds), or once per
+    target (any other fact: free memory, huge pages, addresses, a hostname, ...)."""
+    target_reads = chk.reads - FREE_READS - {SOURCE_STATUS}
+    if not target_reads:
+        return GUEST
+    return CLASS if target_reads <= IN_KEY | VIEWS_IN_KEY else MEMBER
 
 
 # ---------------------------------------------------------------- fact caches
@@ -207,10 +126,8 @@ class FactCache:
 
         live: the live XML's Domain when the probe has parsed it already (GuestProbe.dom, from the
         very text in raw): it is used instead of parsing the text a second time.
-        lazy: leave the status XML (/run/libvirt/qemu/NAME.xml) unparsed. It is large and no
-        check reads it today; the evaluation watches whether one does (guest.status, or the
-        source's errors in a way that would show a status parse error) and then evaluates the
-        guest again with everything parsed.
+        lazy: leave the status XML (/run/libvirt/qemu/NAME.xml) unparsed: it is large, and parsed only
+        when a check declares it reads it (checks.registry.SOURCE_STATUS).
         """
         self.parses += 1
         rd = raw.domain
@@ -273,146 +190,6 @@ def _bare_raw(spec: str, uri: str, domain) -> RawHost:
     from migcheck.audit.fleet import _raw
 
     return _raw(spec=spec, uri=uri, domain=domain)
-
-
-class _Watch:
-    __slots__ = ("revealed",)
-
-    def __init__(self) -> None:
-        self.revealed = False
-
-
-class _WatchedErrors(dict):
-    """The source's errors, for a guest whose status XML was left unparsed: notes any read that
-    could tell whether its parse failed (the key itself, or the dict as a whole)."""
-
-    __slots__ = ("_w",)
-    _KEY = "status_xml"
-
-    def __init__(self, data: dict, watch: _Watch):
-        super().__init__(data)
-        self._w = watch
-
-    def _whole(self):
-        self._w.revealed = True
-
-    def get(self, key, default=None):
-        if key == self._KEY:
-            self._whole()
-        return super().get(key, default)
-
-    def __getitem__(self, key):
-        if key == self._KEY:
-            self._whole()
-        return super().__getitem__(key)
-
-    def __contains__(self, key):
-        if key == self._KEY:
-            self._whole()
-        return super().__contains__(key)
-
-    def __iter__(self):
-        self._whole()
-        return super().__iter__()
-
-    def __len__(self):
-        self._whole()
-        return super().__len__()
-
-    def keys(self):
-        self._whole()
-        return super().keys()
-
-    def values(self):
-        self._whole()
-        return super().values()
-
-    def items(self):
-        self._whole()
-        return super().items()
-
-    def copy(self):
-        self._whole()
-        return dict(super().items())
-
-    def __eq__(self, other):
-        self._whole()
-        return dict(super().items()) == other
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self):
-        self._whole()
-        return super().__repr__()
-
-    def __reduce__(self):
-        self._whole()
-        return (dict, (dict(super().items()),))
-
-
-_CURRENT_WATCH = _Watch()  # the guest being evaluated (evaluation is single-threaded)
-
-
-class _LazyStatusGuest(GuestFacts):
-    """GuestFacts whose status XML was left unparsed: reading ``status`` (or the whole object)
-    is noted, and the guest is then evaluated again with everything parsed."""
-
-    def _reveal(self) -> None:
-        _CURRENT_WATCH.revealed = True
-
-    def __eq__(self, other):
-        self._reveal()
-        return super().__eq__(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        self._reveal()
-        return super().__repr__()
-
-    def model_dump(self, *a, **kw):
-        self._reveal()
-        return super().model_dump(*a, **kw)
-
-    def model_dump_json(self, *a, **kw):
-        self._reveal()
-        return super().model_dump_json(*a, **kw)
-
-    def model_copy(self, *a, **kw):
-        self._reveal()
-        return super().model_copy(*a, **kw)
-
-    def __copy__(self):
-        self._reveal()
-        return super().__copy__()
-
-    def __deepcopy__(self, memo=None):
-        self._reveal()
-        return super().__deepcopy__(memo)
-
-    def __getstate__(self):
-        self._reveal()
-        return super().__getstate__()
-
-
-def _status_getter(self):
-    _CURRENT_WATCH.revealed = True
-    return self.__dict__.get("status")
-
-
-type.__setattr__(_LazyStatusGuest, "status", property(_status_getter))
-
-
-def _lazy_guest(g: GuestFacts) -> GuestFacts:
-    c = g.model_copy()
-    object.__setattr__(c, "__class__", _LazyStatusGuest)
-    return c
-
-
-# ------------------------------------------------------------------- results
 
 
 @dataclass
@@ -606,7 +383,7 @@ KEY_MEM = 8
 
 def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None) -> tuple:
     """Equal for two targets when the checks cannot tell them apart for this guest, except through
-    facts that make the checks reading them run per member (see COVERED)."""
+    facts that make the checks reading them run per member (see scope_of)."""
     if gi.hugepages:
         mem: tuple = ("huge",)  # resources.hugepages reads meminfo, mounts, free pages: per member
     elif ti.mem_text is None:
@@ -639,7 +416,6 @@ class EvalStats:
     classes: int = 0
     check_runs: int = 0
     per_member_runs: int = 0
-    exact_redo: int = 0  # guests evaluated again with their status XML parsed
     uncovered: dict[str, int] = field(default_factory=dict)  # "check facet" -> times
 
 
@@ -650,6 +426,8 @@ class Evaluator:
         self.plan = plan
         self.checks = checks if checks is not None else all_checks()
         self.cache = cache or FactCache()
+        self.scopes = {c.id: scope_of(c) for c in self.checks}
+        self.parse_status = any(SOURCE_STATUS in c.reads for c in self.checks)
         self._intern: dict[object, int] = {}
         self._targets: dict[str, _TargetInfo] = {}
         self._src_caps: dict[str, tuple] = {}
@@ -702,21 +480,10 @@ class Evaluator:
             vm.cell_class = [0] * len(targets)
             return vm
         src_raw = source_raw(host, g)
-        lazy = g.raw.status_xml is not None
-        gfacts = self.cache.guest(src_raw, lazy=lazy, live=g.dom)
-        global _CURRENT_WATCH
-        watch = _CURRENT_WATCH = _Watch()
+        # the status XML is large and parsed only when a check declares it reads it (checks.registry.SOURCE_STATUS)
+        gfacts = self.cache.guest(src_raw, lazy=not self.parse_status, live=g.dom)
         src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
-        if lazy:
-            src = src.model_copy(update={"errors": _WatchedErrors(src.errors, watch),
-                                         "guest": _lazy_guest(src.guest) if src.guest is not None else None})
         self._evaluate_targets(vm, host, g, gfacts, src, flags)
-        if watch.revealed:  # a check looked at what the unparsed status XML could change: do it exactly
-            self.stats.exact_redo += 1
-            gfacts = self.cache.guest(src_raw, live=g.dom)
-            src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
-            vm.classes, vm.cell_class = [], []
-            self._evaluate_targets(vm, host, g, gfacts, src, flags)
         self.stats.classes += len(vm.classes)
         return vm
 
@@ -758,33 +525,34 @@ class Evaluator:
     def _evaluate_class(self, cr: ClassResult, key: tuple, src: HostFacts, g: GuestProbe, flags: MigrationFlags,
                         shared: dict[str, list[Finding]]) -> None:
         dst = self._target_facts(cr.members[0], g, MARKER)
-        trace = _Trace()
-        ctx = CheckContext(source=src, target=_HostProxy(dst, trace), flags=flags)
+        ctx = CheckContext(source=src, target=dst, flags=flags)
+        fits = key[KEY_MEM] in (FITS, NO_MEMINFO)
+        members: list[tuple[str, CheckContext]] | None = None
         for chk in self.checks:  # by_check keeps only checks with findings (or per-member ones), in order
-            if chk.id in shared:
+            scope = self.scopes[chk.id]
+            if scope == GUEST:
+                if chk.id not in shared:
+                    self.stats.check_runs += 1
+                    shared[chk.id] = run_check(chk, ctx)
                 if shared[chk.id]:
                     cr.by_check[chk.id] = shared[chk.id]
                 continue
-            trace.touched, trace.facets = False, set()
-            self.stats.check_runs += 1
-            found = run_check(chk, ctx)
-            if not trace.touched:
-                shared[chk.id] = found
+            if scope == CLASS and (fits or "memory~fits" not in chk.reads):
+                self.stats.check_runs += 1
+                found = run_check(chk, ctx)
                 if found:
                     cr.by_check[chk.id] = found
                 continue
-            uncovered = [f for f in trace.facets if chk.id not in COVERED.get(f, ())
-                         or (f == f"file:{MEMINFO}" and key[KEY_MEM] not in (FITS, NO_MEMINFO))]
-            if found or uncovered:
-                cr.by_check[chk.id] = found
-            if uncovered:
-                for f in uncovered:
-                    k = f"{chk.id} {f}"
-                    self.stats.uncovered[k] = self.stats.uncovered.get(k, 0) + 1
-                for m in cr.members:
-                    mctx = CheckContext(source=src, target=self._target_facts(m, g, None), flags=flags)
-                    self.stats.per_member_runs += 1
-                    cr.per_member.setdefault(m, {})[chk.id] = run_check(chk, mctx)
+            # reads a fact the class key does not hold (or the numbers of a target short of memory): per target
+            k = f"{chk.id} {' '.join(sorted(chk.reads - IN_KEY - VIEWS_IN_KEY)) or 'memory'}"
+            self.stats.uncovered[k] = self.stats.uncovered.get(k, 0) + 1
+            if members is None:
+                members = [(m, CheckContext(source=src, target=self._target_facts(m, g, None), flags=flags))
+                           for m in cr.members]
+            cr.by_check[chk.id] = []
+            for m, mctx in members:
+                self.stats.per_member_runs += 1
+                cr.per_member.setdefault(m, {})[chk.id] = run_check(chk, mctx)
 
     def evaluate_all(self, progress: Callable[[str, int, int], None] | None = None) -> list[VmResult]:
         out: list[VmResult] = []
@@ -873,42 +641,3 @@ def _check_chunk(names: list[str]) -> list[VmResult]:
     for n in names:
         out.extend(ev.evaluate_host(n))
     return out
-
-
-def evaluate_every_pair(hosts: dict[str, HostProbe], plan: AuditPlan) -> dict[tuple[str, str, str], Report]:
-    """The reference: for every guest and every candidate target, engine.evaluate on the pair's RawHosts."""
-    from migcheck.engine import evaluate
-
-    out: dict[tuple[str, str, str], Report] = {}
-    n_checks = len(all_checks())
-    for name, host in hosts.items():
-        if not host.ok:
-            continue
-        for g in host.guests.values():
-            flags = plan.guest_flags(g) if g.raw is not None else plan.flags
-            if flags is None:
-                continue
-            for t in plan.candidates.get(name, []):
-                th = hosts[t]
-                if g.error is not None or g.raw is None:
-                    err = f"{host.spec}: {g.error or 'not probed'}"
-                    out[(name, g.name, t)] = _unknown(host, th, g.name, flags, err)
-                elif th.error is not None or th.target_error is not None:
-                    err = f"{th.spec}: {th.error or th.target_error}"
-                    out[(name, g.name, t)] = _unknown(host, th, g.name, flags, err)
-                else:
-                    out[(name, g.name, t)] = evaluate(source_raw(host, g), target_raw(th, g), g.name, flags)
-                    assert out[(name, g.name, t)].checks_run == n_checks
-    return out
-
-
-def _unknown(src: HostProbe, dst: HostProbe, vm: str, flags: MigrationFlags, error: str) -> Report:
-    from migcheck.engine import unknown_report
-
-    return unknown_report(src.spec, dst.spec, vm, flags, error)
-
-
-def grouped_reports(results: Iterable[VmResult], hosts: dict[str, HostProbe],
-                    checks_run: int | None = None) -> dict[tuple[str, str, str], Report]:
-    n = checks_run if checks_run is not None else len(all_checks())
-    return {(vm.host, vm.name, t): pair_report(vm, t, hosts, n) for vm in results for t in vm.targets}

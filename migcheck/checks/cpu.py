@@ -149,7 +149,8 @@ def invtsc_without_tsc_frequency(ctx: CheckContext):
 
 @check("cpu.tsc-frequency-target", Severity.BLOCK,
        "the guest's TSC frequency cannot be honoured by the target host", also=(Severity.RISK, Severity.WARN),
-       explains={20: r"TSC frequency"})
+       explains={20: r"TSC frequency"},
+       reads=("caps",))
 def tsc_frequency_target(ctx: CheckContext):
     """A guest with a fixed TSC frequency starts on a host within ±250 ppm of it, or one that scales the TSC."""
     _running_or_skip(ctx)
@@ -289,7 +290,8 @@ def passthrough_reference_cpu(ctx: CheckContext) -> str | None:
 
 @check("cpu.passthrough-target-lacks-features", Severity.BLOCK,
        "host-passthrough guest: the target CPU lacks features the source CPU offers", also=(Severity.RISK, Severity.WARN),
-       asks=(Question(TARGET_CPUS, source_host_cpu_definitions),))
+       asks=(Question(TARGET_CPUS, source_host_cpu_definitions),),
+       reads=("caps", "cpu_compare", "libvirt_version"))
 def passthrough_target_lacks_features(ctx: CheckContext):
     """A host-passthrough guest keeps the source CPU's features; the target must offer all of them."""
     _running_or_skip(ctx)
@@ -358,7 +360,8 @@ STATEFUL_CPU_FEATURES = frozenset({"avx", "avx512f", "amx-tile", "pku", "mpx", "
        ), also=(Severity.RISK, Severity.WARN),
        explains={30: r"unknown CPU feature|missing features|does not provide required features|CPU is incompatible|"
                      r"guest CPU doesn't match"},
-       asks=(Question(TARGET_CPUS, guest_cpu_definitions), Question(SOURCE_CPUS, guest_cpu_definitions)))
+       asks=(Question(TARGET_CPUS, guest_cpu_definitions), Question(SOURCE_CPUS, guest_cpu_definitions)),
+       reads=("caps", "cpu_compare", "cpuinfo", "libvirt_version"))
 def guest_cpu_not_on_target(ctx: CheckContext):
     """Asks the target itself (virConnectCompareHypervisorCPU), as Nova does."""
     _running_or_skip(ctx)

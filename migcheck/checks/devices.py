@@ -41,7 +41,8 @@ def hostdev(ctx: CheckContext):
 
 
 @check("devices.usb-device-missing", Severity.BLOCK,
-       "a USB host device the guest uses is not on the target (or cannot be told apart there)")
+       "a USB host device the guest uses is not on the target (or cannot be told apart there)",
+       reads=("usb_devices",))
 def usb_device_missing(ctx: CheckContext):
     """libvirt allows USB host devices in a migration and looks the device up again on the target, by
     vendor/product and/or bus/device (virusb.c): none there fails "Did not find USB device VVVV:PPPP"
@@ -149,7 +150,8 @@ def ninep_share(ctx: CheckContext):
        ),
        explains={400: r"failed to open '.*': No such file"},
        asks=(Question(TARGET_PATHS, lambda dom, host: [f["source"] for f in dom.filesystems
-                                                      if f["type"] == "mount" and f["source"]]),))
+                                                      if f["type"] == "mount" and f["source"]]),),
+       reads=("paths",))
 def filesystem_source_missing(ctx: CheckContext):
     """The target QEMU opens the exported directory when it starts (9p); if it is missing there it fails with
     "cannot initialize fsdev '...': failed to open '...': No such file or directory" (proven in the lab).
@@ -252,7 +254,8 @@ def snapshots(ctx: CheckContext):
        ), also=(Severity.RISK,),
        explains={370: r"TPM version '.*' is not supported|TPM backend type|TPM model '.*' is not supported|"
                       r"swtpm does not support migration with shared storage"},
-       asks=(Question(TARGET_PATHS, lambda dom, host: SWTPM_PATHS if "emulator" in dom.tpms else ()),))
+       asks=(Question(TARGET_PATHS, lambda dom, host: SWTPM_PATHS if "emulator" in dom.tpms else ()),),
+       reads=("domcaps", "paths"))
 def tpm_emulator(ctx: CheckContext):
     """The TPM state migrates with the guest (lab: a tpm-crb 2.0 guest with its state under the private
     /var/lib/libvirt/swtpm migrates), but the target's libvirt must start a swtpm for it.
@@ -331,7 +334,8 @@ def _tpm_shared_state(ctx: CheckContext) -> list[Hit]:
 
 @check("devices.vhost-user-socket", Severity.BLOCK, "a vhost-user interface whose socket is missing on the target",
        asks=(Question(TARGET_PATHS, lambda dom, host: [i.socket for i in dom.interfaces
-                                                      if i.type == "vhostuser" and i.socket]),))
+                                                      if i.type == "vhostuser" and i.socket]),),
+       reads=("paths",))
 def vhost_user_socket(ctx: CheckContext):
     _live_only(ctx)
     out = []

@@ -65,7 +65,8 @@ def _unknown_migrate_disks(ctx: CheckContext) -> list[Hit]:
        proven_by=(
            "tests/lab/test_catalogue_storage_devices.py::test_tls_with_certificates_and_forced_tls",
        ),
-       explains={320: r"VIR_MIGRATE_TLS"})
+       explains={320: r"VIR_MIGRATE_TLS"},
+       reads=("qemu_conf",))
 def tls_required(ctx: CheckContext):
     if ctx.flags.tls or ctx.flags.offline or ctx.flags.tunnelled:
         return []  # libvirt exempts tunnelled migration (proven in the lab: --p2p --tunnelled migrates)
@@ -144,7 +145,8 @@ def _target_verifies_clients(target) -> bool:
        ),
        explains={330: r"Unable to access credentials"},
        asks=(Question(TARGET_PATHS, lambda dom, host: tls_paths(host.qemu_conf, "target")),
-             Question(SOURCE_PATHS, lambda dom, host: tls_paths(host.qemu_conf, "source"))))
+             Question(SOURCE_PATHS, lambda dom, host: tls_paths(host.qemu_conf, "source"))),
+       reads=("paths", "qemu_conf"))
 def tls_certificates(ctx: CheckContext):
     """The target QEMU (TLS server) needs ca-cert, server-cert and server-key; the source QEMU (client) needs
     ca-cert, and client-cert/client-key unless the target sets migrate_tls_x509_verify = 0. Files are looked
@@ -176,7 +178,8 @@ def tls_certificates(ctx: CheckContext):
     return out
 
 
-@check("flags.qemu-feature", Severity.BLOCK, "a migration feature the flags need is missing in QEMU on either side")
+@check("flags.qemu-feature", Severity.BLOCK, "a migration feature the flags need is missing in QEMU on either side",
+       reads=("qemu_version",))
 def qemu_feature(ctx: CheckContext):
     """multifd (--parallel) needs QEMU >= 4.0, post-copy QEMU >= 2.6."""
     needs = []

@@ -71,7 +71,8 @@ def _netdev_hits(ctx: CheckContext, ifaces, attr: str, what: str, fix: str, exac
        ),
        explains={250: r"Cannot get interface MTU"},
        asks=(Question(TARGET_PATHS, lambda dom, host: [netdev_path(i.bridge) for i in dom.interfaces
-                                                      if i.type == "bridge" and i.bridge]),))
+                                                      if i.type == "bridge" and i.bridge]),),
+       reads=("paths",))
 def bridge_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "bridge"]
@@ -87,7 +88,8 @@ def bridge_missing(ctx: CheckContext):
        ),
        explains={270: r"Unable to get index for interface"},
        asks=(Question(TARGET_PATHS, lambda dom, host: [netdev_path(i.dev) for i in dom.interfaces
-                                                      if i.type == "direct" and i.dev]),))
+                                                      if i.type == "direct" and i.dev]),),
+       reads=("paths",))
 def direct_device_missing(ctx: CheckContext):
     _live_only(ctx)
     ifaces = [i for i in ctx.domain.interfaces if i.type == "direct"]
@@ -114,7 +116,8 @@ def direct_device_missing(ctx: CheckContext):
                  280: r"Unable to get index for interface",  # a target network's own NIC missing
                  290: r"Network not found|network '.*' is not active"},
        asks=(Question(TARGET_PATHS, lambda dom, host: [netdev_path(n) for n in
-                                                      network_host_devices(dom, host.networks or [])]),))
+                                                      network_host_devices(dom, host.networks or [])]),),
+       reads=("networks", "paths"))
 def libvirt_network(ctx: CheckContext):
     """The target's libvirt plugs the incoming guest into its network of the same name.
 
@@ -211,7 +214,8 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
        proven_by=(
            "tests/lab/test_catalogue_network_state.py::test_nwfilter_missing_on_target_is_blocked_and_fails",
        ),
-       explains={300: r"nwfilter|filter '.*' not found|referenced filter '.*' is missing"})
+       explains={300: r"nwfilter|filter '.*' not found|referenced filter '.*' is missing"},
+       reads=("nwfilters",))
 def nwfilter_missing(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0): the target instantiates the filter when it plugs the interface in,
     and a filter defined only on the source fails the migration with
@@ -290,7 +294,8 @@ def _source_addresses(ctx: CheckContext, name: str):
            "tests/lab/test_catalogue_migration_address.py::test_migration_host_address_works_although_the_hostname_does_not_resolve",
        ),
        explains={70: r"Unable to resolve address '|address resolution failed for|unable to connect to server at '[^']*:\d+'|"
-                     r"Failed to connect to '[^']*:\d+'"})
+                     r"Failed to connect to '[^']*:\d+'"},
+       reads=("addresses", "hostname", "qemu_conf"))
 def migration_address(ctx: CheckContext):
     """The target's libvirt names the address (--migrateuri, else qemu.conf migration_host, else its own
     hostname); the source resolves it with its own resolver and connects there. A name the source cannot
@@ -345,7 +350,8 @@ def migration_address(ctx: CheckContext):
            "tests/lab/test_catalogue_migration_address.py::test_migration_address_the_target_does_not_have",
        ),
        explains={420: r"Failed to bind socket: Cannot assign requested address|"
-                      r"unable to connect to server at '[^']*:\d+': Connection refused"})
+                      r"unable to connect to server at '[^']*:\d+': Connection refused"},
+       reads=("addresses", "hostname", "qemu_conf"))
 def migration_listen_address(ctx: CheckContext):
     """The incoming QEMU binds --listen-address, else the target's qemu.conf migration_address, else every
     address. One the target does not have fails its QEMU: "Failed to bind socket: Cannot assign requested

@@ -65,7 +65,8 @@ _CHARDEV_ERRORS = {
        ),
        explains={390: r"Unable to open file: .*No such file|Unable to bind to UNIX socket path|unable to stat: .*No such file|"
                       r"Failed to connect to '"},
-       asks=(Question(TARGET_PATHS, lambda dom, host: [p for _, p in chardev_dirs(dom)]),))
+       asks=(Question(TARGET_PATHS, lambda dom, host: [p for _, p in chardev_dirs(dom)]),),
+       reads=("paths", "unix_sockets"))
 def chardev_directory(ctx: CheckContext):
     """file and unix chardevs are opened by the target's libvirt/QEMU when the incoming guest starts.
 
@@ -144,7 +145,8 @@ def _size_mismatch(flash: int, src: int, dst: int) -> str:
        ),
        explains={350: r"libvirt-pflash\d-\w+.*Could not open '|Size mismatch: system\.flash0"},
        asks=(Question(TARGET_PATHS, lambda dom, host: [p for _, p in boot_files(dom)]),
-             Question(SOURCE_PATHS, lambda dom, host: [dom.loader])))
+             Question(SOURCE_PATHS, lambda dom, host: [dom.loader])),
+       reads=("paths",))
 def boot_files_missing(ctx: CheckContext):
     """The target's QEMU opens <kernel>, <initrd> and the <loader> when the incoming guest starts.
 
@@ -193,7 +195,8 @@ def boot_files_missing(ctx: CheckContext):
        ), also=(Severity.RISK,),
        explains={360: r"Size mismatch: system\.flash1|Failed to open file '.*': No such file or directory"},
        asks=(Question(TARGET_PATHS, lambda dom, host: [dom.nvram, dom.nvram_template]),
-             Question(SOURCE_PATHS, lambda dom, host: [dom.nvram])))
+             Question(SOURCE_PATHS, lambda dom, host: [dom.nvram])),
+       reads=("paths",))
 def nvram(ctx: CheckContext):
     """The variables travel in the migration stream: QEMU migrates the NVRAM flash's contents.
 
@@ -253,7 +256,8 @@ _WILDCARDS = {"0.0.0.0", "::", None, ""}
            "tests/lab/test_catalogue_network_state.py::test_vnc_on_an_address_both_hosts_have_is_ok_and_migrates",
        ), also=(Severity.RISK,),
        explains={410: r"Failed to bind socket: Cannot assign requested address|Failed to find an available port|"
-                      r"no network with matching name"})
+                      r"no network with matching name"},
+       reads=("addresses", "networks", "tcp_listeners"))
 def graphics_listen(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0, QEMU 7.2): VNC listening on the source's own address fails on the
     target with "qemu-system-x86_64: -vnc ADDR:0,...: Failed to bind socket: Cannot assign requested
@@ -308,7 +312,8 @@ def graphics_listen(ctx: CheckContext):
            "tests/lab/test_catalogue_network_state.py::test_tcp_serial_whose_port_is_taken_on_the_target_is_blocked_and_fails",
            "tests/lab/test_catalogue_network_state.py::test_tcp_serial_on_a_free_port_is_ok_and_migrates",
        ), also=(Severity.RISK,),
-       explains={430: r"Failed to bind socket|Address already in use"})
+       explains={430: r"Failed to bind socket|Address already in use"},
+       reads=("addresses", "tcp_listeners"))
 def chardev_tcp_bind(ctx: CheckContext):
     """QEMU on the target binds each `<serial type='tcp'><source mode='bind' host= service=>` when it starts.
 

@@ -14,7 +14,8 @@ VIR_DOMAIN_PAUSED_IOERROR = 5
 
 
 @check("platform.same-host", Severity.BLOCK, "source and target are the same host (equal host UUIDs)",
-       explains={50: r"Attempt to migrate guest to the same host"})
+       explains={50: r"Attempt to migrate guest to the same host"},
+       reads=("caps", "caps.uuid~source"))
 def same_host(ctx: CheckContext):
     """libvirt refuses 'Attempt to migrate guest to the same host <uuid>'."""
     src = ctx.need(ctx.source.caps, "capabilities", ctx.source)
@@ -35,7 +36,8 @@ def same_host(ctx: CheckContext):
            "tests/lab/test_catalogue_migration_address.py::test_target_hostname_localhost",
            "tests/lab/test_catalogue_migration_address.py::test_migration_host_address_works_although_the_hostname_does_not_resolve",
        ),
-       explains={60: r"resolved to localhost"})
+       explains={60: r"resolved to localhost"},
+       reads=("hostname~localhost", "qemu_conf"))
 def target_hostname_localhost(ctx: CheckContext):
     """Without --migrateuri libvirt builds the incoming URI from the target's hostname (qemuMigrationDstPrepare:
     a hostname starting with 'localhost' is refused), unless the target's qemu.conf sets migration_host.
@@ -108,7 +110,8 @@ def _target_emulator_guest(ctx: CheckContext):
 
 
 @check("platform.arch-or-virt-type-unsupported", Severity.BLOCK,
-       "the target cannot run the guest's architecture or virt type")
+       "the target cannot run the guest's architecture or virt type",
+       reads=("caps",))
 def arch_or_virt_type(ctx: CheckContext):
     dom, caps, arch_guests = _target_emulator_guest(ctx)
     if not arch_guests:
@@ -126,7 +129,8 @@ def arch_or_virt_type(ctx: CheckContext):
 
 
 @check("platform.emulator-missing", Severity.BLOCK, "the guest's <emulator> binary is missing on the target",
-       asks=(Question(TARGET_PATHS, lambda dom, host: [dom.emulator]),))
+       asks=(Question(TARGET_PATHS, lambda dom, host: [dom.emulator]),),
+       reads=("caps", "paths"))
 def emulator_missing(ctx: CheckContext):
     dom, caps, arch_guests = _target_emulator_guest(ctx)
     if not dom.emulator:
@@ -156,7 +160,8 @@ def emulator_missing(ctx: CheckContext):
            "tests/lab/test_version_skew.py::test_newest_machine_type_new_to_old_is_blocked_and_fails",
            "tests/lab/test_version_skew.py::test_machine_type_newer_qemu_dropped_is_blocked_old_to_new",
        ),
-       explains={40: r"does not support machine type|unsupported machine type"})
+       explains={40: r"does not support machine type|unsupported machine type"},
+       reads=("caps", "qemu_version"))
 def machine_type_unknown(ctx: CheckContext):
     """Typical after upgrading the source first: pc-q35-10.0 cannot run on QEMU 7.2."""
     dom, caps, arch_guests = _target_emulator_guest(ctx)
@@ -191,7 +196,8 @@ def machine_version(name: str) -> tuple[int, ...]:
            "tests/lab/test_version_skew.py::test_machine_type_newer_qemu_dropped_is_blocked_old_to_new",
            "tests/lab/test_version_skew.py::test_named_model_both_know_migrates_both_ways",
            "tests/lab/test_version_skew.py::test_host_passthrough_new_to_old_loses_features_but_migrates",
-       ))
+       ),
+       reads=("libvirt_version", "qemu_version"))
 def target_older(ctx: CheckContext):
     """Older targets are the classic source of machine-type and CPU-feature failures; not a failure by itself."""
     out = []
@@ -216,7 +222,8 @@ def target_older(ctx: CheckContext):
            "tests/lab/test_catalogue_network_state.py::test_same_guest_defined_on_target_migrates_and_keeps_the_targets_definition",
            "tests/lab/test_catalogue_network_state.py::test_same_guest_defined_on_target_with_persistent_replaces_the_definition",
        ), also=(Severity.WARN,),
-       explains={440: r"already exists with uuid|is already active|already defined with uuid"})
+       explains={440: r"already exists with uuid|is already active|already defined with uuid"},
+       reads=("peers~guest",))
 def name_collision(ctx: CheckContext):
     """The target's libvirt adds the incoming guest (name: --dname or its own; its own UUID) to its domains.
 

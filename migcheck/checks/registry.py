@@ -63,7 +63,8 @@ class CheckContext:
         if value is None:
             why = ""
             if host is not None:
-                why = next((f": {v}" for k, v in host.errors.items() if k.startswith(fact.split(":")[0])), "")
+                why = host.error_about(fact)
+                why = f": {why}" if why is not None else ""
                 raise FactMissing(f"{fact} of {host.spec} not available{why}")
             raise FactMissing(f"{fact} not available")
         return value
@@ -115,6 +116,9 @@ class Check:
     explains: tuple[tuple[int, str], ...] = ()
     # what the probe must ask the hosts for a guest so that this check can judge it (probe.plan)
     asks: tuple[Question, ...] = ()
+    # the target's facts it reads (HostFacts field names, "caps.uuid", or a VIEWS name), and "guest.status"
+    # when it reads the source guest's status XML: what the audit groups equal targets by
+    reads: frozenset[str] = frozenset()
 
     @property
     def proven_by_lab(self) -> bool:
@@ -142,10 +146,24 @@ class Check:
 
 REGISTRY: dict[str, Check] = {}
 
+# Views a check may declare instead of the whole fact, when its verdict depends on the fact only this far;
+# the audit puts that much of the fact in its class key (audit/evaluate.target_key), and the rest of the
+# fact (the numbers a message quotes) makes it check per target once the view is not the harmless one.
+VIEWS: dict[str, str] = {
+    "caps.uuid~source": "whether the target's host UUID is the source's (platform.same-host)",
+    "hostname~localhost": "the target's hostname when it could be localhost; any other hostname alike",
+    "peers~guest": "the target's domains of this guest's name or UUID, not its other domains",
+    "pools~layout": "the pools' names, types, states and target paths, not their free space",
+    "memory~fits": "whether the guest fits in the target's MemTotal and MemAvailable; the numbers if not",
+}
+# read by every check that names the target, and put back per target by the audit (findings quote it)
+FREE_READS = frozenset({"spec"})
+SOURCE_STATUS = "guest.status"  # the source guest's status XML (and its parse error), only parsed when read
+
 
 def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = (),
           also: tuple[Severity, ...] = (), explains: dict[int, str] | None = None,
-          asks: tuple[Question, ...] = ()) -> Callable[[CheckFn], CheckFn]:
+          asks: tuple[Question, ...] = (), reads: tuple[str, ...] = ()) -> Callable[[CheckFn], CheckFn]:
     """Register a check function under a stable ID. `proven_by` names the lab tests (pytest node ids; a
     parametrized test without its [param] part) whose real migrations prove it; a unit test keeps them
     existing. `also` names the other severities it may emit (a risk that becomes a block when the numbers
@@ -159,7 +177,15 @@ def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = 
     unique over the registry (a unit test says so): the order is stated, not left to import order.
 
     `asks` lists the questions only the hosts can answer for this guest (paths to stat, CPU definitions
-    to compare: :mod:`migcheck.probe.plan`); the probe asks the union of every check's questions."""
+    to compare: :mod:`migcheck.probe.plan`); the probe asks the union of every check's questions.
+
+    `reads` names every fact of the *target* the check reads (a HostFacts field: "memory", "paths",
+    "caps" for the capabilities without the host UUID, "caps.uuid"; or one of :data:`VIEWS` where the
+    check's verdict depends on a fact only that far), and "guest.status" if it reads the source guest's
+    status XML. The audit checks a guest once per class of targets equal in what its checks read (unit
+    tests fail when a check reads a fact it does not declare). Reading the target's spec is free."""
+    if isinstance(reads, str):
+        raise TypeError(f"{id}: reads is a tuple of fact names, not one string")
     if isinstance(proven_by, str):
         raise TypeError(f"{id}: proven_by is a tuple of test node ids, not one string")
     ranked = tuple(sorted((explains or {}).items()))
@@ -173,7 +199,7 @@ def check(id: str, severity: Severity, title: str, proven_by: tuple[str, ...] = 
             raise ValueError(f"duplicate check id {id}")
         family = fn.__module__.rsplit(".", 1)[-1]
         REGISTRY[id] = Check(id=id, severity=severity, title=title, fn=fn, family=family, proven_by=tuple(proven_by),
-                             also=tuple(also), explains=ranked, asks=tuple(asks))
+                             also=tuple(also), explains=ranked, asks=tuple(asks), reads=frozenset(reads))
         return fn
 
     return deco

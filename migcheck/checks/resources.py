@@ -13,7 +13,8 @@ def _live_only(ctx: CheckContext) -> None:
         raise NotApplicable
 
 
-@check("resources.memory", Severity.RISK, "the target may not have enough free memory for the guest", also=(Severity.BLOCK,))
+@check("resources.memory", Severity.RISK, "the target may not have enough free memory for the guest", also=(Severity.BLOCK,),
+       reads=("memory~fits",))
 def memory(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain
@@ -38,7 +39,8 @@ def memory(ctx: CheckContext):
        proven_by=(
            "tests/lab/test_catalogue_network_state.py::test_hugepages_without_hugetlbfs_on_target_is_blocked_and_fails",
        ),
-       explains={310: r"hugetlbfs"})
+       explains={310: r"hugetlbfs"},
+       reads=("hugepages_free", "memory", "mounts"))
 def hugepages(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0) for the mount: a <hugepages/> guest migrates to a target with hugetlbfs
     mounted, and fails with 'internal error: hugetlbfs filesystem is not mounted or disabled by
@@ -79,7 +81,8 @@ def hugepages(ctx: CheckContext):
     return out
 
 
-@check("resources.vcpus", Severity.BLOCK, "more vCPUs than the target's QEMU allows, or than it has CPUs", also=(Severity.WARN,))
+@check("resources.vcpus", Severity.BLOCK, "more vCPUs than the target's QEMU allows, or than it has CPUs", also=(Severity.WARN,),
+       reads=("cpus_online", "domcaps"))
 def vcpus(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain
@@ -108,7 +111,8 @@ def vcpus(ctx: CheckContext):
     return []
 
 
-@check("resources.cpu-pinning", Severity.BLOCK, "vCPU/emulator pinning names CPUs the target does not have")
+@check("resources.cpu-pinning", Severity.BLOCK, "vCPU/emulator pinning names CPUs the target does not have",
+       reads=("cpus_online",))
 def cpu_pinning(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain
@@ -139,7 +143,8 @@ def _some(ids: IdSet, n: int = 16) -> str:
     return str(shown) if len(ids) <= n else str(shown)[:-1] + f", ... ({len(ids)} in all)]"
 
 
-@check("resources.numa-nodeset", Severity.BLOCK, "<numatune> names NUMA nodes the target does not have")
+@check("resources.numa-nodeset", Severity.BLOCK, "<numatune> names NUMA nodes the target does not have",
+       reads=("caps", "nodes_online"))
 def numa_nodeset(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain

@@ -125,7 +125,8 @@ def _format_mismatch(d: Disk, info: ImageInfo | None) -> str | None:
            "tests/lab/test_catalogue_storage_devices.py::test_glusterfs_mount_without_copy_is_ok_and_migrates",
            "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
        ),
-       explains={210: r"Migration without shared storage is unsafe"})
+       explains={210: r"Migration without shared storage is unsafe"},
+       reads=("boot_id", "mounts"))
 def not_shared(ctx: CheckContext):
     """libvirt's qemuMigrationSrcIsSafe: a file disk on a filesystem that is not shared needs storage copy.
 
@@ -209,7 +210,8 @@ def unsafe_cache(ctx: CheckContext):
            "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
        ), also=(Severity.WARN,),
        explains={380: r"Cannot access storage file|Could not open '|unable to stat: .*No such file"},
-       asks=(Question(TARGET_PATHS, disk_files),))
+       asks=(Question(TARGET_PATHS, disk_files),),
+       reads=("paths",))
 def missing_on_target(ctx: CheckContext):
     """Without storage copy the target QEMU opens the same path; with it, libvirt must be able to pre-create it.
 
@@ -264,7 +266,8 @@ def missing_on_target(ctx: CheckContext):
            "tests/lab/test_catalogue_storage_devices.py::test_unsafe_onto_a_stale_copy_is_risky_migrates_and_loses_the_guests_data",
            "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_the_same_file_is_blocked_and_fails",
        ), also=(Severity.BLOCK, Severity.WARN),
-       asks=(Question(TARGET_PATHS, disk_files),))
+       asks=(Question(TARGET_PATHS, disk_files),),
+       reads=("boot_id", "image_headers", "mounts", "paths"))
 def stale_copy(ctx: CheckContext):
     """A same-path file on the target's own local disk is not the guest's disk: with --unsafe the guest would
     continue on stale data, with storage copy libvirt overwrites it.
@@ -319,7 +322,8 @@ def stale_copy(ctx: CheckContext):
        explains={220: r"no storage pool with matching target path|pre-creation of storage targets|cannot precreate storage|"
                       r"Source and target image have different sizes|Image is not in qcow2 format|"
                       r"'block-export-add': Block node is read-only|Failed to get \"write\" lock"},
-       asks=(Question(TARGET_PATHS, disk_files), Question(SOURCE_PATHS, disk_files)))
+       asks=(Question(TARGET_PATHS, disk_files), Question(SOURCE_PATHS, disk_files)),
+       reads=("boot_id", "image_headers", "mounts", "paths", "pools"))
 def copy_precreate(ctx: CheckContext):
     """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
     whose target path is the disk's directory; outside any (active) pool it fails. An image already at the
@@ -403,7 +407,8 @@ def copy_precreate(ctx: CheckContext):
     return out
 
 
-@check("storage.network-disk-secret", Severity.BLOCK, "a network disk whose auth secret is not defined on the target")
+@check("storage.network-disk-secret", Severity.BLOCK, "a network disk whose auth secret is not defined on the target",
+       reads=("secrets",))
 def network_disk_secret(ctx: CheckContext):
     if ctx.flags.offline:
         raise NotApplicable
@@ -426,7 +431,8 @@ def network_disk_secret(ctx: CheckContext):
     return out
 
 
-@check("storage.volume-pool-missing", Severity.BLOCK, "a <disk type='volume'> whose pool is missing on the target")
+@check("storage.volume-pool-missing", Severity.BLOCK, "a <disk type='volume'> whose pool is missing on the target",
+       reads=("pools~layout",))
 def volume_pool_missing(ctx: CheckContext):
     disks = [d for d in ctx.domain.disks if d.type == "volume" and d.pool]
     if not disks:

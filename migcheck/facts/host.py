@@ -83,6 +83,11 @@ class HostFacts(HostFileFacts):
     raw: RawHost
     errors: dict[str, str] = Field(default_factory=dict)
 
+    def error_about(self, fact: str) -> str | None:
+        """Why a fact is missing: the first error whose key starts with the fact's name (before any ':')."""
+        prefix = fact.split(":")[0]
+        return next((v for k, v in self.errors.items() if k.startswith(prefix)), None)
+
     def domcaps_for(self, dom: Domain) -> DomainCapabilities | None:
         return self.domcaps.get(domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type))
 

@@ -309,7 +309,8 @@ def verify_small(seed: int, flags: str) -> dict:
     """Before timing: on a small fleet from the same real data, the audit's checking step (in worker
     processes) gives, pair by pair, the report ``migcheck SRC DST VM`` gives (evaluate_every_pair).
     A difference aborts the benchmark."""
-    from migcheck.audit.evaluate import AuditPlan, check_fleet, evaluate_every_pair, grouped_reports
+    from migcheck.audit.evaluate import AuditPlan, check_fleet
+    from tests.unit.every_pair import evaluate_every_pair, grouped_reports
     from migcheck.flags import parse_flags
     from tests.unit.fleetgen_corpus import corpus_fleet
 

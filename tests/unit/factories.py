@@ -99,8 +99,19 @@ def target(host_caps: str | None = None, libvirt: int = 9_000_000, qemu: int = 7
 
 
 def run(src: RawHost, dst: RawHost, flags: str = "--live"):
-    report = evaluate(src, dst, src.domain.name, parse_flags(flags.split()))
+    """engine.evaluate on the pair; on the way, every check's findings carry severities it declares and it
+    reads only the target facts it declares (tests/unit/declared_reads.py)."""
+    from tests.unit.declared_reads import assert_reads_declared
+
+    parsed = parse_flags(flags.split())
+    report = evaluate(src, dst, src.domain.name, parsed)
     assert_declared_severities(report)
+    migration_xml = None
+    if parsed.xml or parsed.persistent_xml:
+        from migcheck.destxml import load_migration_xml
+
+        migration_xml = load_migration_xml(parsed)
+    assert_reads_declared(src, dst, parsed, migration_xml)
     return report
 
 

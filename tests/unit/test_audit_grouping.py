@@ -10,14 +10,15 @@ from migcheck.checks.registry import REGISTRY, Check, Hit, check
 from migcheck.facts.host import build_host_facts
 from migcheck.flags import parse_flags
 from migcheck.report.model import Severity
+from tests.unit import every_pair
 from tests.unit.fleetgen import DEFAULT_PROFILES, UUID_PLACEHOLDER, small_fleet
 
 
 def _compare(fleet, flags: list[str], inactive: str = "offline") -> E.Evaluator:
     plan = E.AuditPlan(candidates=fleet.candidates(), flags=parse_flags(flags), inactive=inactive)
     ev = E.Evaluator(fleet.hosts, plan)
-    grouped = E.grouped_reports(ev.evaluate_all(), fleet.hosts)
-    every = E.evaluate_every_pair(fleet.hosts, plan)
+    grouped = every_pair.grouped_reports(ev.evaluate_all(), fleet.hosts)
+    every = every_pair.evaluate_every_pair(fleet.hosts, plan)
     assert set(grouped) == set(every)
     assert len(every) > 100
     for key, report in every.items():
@@ -43,7 +44,7 @@ def test_the_fleet_has_what_the_grouping_must_get_right() -> None:
     """Make sure the generated fleet really exercises the identity facts (else the equality proves little)."""
     fleet = small_fleet(seed=1)
     plan = E.AuditPlan(candidates=fleet.candidates(), flags=parse_flags(["--live"]))
-    rules = {(f.rule, f.severity.value) for r in E.evaluate_every_pair(fleet.hosts, plan).values() for f in r.findings}
+    rules = {(f.rule, f.severity.value) for r in every_pair.evaluate_every_pair(fleet.hosts, plan).values() for f in r.findings}
     for expected in [("platform.same-host", "block"), ("platform.target-hostname-localhost", "block"),
                      ("platform.name-collision", "block"), ("resources.memory", "risk"),
                      ("resources.memory", "block"), ("probe.failed", "unknown"), ("network.bridge-missing", "block"),
@@ -52,49 +53,81 @@ def test_the_fleet_has_what_the_grouping_must_get_right() -> None:
         assert expected in rules, expected
 
 
-def _with_check(cid: str, fn) -> None:
-    check(cid, Severity.BLOCK, "test-only")(fn)
+def _with_check(cid: str, fn, reads: tuple[str, ...] = ()) -> None:
+    check(cid, Severity.BLOCK, "test-only", reads=reads)(fn)
 
 
-def test_a_new_check_reading_an_uncovered_identity_fact_runs_per_member() -> None:
-    """A check the grouping knows nothing about (it reads the free memory) still gets per-pair answers."""
-    def reads_free_memory(ctx):
-        free = ctx.target.raw.free_memory
-        if free is not None and free < 100 * 1024 ** 3:
-            return [Hit(message=f"{ctx.target.spec} has {free} bytes free")]
-        return []
+def _reads_free_memory(ctx):
+    free = ctx.target.free_memory
+    if free is not None and free < 100 * 1024 ** 3:
+        return [Hit(message=f"{ctx.target.spec} has {free} bytes free")]
+    return []
 
-    _with_check("zz.test-free-memory", reads_free_memory)
+
+def test_a_new_check_reading_an_identity_fact_runs_per_member() -> None:
+    """A check that declares a fact the class key does not hold (the free memory) is run per target."""
+    _with_check("zz.test-free-memory", _reads_free_memory, reads=("free_memory",))
     try:
         ev = _compare(small_fleet(seed=5), ["--live"])
+        assert ev.scopes["zz.test-free-memory"] == E.MEMBER
         assert ev.stats.per_member_runs > 0
         assert any(k.startswith("zz.test-free-memory") for k in ev.stats.uncovered)
     finally:
         del REGISTRY["zz.test-free-memory"]
 
 
-def test_a_check_reading_the_status_xml_gets_it_parsed() -> None:
-    """The status XML is left unparsed until a check looks at it; then the guest is redone exactly."""
-    def reads_status(ctx):
-        st = ctx.guest.status
-        return [] if st is None else [Hit(message=f"status names {st.name}", severity=Severity.INFO)]
+def test_a_check_that_hides_a_read_is_caught_and_would_be_grouped_wrongly() -> None:
+    """The same check declaring nothing: the declared-reads rule fails on it, and the audit (believing it)
+    gives another matrix than every pair: the declarations are what the grouping stands on."""
+    from tests.unit.declared_reads import assert_reads_declared
 
-    _with_check("zz.test-status", reads_status)
+    _with_check("zz.test-free-memory", _reads_free_memory)
+    try:
+        fleet = small_fleet(seed=5)
+        plan = E.AuditPlan(candidates=fleet.candidates(), flags=parse_flags(["--live"]))
+        host = next(h for h in fleet.hosts.values() if h.ok and h.guests)
+        g = next(iter(host.guests.values()))
+        dst = fleet.hosts[plan.candidates[host.name][0]]
+        with pytest.raises(AssertionError, match="zz.test-free-memory.*free_memory"):
+            assert_reads_declared(source_raw(host, g), target_raw(dst, g), plan.flags)
+        grouped = every_pair.grouped_reports(E.Evaluator(fleet.hosts, plan).evaluate_all(), fleet.hosts)
+        every = every_pair.evaluate_every_pair(fleet.hosts, plan)
+        assert grouped != every
+    finally:
+        del REGISTRY["zz.test-free-memory"]
+
+
+def _reads_status(ctx):
+    st = ctx.guest.status
+    return [] if st is None else [Hit(message=f"status names {st.name}", severity=Severity.INFO)]
+
+
+def test_a_check_reading_the_status_xml_gets_it_parsed() -> None:
+    """The status XML is parsed only when a check declares it reads it (guest.status)."""
+    assert not E.Evaluator({}, E.AuditPlan(candidates={}, flags=parse_flags([]))).parse_status
+    _with_check("zz.test-status", _reads_status, reads=("guest.status",))
     try:
         ev = _compare(small_fleet(seed=6), ["--live"])
-        assert ev.stats.exact_redo > 0
+        assert ev.parse_status
     finally:
         del REGISTRY["zz.test-status"]
 
 
-def test_a_check_reading_the_source_errors_whole_gets_the_status_parsed() -> None:
+def test_a_check_reading_the_source_errors_whole_declares_the_status() -> None:
+    """Listing the source's errors could show that the status XML did not parse: a read of guest.status."""
+    from tests.unit.declared_reads import traced_reads
+
     def lists_errors(ctx):
         return [Hit(message=f"{len(ctx.source.errors)} errors", severity=Severity.INFO)]
 
-    _with_check("zz.test-errors", lists_errors)
+    _with_check("zz.test-errors", lists_errors, reads=("guest.status",))
     try:
-        ev = _compare(small_fleet(seed=7), [])
-        assert ev.stats.exact_redo > 0
+        fleet = small_fleet(seed=7)
+        host = next(h for h in fleet.hosts.values() if h.ok and h.guests)
+        g = next(iter(host.guests.values()))
+        dst = fleet.hosts[fleet.candidates()[host.name][0]]
+        assert "guest.status" in traced_reads(source_raw(host, g), target_raw(dst, g), parse_flags([]))["zz.test-errors"]
+        assert _compare(fleet, []).parse_status
     finally:
         del REGISTRY["zz.test-errors"]
 
