@@ -417,17 +417,17 @@ def render_nagios(res: AuditResult, changes: Changes | None, notes: list[str] | 
                   unwritten: bool = False) -> tuple[str, int]:
     """`migcheck audit INV --format nagios`: (the plugin output, its state)."""
     from migcheck.report import nagios
-    from migcheck.report.nagios import Perf, listed, text
+    from migcheck.report.nagios import Perf, listed, name, text
 
     state = nagios_state(res, unwritten)
     guests, hosts = len(res.rows), len(res.host_rows)
     stuck = [r for r in res.rows if r.status == STUCK]
     failed = res.failed_hosts
     n_unknown, n_risky = res.count(UNKNOWN), res.count(RISKY)
-    where = f"audit {text(Path(res.inventory.path).name)}"
+    where = f"audit {name(Path(res.inventory.path).name)}"
     unprobed = f"{len(failed)} of {hosts} host(s) not probed" if failed else ""
     if stuck:
-        names = [f"{text(r.vm.name)} on {text(r.vm.host)}" for r in stuck]
+        names = [f"{name(r.vm.name)} on {name(r.vm.host)}" for r in stuck]
         summary = f"{where}: {len(stuck)} of {guests} guest(s) stuck: {listed(names, nagios.MAX_NAMES_IN_STATUS)}"
         summary += f"; {unprobed}" if unprobed else ""
     elif res.nothing_checked:
@@ -446,12 +446,12 @@ def render_nagios(res: AuditResult, changes: Changes | None, notes: list[str] | 
                         ("risky only", [r for r in res.rows if r.status == RISKY])):
         for r in rows[:MAX_LONG_ROWS]:
             why = r.vm.error or _why(r) or "risky everywhere"
-            long_text.append(f"{label}: {text(r.vm.name)} on {text(r.vm.host)}: {text(why)}")
+            long_text.append(f"{label}: {name(r.vm.name)} on {name(r.vm.host)}: {text(why)}")
         if len(rows) > MAX_LONG_ROWS:
             long_text.append(f"{label}: ... and {len(rows) - MAX_LONG_ROWS} more")
     for h in failed:
         what = "as a target" if h.state == "target-failed" else "at all"
-        long_text.append(f"not probed {what}: {text(h.name)}: {text(h.error or '')}")
+        long_text.append(f"not probed {what}: {name(h.name)}: {text(h.error or '')}")
     if changes is not None and changes.previous_run is not None and not changes.empty:
         counts = ", ".join(f"{k.replace('_', ' ')}: {n}" for k, n in changes.counts().items() if n)
         long_text.append(f"changes since {text(changes.previous_run)}: {text(counts)}")

@@ -50,6 +50,12 @@ def text(value: object) -> str:
     return "".join(_escape_char(c) if _unsafe_in_text(c) else c for c in s)
 
 
+def name(value: object) -> str:
+    """A host or guest name as plugin text, exactly: only a plain space stays as it is; a line
+    break, a tab or any other blank or control character is an escape, as '|' and '\\' are."""
+    return "".join(_escape_char(c) if _unsafe_in_text(c) or (c.isspace() and c != " ") else c for c in str(value))
+
+
 def _label_char(ch: str) -> str:
     if ch in "'=|\\" or ch.isspace() or unicodedata.category(ch)[0] in "CZ":
         return "_"
@@ -144,7 +150,7 @@ def render_pair(report, duration: float | None = None, verbose: bool = False, no
     for f in report.findings:
         if f.rule not in by_sev.setdefault(f.severity, []):
             by_sev[f.severity].append(f.rule)
-    who = f"vm {text(report.domain)} {text(report.source)}->{text(report.target)}"
+    who = f"vm {name(report.domain)} {name(report.source)}->{name(report.target)}"
     if report.verdict == Verdict.OK:
         summary = f"{who} ok: {report.checks_run} checks, nothing blocks"
     else:
