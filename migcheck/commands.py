@@ -184,6 +184,8 @@ def audit(
 
     Exit codes: 0 every guest can move somewhere and every host was probed; 1 some guest is stuck (no target);
     3 some host could not be probed (or a guest not checked); 4 some guest can only move with a risk; 2 usage.
+    With --format nagios: 2 some guest is stuck; 1 a host not probed, a guest unknown or only risky; 3 nothing
+    could be checked, an output could not be written, or bad input; 0 all is well.
     """
     from migcheck.audit.cli import AuditOptions, UsageError, run_audit
     from migcheck.audit.history import default_db_path
