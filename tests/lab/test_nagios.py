@@ -30,6 +30,7 @@ def _agrees_with_json(lab, vm: str, flags: list[str]):
     a, b = lab.hosts
     jcode, report, _ = migcheck(a.name, b.name, vm, flags)
     code, out, err = _nagios(a.name, b.name, vm, flags)
+    print(f"$ migcheck {a.name} {b.name} {vm} {' '.join(flags)} --format nagios  # exit {code}\n{out}")
     p = parse_plugin_output(out, code)
     verdict = report["verdict"]
     assert code == STATE[verdict], (verdict, out)
