@@ -35,10 +35,6 @@ def start_plugin_mode(on: bool = True) -> None:
     _Plugin.on, _Plugin.answered, _Plugin.diverted = on, False, []
 
 
-def plugin_mode() -> bool:
-    return _Plugin.on
-
-
 def diverted_lines() -> list[str]:
     """The stderr lines kept back so far, in plugin mode."""
     return list(_Plugin.diverted)

@@ -57,8 +57,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
         raise UsageError(f"--format must be text, json or nagios, not {opts.fmt!r}")
     plugin = opts.fmt == "nagios"
     notes: list[str] = []  # as a monitoring plugin: what would go to stderr, for the long text
-    if plugin:
-        opts.progress = False  # a plugin writes nothing on stderr (Icinga 2 shows it as output)
+    if plugin:  # a plugin writes nothing on stderr (Icinga 2 shows it as output): no progress bar either
         err = _Notes(notes)
     if opts.jobs < 1 or opts.timeout <= 0:
         raise UsageError("--jobs must be at least 1 and --timeout positive")
@@ -88,7 +87,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
         except Exception as exc:  # noqa: BLE001 - an unusable database is the user's to fix, before probing
             raise UsageError(f"cannot open the history database {opts.db}: {exc}") from None
 
-    progress = Progress(enabled=opts.progress)
+    progress = Progress(enabled=False if plugin else opts.progress)
     started = time.time()
     plan = AuditPlan(candidates={h: inv.candidates(h) for h in inv.hosts}, flags=flags, inactive=opts.inactive)
 

@@ -402,3 +402,23 @@ def test_the_audit_command_line_as_a_plugin(tmp_path, capsys, monkeypatch) -> No
     code, out, err = _main(["audit", _inventory(tmp_path, fleet.groups), "--no-db", "--live", "-f", "nagios"], capsys)
     assert parse_plugin_output(out, code).state == 2 and err == ""
     assert out.count("MIGCHECK ") == 1
+
+
+def test_a_migcheck_bug_is_unknown_with_a_status_line_not_a_traceback(tmp_path) -> None:
+    """The guidelines' "default catch-all ... that returns an UNKNOWN": in a real process (it ends with os._exit)."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import migcheck.cli as cli
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom | x=1")
+
+        cli._replay = broken
+        cli.main(["check", "--from-snapshot", {str(SNAPSHOTS / "invtsc-blocked")!r}, "--format", "nagios"])
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    out = parse_plugin_output(p.stdout, p.returncode)
+    assert p.returncode == 3 and p.stderr == ""
+    assert out.summary == "internal error: RuntimeError: boom \\x7c x=1 (please report it)" and not out.perf
