@@ -2,6 +2,7 @@
 
 ``migcheck SRC DST VM [virsh migrate flags]`` is short for ``migcheck check ...``.
 Exit codes: 0 ok, 1 blocked, 2 usage error, 3 could not check, 4 risky.
+With --format nagios (a monitoring plugin): 0 ok, 1 risky, 2 blocked, 3 unknown or bad input.
 The commands only: their output streams and the ending of the process are in migcheck.console.
 """
 
@@ -10,11 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-from migcheck.console import echo, run_as_process, scrub_secrets, silence_broken_pipe, trace_if_asked
+from migcheck.console import (diverted_lines, echo, plugin_answer, plugin_requested, run_as_process, scrub_secrets,
+                              silence_broken_pipe, start_plugin_mode, trace_if_asked)
 from migcheck.report.exit_codes import ExitCode
 
 SUBCOMMANDS = {"check", "migrate", "probe", "audit", "rules", "explain", "version"}
@@ -23,6 +26,14 @@ SUBCOMMANDS = {"check", "migrate", "probe", "audit", "rules", "explain", "versio
 class Format(str, Enum):
     table = "table"
     json = "json"
+
+
+class ReportFormat(str, Enum):
+    """The formats of a check's and an audit's report: Format's, and the monitoring plugin's."""
+
+    table = "table"
+    json = "json"
+    nagios = "nagios"
 
 
 def _fail(message: str, code: ExitCode) -> SystemExit:
@@ -63,7 +74,13 @@ def _every_check_plan():
     return probe_plan()
 
 
-def _emit(report, fmt: Format, verbose: bool) -> None:
+def _emit(report, fmt: ReportFormat, verbose: bool, started: float | None = None) -> None:
+    """The report on stdout; as a monitoring plugin, also the exit (raised) with its state."""
+    if fmt == ReportFormat.nagios:
+        from migcheck.report.nagios import pair_state, render_pair
+
+        duration = time.monotonic() - started if started is not None else None
+        raise plugin_answer(render_pair(report, duration, verbose, diverted_lines()), pair_state(report))
     from migcheck.report.render import render_json, render_table
 
     echo(render_json(report) if fmt == Format.json else render_table(report, verbose), nl=fmt == Format.json)
@@ -92,7 +109,8 @@ def _import_evaluation() -> None:
     load_all()
 
 
-def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool, save: Optional[Path] = None):
+def _check_online(source, target, vm, flags, options, fmt: ReportFormat, verbose: bool, save: Optional[Path] = None,
+                  started: float | None = None):
     """Probe both hosts and evaluate; on a probe failure print one line and exit 3."""
     from migcheck.connectors.hostspec import HostSpecError, parse_host
     from migcheck.probe.pair import start_probe_pair
@@ -131,6 +149,8 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
     try:
         pair = pending.result()
     except ProbeError as exc:
+        if fmt == ReportFormat.nagios:  # the error is the status line
+            _emit(unknown_report(src.spec, dst.spec, vm, flags, str(exc)), fmt, verbose, started)
         echo(f"migcheck: {exc}", err=True)
         if fmt == Format.json:
             _emit(unknown_report(src.spec, dst.spec, vm, flags, str(exc)), fmt, verbose)
@@ -145,13 +165,14 @@ def _check_online(source, target, vm, flags, options, fmt: Format, verbose: bool
     return report, pair, src, dst
 
 
-def run_check(args: list[str], source, target, vm, fmt: Format = Format.table, verbose: bool = False,
+def run_check(args: list[str], source, target, vm, fmt: ReportFormat = ReportFormat.table, verbose: bool = False,
               timeout: float = 30.0, no_ssh: bool = False, ssh_config: Optional[str] = None, qmp: bool = False,
               save: Optional[Path] = None, from_snapshot: Optional[list[Path]] = None) -> None:
     """`migcheck check` (commands.check and the plain-check path of main): exits with the verdict's code.
 
     args: the extra arguments, virsh migrate flags.
     """
+    started = time.monotonic()
     if from_snapshot:
         # positional arguments are flags here: nothing names hosts in a replay
         flags = _parse_flags_or_fail([a for a in [source, target, vm] if a] + list(args))
@@ -159,8 +180,8 @@ def run_check(args: list[str], source, target, vm, fmt: Format = Format.table, v
     else:
         flags = _parse_flags_or_fail(list(args))
         report, *_ = _check_online(source, target, vm, flags, _options(timeout, no_ssh, ssh_config, qmp),
-                                   fmt, verbose, save)
-    _emit(report, fmt, verbose)
+                                   fmt, verbose, save, started)
+    _emit(report, fmt, verbose, started)
     trace_if_asked("report written")
     raise SystemExit(report.exit_code)
 
@@ -218,7 +239,7 @@ _CHECK_VALUES = {"--format": "fmt", "-f": "fmt", "--timeout": "timeout", "--ssh-
 def _plain_value(key: str, value: str) -> bool:
     """A value that typer would read as this function does (else typer reads it itself)."""
     if key == "fmt":
-        return value in ("table", "json")
+        return value in ("table", "json", "nagios")
     if key == "timeout":  # digits, or digits.digits: float() and pydantic agree on these
         whole, _, frac = value.partition(".")
         return 0 < len(value) <= 12 and value.isascii() and whole.isdigit() and (frac.isdigit() or "." not in value)
@@ -263,7 +284,7 @@ def plain_check_args(args: list[str]) -> dict | None:
             return None
     if len(words) < 3:
         return None
-    params.update(source=words[0], target=words[1], vm=words[2], args=words[3:], fmt=Format(params["fmt"]),
+    params.update(source=words[0], target=words[1], vm=words[2], args=words[3:], fmt=ReportFormat(params["fmt"]),
                   timeout=float(params["timeout"]))
     return params
 
@@ -377,6 +398,14 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not args[0].startswith("-") and args[0] not in SUBCOMMANDS:
         args.insert(0, "check")
+    # a monitoring plugin: stdout only, exit 0-3 and a status line whatever happens
+    start_plugin_mode(plugin_requested(args))
+    scrub_secrets(args)
+    run_as_process(lambda: _run_command_line(args), console_script=argv is None)
+
+
+def _run_command_line(args: list[str]) -> None:
+    """A plain check without typer, anything else through the typer application."""
     cluster = _short_option_cluster(args)
     if cluster is not None:
         from migcheck.connectors.libvirt_conn import one_line
@@ -389,12 +418,6 @@ def main(argv: list[str] | None = None) -> None:
         echo("migcheck: -h/--help given with hosts or a guest: for help run it alone; a guest whose name "
                    "starts with '-' goes after '--' (migcheck SRC DST -- NAME)", err=True)
         sys.exit(int(ExitCode.USAGE))
-    scrub_secrets(args)
-    run_as_process(lambda: _run_command_line(args), console_script=argv is None)
-
-
-def _run_command_line(args: list[str]) -> None:
-    """A plain check without typer, anything else through the typer application."""
     plain = plain_check_args(args)
     if plain is not None:
         _run_plain_check(plain)

@@ -19,6 +19,7 @@ from migcheck.cli import (  # noqa: F401 - SUBCOMMANDS and MAX_TIMEOUT: kept imp
     MAX_TIMEOUT,
     SUBCOMMANDS,
     Format,
+    ReportFormat,
     _check_online,
     _emit,
     _fail,
@@ -41,7 +42,8 @@ _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 _SOURCE = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI")
 _TARGET = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI")
 _VM = typer.Argument(None, help="the guest (domain) name on the source")
-_FORMAT = typer.Option(Format.table, "--format", "-f", help="table or json")
+_FORMAT = typer.Option(ReportFormat.table, "--format", "-f", help="table, json, or nagios (an Icinga/Nagios "
+                       "plugin: one status line, perfdata, exit 0 ok, 1 risky, 2 blocked, 3 unknown or bad input)")
 _VERBOSE = typer.Option(False, "--verbose", "-v", help="show the evidence of each finding")
 _TIMEOUT = typer.Option(30.0, "--timeout", help="seconds allowed for probing each host")
 _NO_SSH = typer.Option(False, "--no-ssh", help="use libvirt only (checks needing the QEMU command line say unknown)")
@@ -56,7 +58,7 @@ def check(
     source: Optional[str] = _SOURCE,
     target: Optional[str] = _TARGET,
     vm: Optional[str] = _VM,
-    fmt: Format = _FORMAT,
+    fmt: ReportFormat = _FORMAT,
     verbose: bool = _VERBOSE,
     timeout: float = _TIMEOUT,
     no_ssh: bool = _NO_SSH,
@@ -163,7 +165,9 @@ def audit(
     ssh_config: Optional[str] = _SSH_CONFIG,
     inactive: str = typer.Option("offline", "--inactive", help="shut-off guests: offline (check --offline "
                                  "--persistent), skip, or same (the given flags)"),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (text) or json, on stdout"),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table (text), json, or nagios (an "
+                                     "Icinga/Nagios plugin: 2 stuck guests, 1 risky/unknown/hosts not probed, 3 "
+                                     "nothing checked or bad input), on stdout"),
     matrix: bool = typer.Option(False, "--matrix", help="list every pair in the text report, not only problems"),
     json_file: Optional[str] = typer.Option(None, "--json", help="also write the JSON report to this file"),
     html_file: Optional[str] = typer.Option(None, "--html", help="also write a self-contained HTML report"),
@@ -180,16 +184,29 @@ def audit(
 
     Exit codes: 0 every guest can move somewhere and every host was probed; 1 some guest is stuck (no target);
     3 some host could not be probed (or a guest not checked); 4 some guest can only move with a risk; 2 usage.
+    With --format nagios: 2 some guest is stuck; 1 a host not probed, a guest unknown or only risky; 3 nothing
+    could be checked, an output could not be written, or bad input; 0 all is well.
     """
     from migcheck.audit.cli import AuditOptions, UsageError, run_audit
     from migcheck.audit.history import default_db_path
 
     opts = AuditOptions(inventory=inventory, flags=list(ctx.args), groups=group or None, jobs=jobs, timeout=timeout,
                         use_ssh=not no_ssh, ssh_config=ssh_config, inactive=inactive,
-                        fmt="json" if fmt == Format.json else "text", matrix=matrix, json_file=json_file,
+                        fmt={"json": "json", "nagios": "nagios"}.get(fmt.value, "text"), matrix=matrix, json_file=json_file,
                         html_file=html_file, prometheus_file=prometheus,
                         db=None if no_db else (db or str(default_db_path())), keep_runs=keep_runs, progress=progress,
                         allow_uri_commands=allow_uri_commands)
+    if opts.fmt == "nagios":  # the plugin output in one piece, its state as the exit code
+        import io
+
+        from migcheck.console import plugin_answer
+
+        out = io.StringIO()
+        try:
+            code = run_audit(opts, out, sys.stderr)
+        except UsageError as exc:
+            raise _fail(str(exc), ExitCode.USAGE)  # UNKNOWN, this line as its status line
+        raise plugin_answer(out.getvalue(), code)
     try:
         code = run_audit(opts, sys.stdout, sys.stderr)
     except UsageError as exc:

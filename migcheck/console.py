@@ -20,13 +20,78 @@ from migcheck.report.exit_codes import ExitCode
 _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")  # the ANSI codes click.echo removes
 
 
+class _Plugin:
+    """--format nagios: the process is a monitoring plugin (see start_plugin_mode)."""
+
+    on = False
+    answered = False  # the plugin output (status line first) has been written
+    diverted: list[str] = []  # what would have gone to stderr
+
+
+def start_plugin_mode(on: bool = True) -> None:
+    """From now on nothing goes to stderr (Icinga 2 mixes it into the plugin output, before the
+    status line): echo(err=True) keeps the lines for the plugin output to show; and the process
+    ends with 0-3 and a status line even when the command could not answer (see run_as_process)."""
+    _Plugin.on, _Plugin.answered, _Plugin.diverted = on, False, []
+
+
+def diverted_lines() -> list[str]:
+    """The stderr lines kept back so far, in plugin mode."""
+    return list(_Plugin.diverted)
+
+
+def plugin_answer(output: str, state: int) -> SystemExit:
+    """Write the plugin output and return the exit to raise with its state (0-3)."""
+    if state not in (0, 1, 2, 3):
+        raise ValueError(f"plugin state {state!r}: must be 0, 1, 2 or 3")
+    echo(output, nl=False)
+    _Plugin.answered = True
+    return SystemExit(state)
+
+
+def plugin_requested(args: list[str]) -> bool:
+    """`--format nagios` (-f nagios, --format=nagios, -fnagios) on a check or audit command line, before '--'."""
+    if not args or args[0] not in ("check", "audit"):
+        return False
+    fmt = None
+    words = args[: args.index("--")] if "--" in args else args
+    for i, arg in enumerate(words):
+        if arg in ("--format", "-f") and i + 1 < len(words):
+            fmt = words[i + 1]
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+        elif arg.startswith("-f") and not arg.startswith("--") and len(arg) > 2:
+            fmt = arg[2:]
+    return fmt == "nagios"
+
+
+def _plugin_unanswered(code) -> int:
+    """The command ended without its plugin output (a usage error, an internal error, --help):
+    UNKNOWN, with the first line it would have printed on stderr as the status line."""
+    if _Plugin.answered:
+        return code if code in (0, 1, 2, 3) else int(ExitCode.UNKNOWN)
+    lines = [line for line in _Plugin.diverted if line.strip()]
+    if lines or code not in (0, None):
+        from migcheck.report.nagios import unknown_output
+
+        first = lines[0] if lines else f"migcheck ended with exit code {code} and no answer"
+        sys.stdout.write(unknown_output(first, lines[1:]))
+        sys.stdout.flush()
+        _Plugin.answered = True
+    return int(ExitCode.UNKNOWN)
+
+
 def echo(message: str = "", err: bool = False, nl: bool = True) -> None:
     """typer.echo (click.echo) without importing typer, for the streams a command line has.
 
     On a text stream with UTF-8 encoding click writes the text as given, removes ANSI codes
     unless the stream is a terminal, and flushes: so does this. Any other stream goes to
-    typer.echo itself (tests/unit/test_startup.py compares the two).
+    typer.echo itself (tests/unit/test_startup.py compares the two). In plugin mode a line
+    for stderr is kept for the plugin output instead.
     """
+    if err and _Plugin.on:
+        _Plugin.diverted += [line for line in _ANSI.sub("", message).splitlines() if line.strip()]
+        return
     stream = sys.stderr if err else sys.stdout
     encoding = getattr(stream, "encoding", None)
     if not (isinstance(stream, (io.TextIOWrapper, _Scrubbing)) and encoding and getattr(stream, "errors", None)
@@ -127,14 +192,22 @@ def run_as_process(command: Callable[[], None], console_script: bool) -> None:
     try:
         command()
     except SystemExit as exc:
+        if _Plugin.on:  # 0-3 and a status line, whatever ended the command
+            exc = SystemExit(_plugin_unanswered(exc.code))
         if console_script:
             _exit_now_if_threads_linger(exc.code)
-        raise
+        raise exc from None
     except KeyboardInterrupt:
         echo("migcheck: interrupted", err=True)
+        if _Plugin.on:
+            _plugin_unanswered(None)
         sys.stdout.flush()
         os._exit(int(ExitCode.UNKNOWN))
     except Exception as exc:  # a migcheck bug must not look like a verdict, nor print a traceback
         echo(f"migcheck: internal error: {type(exc).__name__}: {exc} (please report it)", err=True)
+        if _Plugin.on:
+            _plugin_unanswered(None)
         sys.stdout.flush()
         os._exit(int(ExitCode.UNKNOWN))
+    finally:
+        _Plugin.on = False  # main() called again in the same process (tests) starts afresh

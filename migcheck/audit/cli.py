@@ -53,8 +53,12 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
 
     if opts.inactive not in ("offline", "skip", "same"):
         raise UsageError(f"--inactive must be offline, skip or same, not {opts.inactive!r}")
-    if opts.fmt not in ("text", "json"):
-        raise UsageError(f"--format must be text or json, not {opts.fmt!r}")
+    if opts.fmt not in ("text", "json", "nagios"):
+        raise UsageError(f"--format must be text, json or nagios, not {opts.fmt!r}")
+    plugin = opts.fmt == "nagios"
+    notes: list[str] = []  # as a monitoring plugin: what would go to stderr, for the long text
+    if plugin:  # a plugin writes nothing on stderr (Icinga 2 shows it as output): no progress bar either
+        err = _Notes(notes)
     if opts.jobs < 1 or opts.timeout <= 0:
         raise UsageError("--jobs must be at least 1 and --timeout positive")
     problem = ssh_config_problem(opts.ssh_config)
@@ -83,7 +87,7 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
         except Exception as exc:  # noqa: BLE001 - an unusable database is the user's to fix, before probing
             raise UsageError(f"cannot open the history database {opts.db}: {exc}") from None
 
-    progress = Progress(enabled=opts.progress)
+    progress = Progress(enabled=False if plugin else opts.progress)
     started = time.time()
     plan = AuditPlan(candidates={h: inv.candidates(h) for h in inv.hosts}, flags=flags, inactive=opts.inactive)
 
@@ -95,6 +99,8 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
                            resolve_target=not (flags.offline or flags.tunnelled))
     hosts = (probe or probe_fleet)(inv, options, opts.jobs, progress, audited)
     for name, h in hosts.items():
+        if plugin:  # the plugin output names these hosts itself
+            break
         if h.error:
             err.write(f"migcheck: {name}: could not be probed: {h.error}\n")
         elif h.target_error:
@@ -112,8 +118,8 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
             err.write(f"migcheck: the history database {opts.db}: {type(exc).__name__}: {exc}\n")
             changes = None
             history = None
-    text = render_json(result, changes) if opts.fmt == "json" else render_text(result, changes, opts.matrix)
-    out.write(text)
+    if not plugin:
+        out.write(render_json(result, changes) if opts.fmt == "json" else render_text(result, changes, opts.matrix))
     unwritten = False
     for path, render in ((opts.json_file, render_json), (opts.html_file, render_html),
                          (opts.prometheus_file, render_prometheus)):
@@ -128,7 +134,29 @@ def run_audit(opts: AuditOptions, out, err, probe=None) -> int:
     code = result.exit_code
     if unwritten or (opts.db and history is None):
         code = code if code == EXIT_STUCK else EXIT_UNKNOWN
+    if plugin:  # the state follows from the result and from what could not be written (named in the notes)
+        from migcheck.audit.report import render_nagios
+
+        text, state = render_nagios(result, changes, notes, unwritten or bool(opts.db and history is None))
+        out.write(text)
+        return state
     return code
+
+
+class _Notes:
+    """A stderr stand-in for the audit as a monitoring plugin: keeps the lines for the long text."""
+
+    def __init__(self, notes: list[str]):
+        self.notes = notes
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.notes.append(line.removeprefix("migcheck: "))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 __all__ = ["AuditOptions", "UsageError", "run_audit", "EXIT_USAGE"]

@@ -376,3 +376,99 @@ def _matrix_html(res: AuditResult) -> str:
         out.append("</table>")
     out.append("</section>")
     return "".join(out)
+
+
+# ------------------------------------------------------------------ Icinga/Nagios
+
+MAX_HOST_PERFDATA = 100  # per-host performance data for at most this many hosts (output buffers are finite)
+MAX_LONG_ROWS = 50
+
+
+def nagios_state(res: AuditResult, unwritten: bool = False) -> int:
+    """The audit as a service state, as an operator who must be able to evacuate any host wants it:
+
+    CRITICAL  some guest is stuck: every target blocks it, or it has none (whatever else is true);
+    UNKNOWN   the audit answered nothing: no host could be probed, or no guest could be checked
+              against any target; or an output it was told to write (--json, --html, --prometheus,
+              the history database) could not be written;
+    WARNING   every guest checked has somewhere to go, but not all is known to be well: a host
+              could not be probed (its guests were not checked, and it takes no guests), a guest
+              could not be checked, or a guest can move only with a risk;
+    OK        every host answered and every guest has a target whose verdict is ok.
+
+    Hosts that do not answer are WARNING, not UNKNOWN: the plugin guidelines keep UNKNOWN for
+    "invalid command line arguments" and failures inside the plugin, and say that "higher-level
+    errors (such as name resolution errors, socket timeouts, etc) ... should generally NOT be
+    reported as UNKNOWN"; the rest of the fleet was checked, and an UNKNOWN would hide that
+    answer (many sites send UNKNOWN to whoever runs the monitoring, not to the hypervisors' team).
+    """
+    from migcheck.report import nagios
+
+    if res.count(STUCK):
+        return nagios.CRITICAL
+    if res.nothing_checked or (res.rows and all(r.status == UNKNOWN for r in res.rows)) or unwritten:
+        return nagios.UNKNOWN
+    if res.failed_hosts or res.count(UNKNOWN) or res.count(RISKY):
+        return nagios.WARNING
+    return nagios.OK
+
+
+def render_nagios(res: AuditResult, changes: Changes | None, notes: list[str] | None = None,
+                  unwritten: bool = False) -> tuple[str, int]:
+    """`migcheck audit INV --format nagios`: (the plugin output, its state)."""
+    from migcheck.report import nagios
+    from migcheck.report.nagios import Perf, listed, name, text
+
+    state = nagios_state(res, unwritten)
+    guests, hosts = len(res.rows), len(res.host_rows)
+    stuck = [r for r in res.rows if r.status == STUCK]
+    failed = res.failed_hosts
+    n_unknown, n_risky = res.count(UNKNOWN), res.count(RISKY)
+    where = f"audit {name(Path(res.inventory.path).name)}"
+    unprobed = f"{len(failed)} of {hosts} host(s) not probed" if failed else ""
+    if stuck:
+        names = [f"{name(r.vm.name)} on {name(r.vm.host)}" for r in stuck]
+        summary = f"{where}: {len(stuck)} of {guests} guest(s) stuck: {listed(names, nagios.MAX_NAMES_IN_STATUS)}"
+        summary += f"; {unprobed}" if unprobed else ""
+    elif res.nothing_checked:
+        summary = f"{where}: none of the {hosts} host(s) could be probed, no guest was checked"
+    elif state == nagios.UNKNOWN and guests and n_unknown == guests:
+        summary = f"{where}: none of the {guests} guest(s) could be checked against any target"
+    else:
+        parts = [p for p in (unprobed, f"{n_unknown} guest(s) unknown" if n_unknown else "",
+                             f"{n_risky} guest(s) only risky" if n_risky else "") if p]
+        summary = f"{where}: no guest stuck" + (f"; {', '.join(parts)}" if parts else
+                                                f", every one of {guests} guest(s) can move")
+        if unwritten:
+            summary += "; an output could not be written"
+    long_text: list[str] = []
+    for label, rows in (("stuck", stuck), ("unknown", [r for r in res.rows if r.status == UNKNOWN]),
+                        ("risky only", [r for r in res.rows if r.status == RISKY])):
+        for r in rows[:MAX_LONG_ROWS]:
+            why = r.vm.error or _why(r) or "risky everywhere"
+            long_text.append(f"{label}: {name(r.vm.name)} on {name(r.vm.host)}: {text(why)}")
+        if len(rows) > MAX_LONG_ROWS:
+            long_text.append(f"{label}: ... and {len(rows) - MAX_LONG_ROWS} more")
+    for h in failed:
+        what = "as a target" if h.state == "target-failed" else "at all"
+        long_text.append(f"not probed {what}: {name(h.name)}: {text(h.error or '')}")
+    if changes is not None and changes.previous_run is not None and not changes.empty:
+        counts = ", ".join(f"{k.replace('_', ' ')}: {n}" for k, n in changes.counts().items() if n)
+        long_text.append(f"changes since {text(changes.previous_run)}: {text(counts)}")
+    long_text += [f"note: {text(n)}" for n in notes or []]
+    long_text.append(f"inventory: {text(res.inventory.path)}; flags: {text(' '.join(res.flags) or '(none)')}")
+    perf = [Perf("stuck_guests", len(stuck), crit="0", max=guests),
+            Perf("unknown_guests", n_unknown, warn="0", max=guests),
+            Perf("risky_only_guests", n_risky, warn="0", max=guests),
+            Perf("ok_guests", res.count(OK), max=guests),
+            Perf("guests", guests),
+            Perf("unreachable_hosts", len(failed), warn="0", max=hosts),
+            Perf("hosts", hosts),
+            Perf("pairs", res.pairs),
+            Perf("duration", round(res.duration, 3), uom="s")]
+    probed = [h for h in res.host_rows.values() if h.state != "failed"]
+    for h in probed[:MAX_HOST_PERFDATA]:
+        perf.append(Perf(f"stuck_guests:{h.name}", len(h.stuck), crit="0", max=len(h.vms)))
+    if len(probed) > MAX_HOST_PERFDATA:
+        long_text.append(f"per-host performance data for the first {MAX_HOST_PERFDATA} of {len(probed)} hosts")
+    return nagios.output(state, summary, long_text, perf), state

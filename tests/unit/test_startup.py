@@ -124,6 +124,7 @@ def test_a_non_numeric_parallel_connections_is_a_usage_error() -> None:
 
 TOKENS = ["src1", "dst1", "vm1", "a b", "é", "", "-", "--live", "--persistent", "--dname=x", "--dname", "-x",
           "--verbose", "-v", "--verbose=1", "-f", "--format", "--format=json", "--format=JSON", "json", "table",
+          "nagios", "--format=nagios", "-fnagios",
           "--timeout", "--timeout=7", "5", "1.5", "05", "1e3", "inf", ".5", "--no-ssh", "--qmp", "--qmp=1",
           "--ssh-config", "--ssh-config=", "/tmp/cfg", "--", "--help", "-h", "--save", "--from-snapshot", "-vf",
           "--verb", "--no-verbose"]
