@@ -365,7 +365,7 @@ class _GuestInfo:
         self.g = g
         self.disks = g.disk_files()
         d = g.dom
-        self.cpu_qs = [((d.arch or "", d.virt_type or "", x)) for x in g.cpu_defs] if d else []
+        self.cpu_qs = [g.cpu_question(x) for x in g.cpu_defs] if d else []
         self.key = g.key
 
 

@@ -37,6 +37,7 @@ class GuestProbe:
     error: str | None = None  # the guest could not be probed (vanished, changed, unreadable XML)
     dom: Domain | None = None  # its live XML, parsed: what the questions are asked about
     cpu_defs: list[str] = field(default_factory=list)  # CPU definitions a target must judge
+    cpu_expanded: dict[str, str] = field(default_factory=dict)  # cpu_key -> as the source expands it
     _tpaths: dict = field(default_factory=dict, repr=False, compare=False)  # qemu.conf -> paths
     _spaths: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -76,6 +77,12 @@ class GuestProbe:
 
         return image_sources(self.dom) if self.dom else []
 
+    def cpu_question(self, xml: str, expanded: bool = True) -> tuple[str, str, str, str]:
+        """The key of a CPU comparison: arch, virt type, the definition, and (for a target) the source's
+        expansion of it, which a target that does not know the model is asked about instead."""
+        d = self.dom
+        return (d.arch or "", d.virt_type or "", xml, self.cpu_expanded.get(cpu_key(xml), "") if expanded else "")
+
     def source_cpu_defs(self) -> list[str]:
         """The guest's own CPU definition, which probe_pair also asks the source about."""
         from migcheck.checks.registry import probe_plan
@@ -97,7 +104,7 @@ class HostProbe:
     e_objects: dict[str, str] = field(default_factory=dict)  # of gather_target_objects
     guests: dict[str, GuestProbe] = field(default_factory=dict)
     domcaps: dict[str, Answer] = field(default_factory=dict)  # by domcaps key
-    cpu: dict[tuple[str, str, str], Answer] = field(default_factory=dict)  # by (arch, virt type, CPU XML)
+    cpu: dict[tuple[str, str, str, str], Answer] = field(default_factory=dict)  # by GuestProbe.cpu_question
     paths: dict[str, Answer] = field(default_factory=dict)  # by path
     images: dict[str, Answer] = field(default_factory=dict)  # disk image path -> its header (gather_image_headers)
     # as a source: how it resolves its candidate targets' migration names (gather_resolution); None: not asked
@@ -128,14 +135,15 @@ def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
     b = host.base
     key = guest.key
     dc = host.domcaps.get(key)
-    cpu, cpu_errors = _cpu(host, guest, guest.source_cpu_defs())
+    cpu, cpu_errors = _cpu(host, guest, guest.source_cpu_defs(), expanded=False)
     paths, path_errors = _paths(host, guest.source_paths(b.files.get(QEMU_CONF)))
     images, image_errors = _images(host, guest, paths)
     return _raw(
         spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
         qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
         domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
-        cpu_compare=cpu, domain=guest.raw, files=_host_files(b.files, tcp=False), paths=paths, image_headers=images,
+        cpu_compare=cpu, cpu_expanded=dict(guest.cpu_expanded), domain=guest.raw, files=_host_files(b.files, tcp=False),
+        paths=paths, image_headers=images,
         resolved=host.resolved,
         errors=_merged(host.e_host, guest.errors, dc.errors if dc else {}, cpu_errors,
                        _host_files(host.e_files, tcp=False, usb=False), path_errors, image_errors, host.e_resolve),
@@ -151,7 +159,7 @@ def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
     dc = host.domcaps.get(key)
     paths, path_errors = _paths(host, guest.target_paths(b.files.get(QEMU_CONF), b.networks))
     images, image_errors = _images(host, guest, paths)
-    cpu, cpu_errors = _cpu(host, guest, guest.cpu_defs)
+    cpu, cpu_errors = _cpu(host, guest, guest.cpu_defs, expanded=True)
     tcp = guest.dom is not None and needs_tcp_listeners(guest.dom)
     usb = guest.dom is not None and needs_usb_devices(guest.dom)
     return _raw(
@@ -190,9 +198,10 @@ def _collect(table: dict, keys, name=lambda key: key) -> tuple[dict, dict[str, s
     return values, errors
 
 
-def _cpu(host: HostProbe, guest: GuestProbe, defs: list[str]) -> tuple[dict[str, CpuCompareAnswer], dict[str, str]]:
+def _cpu(host: HostProbe, guest: GuestProbe, defs: list[str],
+         expanded: bool) -> tuple[dict[str, CpuCompareAnswer], dict[str, str]]:
     d = guest.dom
-    keys = [(d.arch or "", d.virt_type or "", xml) for xml in defs]
+    keys = [guest.cpu_question(xml, expanded) for xml in defs]
     return _collect(host.cpu, keys, name=lambda key: cpu_key(key[2]))
 
 

@@ -29,7 +29,7 @@ from migcheck.facts.hostfiles import HOST_FILES, QEMU_CONF, TCP_FILES
 from migcheck.facts.migration_address import names_to_resolve
 from migcheck.probe import gather
 from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
-from migcheck.probe.raw import RawHost
+from migcheck.probe.raw import RawHost, cpu_key
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -145,7 +145,7 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
             host.domcaps[g.key] = ask_domcaps(session, target, g)
     for g in host.guests.values():
         for xml in g.source_cpu_defs():
-            k = (g.dom.arch or "", g.dom.virt_type or "", xml)
+            k = (g.dom.arch or "", g.dom.virt_type or "", xml, "")
             if k not in host.cpu:
                 host.cpu[k] = ask_cpu(session, target, g, xml)
     stage("its guests' paths")
@@ -155,9 +155,15 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     for p in dict.fromkeys(p for g in host.guests.values() for p in g.disk_files()):
         if image_wanted(host.paths[p].value if p in host.paths else None) and p not in host.images:
             host.images[p] = ask_image(session, target, p, host.paths[p].value)
+    expanded: dict[tuple[str, str], str | None] = {}  # (domcaps key, definition) -> as this libvirt expands it
     for g in host.guests.values():
         if g.dom is not None:
             g.cpu_defs = probe_plan().target_cpus(g.dom, source_raw(host, g).domcaps_xml)
+            for xml in g.cpu_defs:  # for a target that does not know the model (gather.compare_cpu)
+                if (g.key, xml) not in expanded:
+                    expanded[(g.key, xml)] = gather.expand_cpu(session, g.dom, xml)
+                if expanded[(g.key, xml)] is not None:
+                    g.cpu_expanded[cpu_key(xml)] = expanded[(g.key, xml)]
     return host
 
 
@@ -181,11 +187,12 @@ def ask_domcaps(session: HostSession, target: HostTarget, g: GuestProbe) -> Answ
     return Answer(value=raw.domcaps_xml.get(g.key), errors=dict(raw.errors))
 
 
-def ask_cpu(session: HostSession, target: HostTarget, g: GuestProbe, xml: str) -> Answer:
+def ask_cpu(session: HostSession, target: HostTarget, g: GuestProbe, xml: str, expanded: str | None = None,
+            own_model: str | None = None) -> Answer:
     from migcheck.probe.raw import cpu_key
 
     raw = _stage_raw(target)
-    gather.compare_cpu(session, raw, g.dom, xml)
+    gather.compare_cpu(session, raw, g.dom, xml, expanded, own_model)
     return Answer(value=raw.cpu_compare.get(cpu_key(xml)), errors=dict(raw.errors))
 
 
@@ -208,7 +215,7 @@ def ask_image(session: HostSession, target: HostTarget, path: str, stat) -> Answ
 @dataclass
 class Questions:
     domcaps: dict[str, GuestProbe]  # key -> a guest with that key
-    cpu: dict[tuple[str, str, str], GuestProbe]  # (arch, virt type, xml) -> a guest asking it
+    cpu: dict[tuple[str, str, str, str], GuestProbe]  # GuestProbe.cpu_question -> a guest asking it
     paths: list[str]
     images: list[str]  # disk files: their header is read where the path exists
 
@@ -223,7 +230,7 @@ def questions_for(guests: Iterable[GuestProbe], qemu_conf: str | None, networks=
             continue
         q.domcaps.setdefault(g.key, g)
         for xml in g.cpu_defs:
-            q.cpu.setdefault((g.dom.arch or "", g.dom.virt_type or "", xml), g)
+            q.cpu.setdefault(g.cpu_question(xml), g)
         paths.update(dict.fromkeys(g.target_paths(qemu_conf, networks)))
         images.update(dict.fromkeys(g.disk_files()))
     q.paths = list(paths)
@@ -246,7 +253,9 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
     for n, (k, g) in enumerate(todo_cpu, 1):
         if task:
             task.stage = f"comparing CPU definition {n}/{len(todo_cpu)}"
-        out["cpu"][k] = ask_cpu(session, target, g, k[2])
+        own = out["domcaps"].get(g.key) or host.domcaps.get(g.key)
+        out["cpu"][k] = ask_cpu(session, target, g, k[2], k[3] or None,
+                                gather.host_model_name(own.value if own is not None else None))
     if task:
         task.stage = f"checking {len(todo_paths)} path(s)"
     for p in todo_paths:

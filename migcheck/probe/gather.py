@@ -400,12 +400,46 @@ _UNKNOWN_CPU_FEATURE = re.compile(r"unknown CPU feature:?\s*'?([\w.-]+)", re.I)
 MAX_UNKNOWN_CPU_FEATURES = 64
 
 
-def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str) -> None:
+_UNKNOWN_CPU_MODEL = re.compile(r"unknown CPU model:?\s*'?([\w.-]+)", re.I)
+
+
+def expand_cpu(session: HostSession, dom: Domain, cpu_xml: str) -> str | None:
+    """The CPU definition with every feature its model implies written out, as this host's libvirt knows the
+    model (virConnectBaselineHypervisorCPU, EXPAND_FEATURES); None when it cannot say."""
+    try:
+        return session.query_conn.baselineHypervisorCPU(dom.emulator, dom.arch, dom.machine, dom.virt_type,
+                                                        [cpu_xml], libvirt.VIR_CONNECT_BASELINE_CPU_EXPAND_FEATURES)
+    except (LibvirtError, libvirt.libvirtError):
+        return None
+
+
+def host_model_name(domcaps_xml: str | None) -> str | None:
+    """The host's own host-model CPU name, from its domain capabilities (gather_domcaps)."""
+    text = domcaps_xml
+    try:
+        hm = parse_domain_capabilities_xml(text).host_model if text else None
+    except ValueError:
+        return None
+    return hm.model if hm is not None and hm.model else None
+
+
+def with_cpu_model(cpu_xml: str, model: str) -> str:
+    """The definition with another <model> (its features kept)."""
+    return re.sub(r"(<model\b[^>]*>)[^<]*(</model>)", lambda m: f"{m.group(1)}{model}{m.group(2)}", cpu_xml, count=1)
+
+
+def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str, expanded: str | None = None,
+                own_model: str | None = None) -> None:
     """A host's own verdict on a CPU definition (what Nova asks).
 
     An older libvirt stops at the first feature name it does not know ("Unknown
     CPU feature X"); the definition is then asked again without it, so the
     answer lists every unknown name and still judges the features it knows.
+    One that does not know the model at all ("Unknown CPU model X", a CPU newer
+    than that libvirt) is asked about `expanded` (the source's libvirt's writing
+    of the definition with every feature of the model explicit) on `own_model`
+    (this host's own host-model CPU, whose features it has): the answer then
+    names the unknown model and features and judges every other feature.
     """
     try:
         conn = session.query_conn
@@ -424,6 +458,13 @@ def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str) -
             code = exc.get_error_code()
             answer = CpuCompareAnswer(result=0 if code == libvirt.VIR_ERR_CPU_INCOMPATIBLE else -1,
                                       message=error_text(exc))
+        model = _UNKNOWN_CPU_MODEL.search(answer.message) if answer.result < 0 else None
+        if model is not None and expanded and own_model and model.group(1) not in unknown:
+            unknown.append(model.group(1))
+            xml = with_cpu_model(expanded, own_model)
+            for name in unknown[:-1]:  # names already found unknown stay out
+                xml = without_cpu_feature(xml, name)
+            continue
         m = _UNKNOWN_CPU_FEATURE.search(answer.message) if answer.result < 0 else None
         if m is None or m.group(1) in unknown or len(unknown) >= MAX_UNKNOWN_CPU_FEATURES:
             break

@@ -90,6 +90,9 @@ class PendingPair:
             g.gather_domcaps(s, raw, dom)
             for cpu_xml in plan.source_cpus(dom):  # the source's own view, to weigh the target's
                 g.compare_cpu(s, raw, dom, cpu_xml)
+            for cpu_xml in plan.target_cpus(dom, raw.domcaps_xml):  # for a target that does not know the model
+                if (expanded := g.expand_cpu(s, dom, cpu_xml)) is not None:
+                    raw.cpu_expanded[g.cpu_key(cpu_xml)] = expanded
             self._source_cpu_ready.set()
             stage("reading host files and paths")
             g.gather_host_files(s, raw)
@@ -156,8 +159,11 @@ class PendingPair:
         stage("waiting for the source's CPU")
         self._source_cpu_ready.wait(self.options.timeout)
         stage("comparing CPUs")
-        for cpu_xml in plan.target_cpus(self._src_domain[0], self._src_raw[0].domcaps_xml):
-            g.compare_cpu(s, raw, self._src_domain[0], cpu_xml)
+        src_raw, src_dom = self._src_raw[0], self._src_domain[0]
+        own_model = g.host_model_name(raw.domcaps_xml.get(g.domcaps_key(src_dom.emulator, src_dom.arch,
+                                                                          src_dom.machine, src_dom.virt_type)))
+        for cpu_xml in plan.target_cpus(src_dom, src_raw.domcaps_xml):
+            g.compare_cpu(s, raw, src_dom, cpu_xml, src_raw.cpu_expanded.get(g.cpu_key(cpu_xml)), own_model)
         stage("done")
         return raw
 

@@ -109,6 +109,9 @@ class RawHost(BaseModel):
     capabilities_xml: str | None = None
     domcaps_xml: dict[str, str] = Field(default_factory=dict)  # key: emulator|arch|machine|virttype
     cpu_compare: dict[str, CpuCompareAnswer] = Field(default_factory=dict)  # key: sha256 of CPU XML
+    # on a source: the CPU definitions a target compares, with every feature of their model written out by
+    # this host's libvirt (for a target whose libvirt does not know the model); key: cpu_key of the definition
+    cpu_expanded: dict[str, str] = Field(default_factory=dict)
     domain: RawDomain | None = None  # the guest, on the source
     peers: list[PeerDomain] = Field(default_factory=list)  # same name/uuid, on the target
     paths: dict[str, PathStat] = Field(default_factory=dict)

@@ -423,7 +423,7 @@ def host_probe(h: HostSpec, cpu_answers: dict | None = None) -> HostProbe:
     conf = files.get("/etc/libvirt/qemu.conf")
     for gp in hp.guests.values():
         for xml in gp.source_cpu_defs():
-            hp.cpu.setdefault((gp.dom.arch or "", gp.dom.virt_type or "", xml), _cpu_answer(p, xml))
+            hp.cpu.setdefault((gp.dom.arch or "", gp.dom.virt_type or "", xml, ""), _cpu_answer(p, xml))
         for path in gp.source_paths(conf):
             hp.paths.setdefault(path, _path_answer(h, path, source=True))
         for path in gp.disk_files():

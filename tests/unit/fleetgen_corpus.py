@@ -408,7 +408,7 @@ def host_probe(h: HostSpec) -> HostProbe:
         if gp.key not in hp.domcaps:
             hp.domcaps[gp.key] = _domcaps_answer(p, gp)
         for xml in gp.source_cpu_defs():
-            hp.cpu.setdefault((gp.dom.arch or "", gp.dom.virt_type or "", xml), _cpu_answer(p, xml))
+            hp.cpu.setdefault((gp.dom.arch or "", gp.dom.virt_type or "", xml, ""), _cpu_answer(p, xml))
         for path in gp.source_paths(conf):
             hp.paths.setdefault(path, _path_answer(h, path, source=True))
         for path in gp.disk_files():
