@@ -15,18 +15,11 @@ from dataclasses import dataclass, field
 
 from migcheck.facts.hostfiles import QEMU_CONF, TCP_FILES
 from migcheck.facts.models import Domain
-from migcheck.probe.gather import needs_tcp_listeners, needs_usb_devices
+from migcheck.probe.answers import Answer
+from migcheck.probe.gather import image_wanted, needs_tcp_listeners, needs_usb_devices
 from migcheck.probe.raw import CpuCompareAnswer, NameAnswer, PathStat, RawDomain, RawHost, cpu_key, domcaps_key
 
 INACTIVE_STATES = (0, 5, 6)  # no state, shut off, crashed: no QEMU process
-
-
-@dataclass
-class Answer:
-    """One question's answer as a fresh RawHost would hold it: the value (or None) and the errors it set."""
-
-    value: object = None  # domcaps XML text | CpuCompareAnswer | PathStat
-    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -194,11 +187,6 @@ def _cpu(host: HostProbe, guest: GuestProbe, defs: list[str]) -> tuple[dict[str,
     d = guest.dom
     keys = [(d.arch or "", d.virt_type or "", xml) for xml in defs]
     return _collect(host.cpu, keys, name=lambda key: cpu_key(key[2]))
-
-
-def image_wanted(stat: PathStat | None) -> bool:
-    """gather_image_headers reads an image only where it exists and is not a directory."""
-    return stat is not None and stat.exists and not stat.is_dir
 
 
 def _images(host: HostProbe, guest: GuestProbe, paths: dict[str, PathStat]) -> tuple[dict[str, str], dict[str, str]]:

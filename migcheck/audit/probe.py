@@ -4,8 +4,9 @@ Phase 1, per host: host facts, the domain list, every guest (gather_guest), the 
 capabilities its own guests need and the stats of their source paths. Phase 2, per host as a
 target, on the connections still open from phase 1: the distinct questions of every guest that
 may move to it (domain capabilities per domcaps key, compareHypervisorCPU per CPU definition,
-stat per path). Both phases reuse migcheck.probe.gather's functions, each question asked into a
-fresh RawHost so that its answer and its errors can be cut out per pair
+stat per path). Both phases reuse migcheck.probe.gather's functions; a guest's question is asked
+with gather's ask_* functions, whose answer (value and errors, migcheck.probe.answers.Answer) is
+kept per question so that each pair's view can be cut from them
 (:func:`migcheck.audit.fleet.target_raw`).
 
 A host that fails (unreachable, timeout) is recorded with one line naming the cause; the
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, image_wanted, source_raw
+from migcheck.audit.fleet import GuestProbe, HostProbe, source_raw
 from migcheck.audit.inventory import Inventory
 from migcheck.checks.registry import probe_plan
 from migcheck.connectors.hostspec import HostTarget, parse_host, redact
@@ -28,6 +29,7 @@ from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.hostfiles import HOST_FILES, QEMU_CONF, TCP_FILES
 from migcheck.facts.migration_address import names_to_resolve
 from migcheck.probe import gather
+from migcheck.probe.gather import ask_cpu, ask_domcaps, ask_image, ask_path, image_wanted
 from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
 from migcheck.probe.raw import RawHost
 
@@ -142,19 +144,19 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     stage("domain capabilities for its guests")
     for g in host.guests.values():
         if g.dom is not None and g.key not in host.domcaps:
-            host.domcaps[g.key] = ask_domcaps(session, target, g)
+            host.domcaps[g.key] = ask_domcaps(session, g.dom)
     for g in host.guests.values():
         for xml in g.source_cpu_defs():
             k = (g.dom.arch or "", g.dom.virt_type or "", xml)
             if k not in host.cpu:
-                host.cpu[k] = ask_cpu(session, target, g, xml)
+                host.cpu[k] = ask_cpu(session, g.dom, xml)
     stage("its guests' paths")
     conf = base.files.get(QEMU_CONF)
     for p in dict.fromkeys(p for g in host.guests.values() if g.dom is not None for p in g.source_paths(conf)):
-        host.paths[p] = ask_path(session, target, p)
+        host.paths[p] = ask_path(session, p)
     for p in dict.fromkeys(p for g in host.guests.values() for p in g.disk_files()):
         if image_wanted(host.paths[p].value if p in host.paths else None) and p not in host.images:
-            host.images[p] = ask_image(session, target, p, host.paths[p].value)
+            host.images[p] = ask_image(session, p, host.paths[p].value)
     for g in host.guests.values():
         if g.dom is not None:
             g.cpu_defs = probe_plan().target_cpus(g.dom, source_raw(host, g).domcaps_xml)
@@ -173,36 +175,6 @@ def probe_guest(session: HostSession, target: HostTarget, name: str) -> GuestPro
     except Exception as exc:  # noqa: BLE001 - as probe_pair reports it
         g.error = f"probe failed: {type(exc).__name__}: {one_line(str(exc))}"
     return g
-
-
-def ask_domcaps(session: HostSession, target: HostTarget, g: GuestProbe) -> Answer:
-    raw = _stage_raw(target)
-    gather.gather_domcaps(session, raw, g.dom)
-    return Answer(value=raw.domcaps_xml.get(g.key), errors=dict(raw.errors))
-
-
-def ask_cpu(session: HostSession, target: HostTarget, g: GuestProbe, xml: str) -> Answer:
-    from migcheck.probe.raw import cpu_key
-
-    raw = _stage_raw(target)
-    gather.compare_cpu(session, raw, g.dom, xml)
-    return Answer(value=raw.cpu_compare.get(cpu_key(xml)), errors=dict(raw.errors))
-
-
-def ask_path(session: HostSession, target: HostTarget, path: str) -> Answer:
-    raw = _stage_raw(target)
-    gather.gather_paths(session, raw, [path])
-    return Answer(value=raw.paths.get(path), errors=dict(raw.errors))
-
-
-def ask_image(session: HostSession, target: HostTarget, path: str, stat) -> Answer:
-    """gather_image_headers for one disk image the host has."""
-    from migcheck.facts.models import Disk, Domain
-
-    raw = _stage_raw(target)
-    raw.paths[path] = stat
-    gather.gather_image_headers(session, raw, Domain(name="-", disks=[Disk(type="file", source=path)]))
-    return Answer(value=raw.image_headers.get(path), errors=dict(raw.errors))
 
 
 @dataclass
@@ -234,7 +206,6 @@ def questions_for(guests: Iterable[GuestProbe], qemu_conf: str | None, networks=
 def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: _Task | None = None) -> dict:
     """Phase 2: the host's answers to the questions not answered yet. Returned, not stored, so a
     late answer after a timeout cannot change what the audit already evaluated."""
-    target = session.target
     out: dict = {"domcaps": {}, "cpu": {}, "paths": {}, "images": {}}
     todo_dc = [(k, g) for k, g in q.domcaps.items() if k not in host.domcaps]
     todo_cpu = [(k, g) for k, g in q.cpu.items() if k not in host.cpu]
@@ -242,19 +213,19 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
     for n, (k, g) in enumerate(todo_dc, 1):
         if task:
             task.stage = f"answering domain capabilities {n}/{len(todo_dc)}"
-        out["domcaps"][k] = ask_domcaps(session, target, g)
+        out["domcaps"][k] = ask_domcaps(session, g.dom)
     for n, (k, g) in enumerate(todo_cpu, 1):
         if task:
             task.stage = f"comparing CPU definition {n}/{len(todo_cpu)}"
-        out["cpu"][k] = ask_cpu(session, target, g, k[2])
+        out["cpu"][k] = ask_cpu(session, g.dom, k[2])
     if task:
         task.stage = f"checking {len(todo_paths)} path(s)"
     for p in todo_paths:
-        out["paths"][p] = ask_path(session, target, p)
+        out["paths"][p] = ask_path(session, p)
     for p in q.images:
         a = out["paths"].get(p) or host.paths.get(p)
         if p not in host.images and image_wanted(a.value if a else None):
-            out["images"][p] = ask_image(session, target, p, a.value)
+            out["images"][p] = ask_image(session, p, a.value)
     return out
 
 
