@@ -72,3 +72,22 @@ def run_stages(order: Iterable[str], steps: Mapping[str, Callable[[], object]],
         except Stop:
             return
         after(name)
+
+
+def _split(role: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A role's stages before the first that waits for the other side; that one and the rest."""
+    order = ORDER[role]
+    for i, name in enumerate(order):
+        if (role, name) in PAIR_WAITS:
+            return order[:i], order[i:]
+    return order, ()
+
+
+# The fleet audit (audit/probe.py) asks every host once, in two passes over all hosts. The first
+# runs what waits for no other host: the host-level stages, the guest's host files (read for all
+# its guests at once; audit/fleet.py cuts them per guest) and the source's stages for each guest on
+# it. The second, once every host has answered the first, what waits for another host: the
+# target's stages for the guests that may move to it, and the source's resolution of its
+# candidate targets' names.
+FLEET_FIRST = HOST_STAGES + (GUEST_FILES,) + tuple(s for s in _split(SOURCE)[0] if s in GUEST_STAGES)
+FLEET_SECOND = tuple(s for s in _split(TARGET)[1] if s != GUEST_FILES) + _split(SOURCE)[1]
