@@ -15,18 +15,26 @@ from dataclasses import dataclass, field
 
 from migcheck.facts.hostfiles import QEMU_CONF, TCP_FILES
 from migcheck.facts.models import Domain
-from migcheck.probe.gather import needs_tcp_listeners, needs_usb_devices
+from migcheck.probe.answers import Answer
+from migcheck.probe.gather import image_wanted, needs_tcp_listeners, needs_usb_devices
 from migcheck.probe.raw import CpuCompareAnswer, NameAnswer, PathStat, RawDomain, RawHost, cpu_key, domcaps_key
+from migcheck.probe.stages import (
+    CPUS,
+    DOMCAPS,
+    GUEST,
+    HOST_FACTS,
+    HOST_FILES,
+    IMAGES,
+    ORDER,
+    PATHS,
+    PEERS,
+    RESOLUTION,
+    SOURCE,
+    TARGET,
+    TARGET_OBJECTS,
+)
 
 INACTIVE_STATES = (0, 5, 6)  # no state, shut off, crashed: no QEMU process
-
-
-@dataclass
-class Answer:
-    """One question's answer as a fresh RawHost would hold it: the value (or None) and the errors it set."""
-
-    value: object = None  # domcaps XML text | CpuCompareAnswer | PathStat
-    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,19 +127,20 @@ class HostProbe:
         return self.error is None and self.base is not None
 
 
-def _merged(*parts: dict[str, str]) -> dict[str, str]:
+def _in_order(role: str, by_stage: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The errors of each stage, merged in the order the role's stages run in a pair (probe/stages.py)."""
     out: dict[str, str] = {}
-    for p in parts:
-        out.update(p)
+    for name in ORDER[role]:
+        out.update(by_stage.get(name, ()))
     return out
 
 
 
 
 def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
-    """The source's RawHost for one guest, as probe_pair's source side gathers it: gather_host,
-    gather_guest, gather_domcaps, compare_cpu (the guest's own CPU), gather_host_files,
-    gather_paths (source paths), gather_image_headers."""
+    """The source's RawHost for one guest, as probe_pair's source side gathers it, its errors in the
+    order of the source's stages (probe/stages.py): host facts, guest, domcaps, CPU comparisons (the
+    guest's own CPU), host files, paths (source paths), image headers, resolution."""
     b = host.base
     key = guest.key
     dc = host.domcaps.get(key)
@@ -145,15 +154,17 @@ def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
         cpu_compare=cpu, cpu_expanded=dict(guest.cpu_expanded), domain=guest.raw, files=_host_files(b.files, tcp=False),
         paths=paths, image_headers=images,
         resolved=host.resolved,
-        errors=_merged(host.e_host, guest.errors, dc.errors if dc else {}, cpu_errors,
-                       _host_files(host.e_files, tcp=False, usb=False), path_errors, image_errors, host.e_resolve),
+        errors=_in_order(SOURCE, {
+            HOST_FACTS: host.e_host, GUEST: guest.errors, DOMCAPS: dc.errors if dc else {}, CPUS: cpu_errors,
+            HOST_FILES: _host_files(host.e_files, tcp=False, usb=False), PATHS: path_errors, IMAGES: image_errors,
+            RESOLUTION: host.e_resolve}),
     )
 
 
 def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
-    """The target's RawHost for one guest, as probe_pair's target side gathers it: gather_host,
-    gather_peers, gather_host_files, gather_target_objects, gather_domcaps, gather_paths (target
-    paths, by the target's qemu.conf), gather_image_headers, compare_cpu per CPU definition."""
+    """The target's RawHost for one guest, as probe_pair's target side gathers it, its errors in the
+    order of the target's stages (probe/stages.py): host facts, peers, host files, target objects,
+    domcaps, paths (target paths, by the target's qemu.conf), image headers, CPU comparisons."""
     b = host.base
     key = guest.key
     dc = host.domcaps.get(key)
@@ -169,8 +180,10 @@ def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
         cpu_compare=cpu, peers=b.peers, paths=paths, image_headers=images, files=_host_files(b.files, tcp),
         networks=b.networks, nwfilters=b.nwfilters, secrets=b.secrets, pools=b.pools, free_memory=b.free_memory,
         usb_devices=b.usb_devices if usb else None,
-        errors=_merged(host.e_host, host.e_peers, _host_files(host.e_files, tcp, usb), host.e_objects,
-                       dc.errors if dc else {}, path_errors, image_errors, cpu_errors),
+        errors=_in_order(TARGET, {  # the guest's host files were read with the host's (FLEET_FIRST)
+            HOST_FACTS: host.e_host, PEERS: host.e_peers, HOST_FILES: _host_files(host.e_files, tcp, usb),
+            TARGET_OBJECTS: host.e_objects, DOMCAPS: dc.errors if dc else {}, PATHS: path_errors,
+            IMAGES: image_errors, CPUS: cpu_errors}),
     )
 
 
@@ -200,14 +213,8 @@ def _collect(table: dict, keys, name=lambda key: key) -> tuple[dict, dict[str, s
 
 def _cpu(host: HostProbe, guest: GuestProbe, defs: list[str],
          expanded: bool) -> tuple[dict[str, CpuCompareAnswer], dict[str, str]]:
-    d = guest.dom
     keys = [guest.cpu_question(xml, expanded) for xml in defs]
     return _collect(host.cpu, keys, name=lambda key: cpu_key(key[2]))
-
-
-def image_wanted(stat: PathStat | None) -> bool:
-    """gather_image_headers reads an image only where it exists and is not a directory."""
-    return stat is not None and stat.exists and not stat.is_dir
 
 
 def _images(host: HostProbe, guest: GuestProbe, paths: dict[str, PathStat]) -> tuple[dict[str, str], dict[str, str]]:

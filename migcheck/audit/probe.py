@@ -1,12 +1,15 @@
 """Probe a whole fleet: every host once, in parallel, with bounded concurrency and deadlines.
 
-Phase 1, per host: host facts, the domain list, every guest (gather_guest), the domain
-capabilities its own guests need and the stats of their source paths. Phase 2, per host as a
-target, on the connections still open from phase 1: the distinct questions of every guest that
-may move to it (domain capabilities per domcaps key, compareHypervisorCPU per CPU definition,
-stat per path). Both phases reuse migcheck.probe.gather's functions, each question asked into a
-fresh RawHost so that its answer and its errors can be cut out per pair
-(:func:`migcheck.audit.fleet.target_raw`).
+The stages and their order are probe_pair's (migcheck.probe.stages), run in two passes over
+all hosts. Phase 1 (FLEET_FIRST), per host: host facts, the domain list, host files and target
+objects, every guest (gather_guest), the domain capabilities, CPU comparisons and source paths
+its own guests need from it as their source. Phase 2 (FLEET_SECOND), per host as a target, on
+the connections still open from phase 1: the distinct questions of every guest that may move to
+it (domain capabilities per domcaps key, stat per path, image headers, compareHypervisorCPU per
+CPU definition), and as a source the names of its candidate targets. A guest's question is
+asked with gather's ask_* functions, whose answer (value and errors,
+migcheck.probe.answers.Answer) is kept per question so that each pair's view can be cut from
+them (:func:`migcheck.audit.fleet.target_raw`).
 
 A host that fails (unreachable, timeout) is recorded with one line naming the cause; the
 audit goes on without it.
@@ -19,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from migcheck.audit.fleet import Answer, GuestProbe, HostProbe, image_wanted, source_raw
+from migcheck.audit.fleet import GuestProbe, HostProbe, source_raw
 from migcheck.audit.inventory import Inventory
 from migcheck.checks.registry import probe_plan
 from migcheck.connectors.hostspec import HostTarget, parse_host, redact
@@ -28,7 +31,24 @@ from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.hostfiles import HOST_FILES, QEMU_CONF, TCP_FILES
 from migcheck.facts.migration_address import names_to_resolve
 from migcheck.probe import gather
+from migcheck.probe.gather import ask_cpu, ask_domcaps, ask_image, ask_path, image_wanted
 from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
+from migcheck.probe.stages import (
+    CPUS,
+    DOMCAPS,
+    FLEET_FIRST,
+    FLEET_SECOND,
+    GUEST,
+    GUEST_FILES,
+    HOST_FACTS,
+    HOST_FILES as HOST_FILES_STAGE,
+    IMAGES,
+    PATHS,
+    PEERS,
+    RESOLUTION,
+    TARGET_OBJECTS,
+    run_stages,
+)
 from migcheck.probe.raw import RawHost, cpu_key
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -113,7 +133,8 @@ def _stage_raw(target: HostTarget) -> RawHost:
 
 
 def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None = None) -> HostProbe:
-    """Host facts, all guests, and the answers the host's own guests need from it as their source."""
+    """Host facts, all guests, and the answers the host's own guests need from it as their source
+    (the first pass of probe/stages.py: FLEET_FIRST)."""
     def stage(what: str) -> None:
         if task is not None:
             task.stage = what
@@ -122,44 +143,69 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     stage("opening the libvirt and SSH connections")
     session.open()
     base = _stage_raw(target)
+
+    def host_stage(errors: str, fn: Callable[[], object]) -> Callable[[], None]:
+        """A host-level stage: its facts stay in base, its errors go to the host's table ``errors``."""
+        def step() -> None:
+            fn()
+            getattr(host, errors).update(base.errors)
+            base.errors = {}
+        return step
+
+    def peers() -> None:
+        host_stage("e_peers", lambda: gather.gather_peers(session, base))()
+        if "peers" in host.e_peers:
+            raise ProbeError(target.spec, f"cannot list its domains: {host.e_peers['peers']}")
+
+    def guest_files() -> None:  # for every guest at once: fleet.py cuts them per guest
+        gather.gather_host_files(session, base, TCP_FILES)
+        gather.gather_usb_devices(session, base)
+
+    def guests() -> None:
+        host.base = base
+        names = list(dict.fromkeys(p.name for p in base.peers))  # every domain, running or not
+        for n, name in enumerate(names, 1):
+            stage(f"gathering guest {n}/{len(names)} ({name!r})")
+            host.guests[name] = probe_guest(session, target, name)
+
+    def domcaps() -> None:
+        stage("domain capabilities for its guests")
+        for g in host.guests.values():
+            if g.dom is not None and g.key not in host.domcaps:
+                host.domcaps[g.key] = ask_domcaps(session, g.dom)
+
+    def cpus() -> None:
+        for g in host.guests.values():
+            for xml in g.source_cpu_defs():
+                k = g.cpu_question(xml, expanded=False)
+                if k not in host.cpu:
+                    host.cpu[k] = ask_cpu(session, g.dom, xml)
+
+    def paths() -> None:
+        stage("its guests' paths")
+        conf = base.files.get(QEMU_CONF)
+        for p in dict.fromkeys(p for g in host.guests.values() if g.dom is not None for p in g.source_paths(conf)):
+            host.paths[p] = ask_path(session, p)
+
+    def images() -> None:
+        for p in dict.fromkeys(p for g in host.guests.values() for p in g.disk_files()):
+            if image_wanted(host.paths[p].value if p in host.paths else None) and p not in host.images:
+                host.images[p] = ask_image(session, p, host.paths[p].value)
+
     stage("gathering host facts")
-    gather.gather_host(session, base)
-    host.e_host, base.errors = dict(base.errors), {}
-    gather.gather_peers(session, base)
-    host.e_peers, base.errors = dict(base.errors), {}
-    if "peers" in host.e_peers:
-        raise ProbeError(target.spec, f"cannot list its domains: {host.e_peers['peers']}")
-    gather.gather_host_files(session, base, HOST_FILES + TCP_FILES)  # fleet.py cuts per guest
-    gather.gather_usb_devices(session, base)  # likewise
-    host.e_files, base.errors = dict(base.errors), {}
-    gather.gather_target_objects(session, base)
-    host.e_objects, base.errors = dict(base.errors), {}
-    host.base = base
-    names = list(dict.fromkeys(p.name for p in base.peers))  # every domain, running or not
-    for n, name in enumerate(names, 1):
-        stage(f"gathering guest {n}/{len(names)} ({name!r})")
-        host.guests[name] = probe_guest(session, target, name)
-    stage("domain capabilities for its guests")
-    for g in host.guests.values():
-        if g.dom is not None and g.key not in host.domcaps:
-            host.domcaps[g.key] = ask_domcaps(session, target, g)
-    for g in host.guests.values():
-        for xml in g.source_cpu_defs():
-            k = (g.dom.arch or "", g.dom.virt_type or "", xml, "")
-            if k not in host.cpu:
-                host.cpu[k] = ask_cpu(session, target, g, xml)
-    stage("its guests' paths")
-    conf = base.files.get(QEMU_CONF)
-    for p in dict.fromkeys(p for g in host.guests.values() if g.dom is not None for p in g.source_paths(conf)):
-        host.paths[p] = ask_path(session, target, p)
-    for p in dict.fromkeys(p for g in host.guests.values() for p in g.disk_files()):
-        if image_wanted(host.paths[p].value if p in host.paths else None) and p not in host.images:
-            host.images[p] = ask_image(session, target, p, host.paths[p].value)
+    run_stages(FLEET_FIRST, {
+        HOST_FACTS: host_stage("e_host", lambda: gather.gather_host(session, base)),
+        PEERS: peers,
+        HOST_FILES_STAGE: host_stage("e_files", lambda: gather.gather_host_files(session, base, HOST_FILES)),
+        TARGET_OBJECTS: host_stage("e_objects", lambda: gather.gather_target_objects(session, base)),
+        GUEST_FILES: host_stage("e_files", guest_files),
+        GUEST: guests, DOMCAPS: domcaps, CPUS: cpus, PATHS: paths, IMAGES: images,
+    })
     expanded: dict[tuple[str, str], str | None] = {}  # (domcaps key, definition) -> as this libvirt expands it
-    for g in host.guests.values():
+    for g in host.guests.values():  # what its guests' targets are asked in the second pass
         if g.dom is not None:
             g.cpu_defs = probe_plan().target_cpus(g.dom, source_raw(host, g).domcaps_xml)
-            for xml in g.cpu_defs:  # for a target that does not know the model (gather.compare_cpu)
+            for xml in g.cpu_defs:  # for a target that does not know the model (gather.ask_cpu)
                 if (g.key, xml) not in expanded:
                     expanded[(g.key, xml)] = gather.expand_cpu(session, g.dom, xml)
                 if expanded[(g.key, xml)] is not None:
@@ -179,37 +225,6 @@ def probe_guest(session: HostSession, target: HostTarget, name: str) -> GuestPro
     except Exception as exc:  # noqa: BLE001 - as probe_pair reports it
         g.error = f"probe failed: {type(exc).__name__}: {one_line(str(exc))}"
     return g
-
-
-def ask_domcaps(session: HostSession, target: HostTarget, g: GuestProbe) -> Answer:
-    raw = _stage_raw(target)
-    gather.gather_domcaps(session, raw, g.dom)
-    return Answer(value=raw.domcaps_xml.get(g.key), errors=dict(raw.errors))
-
-
-def ask_cpu(session: HostSession, target: HostTarget, g: GuestProbe, xml: str, expanded: str | None = None,
-            own_model: str | None = None) -> Answer:
-    from migcheck.probe.raw import cpu_key
-
-    raw = _stage_raw(target)
-    gather.compare_cpu(session, raw, g.dom, xml, expanded, own_model)
-    return Answer(value=raw.cpu_compare.get(cpu_key(xml)), errors=dict(raw.errors))
-
-
-def ask_path(session: HostSession, target: HostTarget, path: str) -> Answer:
-    raw = _stage_raw(target)
-    gather.gather_paths(session, raw, [path])
-    return Answer(value=raw.paths.get(path), errors=dict(raw.errors))
-
-
-def ask_image(session: HostSession, target: HostTarget, path: str, stat) -> Answer:
-    """gather_image_headers for one disk image the host has."""
-    from migcheck.facts.models import Disk, Domain
-
-    raw = _stage_raw(target)
-    raw.paths[path] = stat
-    gather.gather_image_headers(session, raw, Domain(name="-", disks=[Disk(type="file", source=path)]))
-    return Answer(value=raw.image_headers.get(path), errors=dict(raw.errors))
 
 
 @dataclass
@@ -238,32 +253,49 @@ def questions_for(guests: Iterable[GuestProbe], qemu_conf: str | None, networks=
     return q
 
 
-def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: _Task | None = None) -> dict:
-    """Phase 2: the host's answers to the questions not answered yet. Returned, not stored, so a
-    late answer after a timeout cannot change what the audit already evaluated."""
-    target = session.target
+def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: _Task | None = None,
+                     resolve: Callable[[], tuple[dict, dict[str, str]]] | None = None) -> dict:
+    """Phase 2 (the second pass of probe/stages.py: FLEET_SECOND): the host's answers to the questions
+    not answered yet, and, with ``resolve``, how it resolves its candidate targets' names. Returned,
+    not stored, so a late answer after a timeout cannot change what the audit already evaluated."""
     out: dict = {"domcaps": {}, "cpu": {}, "paths": {}, "images": {}}
-    todo_dc = [(k, g) for k, g in q.domcaps.items() if k not in host.domcaps]
-    todo_cpu = [(k, g) for k, g in q.cpu.items() if k not in host.cpu]
-    todo_paths = [p for p in q.paths if p not in host.paths]
-    for n, (k, g) in enumerate(todo_dc, 1):
+
+    def domcaps() -> None:
+        todo = [(k, g) for k, g in q.domcaps.items() if k not in host.domcaps]
+        for n, (k, g) in enumerate(todo, 1):
+            if task:
+                task.stage = f"answering domain capabilities {n}/{len(todo)}"
+            out["domcaps"][k] = ask_domcaps(session, g.dom)
+
+    def cpus() -> None:
+        todo = [(k, g) for k, g in q.cpu.items() if k not in host.cpu]
+        for n, (k, g) in enumerate(todo, 1):
+            if task:
+                task.stage = f"comparing CPU definition {n}/{len(todo)}"
+            own = out["domcaps"].get(g.key) or host.domcaps.get(g.key)
+            out["cpu"][k] = ask_cpu(session, g.dom, k[2], k[3] or None,
+                                    gather.host_model_name(own.value if own is not None else None))
+
+    def paths() -> None:
+        todo = [p for p in q.paths if p not in host.paths]
         if task:
-            task.stage = f"answering domain capabilities {n}/{len(todo_dc)}"
-        out["domcaps"][k] = ask_domcaps(session, target, g)
-    for n, (k, g) in enumerate(todo_cpu, 1):
-        if task:
-            task.stage = f"comparing CPU definition {n}/{len(todo_cpu)}"
-        own = out["domcaps"].get(g.key) or host.domcaps.get(g.key)
-        out["cpu"][k] = ask_cpu(session, target, g, k[2], k[3] or None,
-                                gather.host_model_name(own.value if own is not None else None))
-    if task:
-        task.stage = f"checking {len(todo_paths)} path(s)"
-    for p in todo_paths:
-        out["paths"][p] = ask_path(session, target, p)
-    for p in q.images:
-        a = out["paths"].get(p) or host.paths.get(p)
-        if p not in host.images and image_wanted(a.value if a else None):
-            out["images"][p] = ask_image(session, target, p, a.value)
+            task.stage = f"checking {len(todo)} path(s)"
+        for p in todo:
+            out["paths"][p] = ask_path(session, p)
+
+    def images() -> None:
+        for p in q.images:
+            a = out["paths"].get(p) or host.paths.get(p)
+            if p not in host.images and image_wanted(a.value if a else None):
+                out["images"][p] = ask_image(session, p, a.value)
+
+    def resolution() -> None:
+        if resolve is not None:
+            if task:
+                task.stage = "resolving the candidate targets' migration addresses"
+            out["resolved"], out["e_resolve"] = resolve()
+
+    run_stages(FLEET_SECOND, {DOMCAPS: domcaps, PATHS: paths, IMAGES: images, CPUS: cpus, RESOLUTION: resolution})
     return out
 
 
@@ -342,9 +374,8 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
         sources = [hosts[s] for s in sources_of[name] if hosts[s].ok]
         q = questions_for((g for src in sources for g in src.guests.values() if audited(g)),
                           host.base.files.get(QEMU_CONF), host.base.networks)
-        out = answer_as_target(sessions[name], host, q, task)
-        if options.resolve_target:  # this host as a source: the names of its candidate targets, once each
-            task.stage = "resolving the candidate targets' migration addresses"
+
+        def resolve() -> tuple[dict, dict[str, str]]:  # this host as a source: its candidate targets' names, once each
             names: list[str] = []
             for t_name in inv.candidates(name):
                 th = hosts[t_name]
@@ -352,8 +383,9 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
                     names += names_to_resolve(th.base.hostname, th.base.files.get(QEMU_CONF), options.migrateuri)
             raw = _stage_raw(targets[name])
             gather.gather_resolution(sessions[name], raw, list(dict.fromkeys(names)))
-            out["resolved"], out["e_resolve"] = raw.resolved, raw.errors
-        return out
+            return raw.resolved, raw.errors
+
+        return answer_as_target(sessions[name], host, q, task, resolve if options.resolve_target else None)
 
     tasks2 = [_Task(name, phase2) for name, h in hosts.items() if h.ok]
     run_bounded(tasks2, jobs, options.timeout, progress, "asking targets")

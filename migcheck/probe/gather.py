@@ -24,10 +24,12 @@ from migcheck.facts.models import Domain
 from migcheck.facts.qemu_cmdline import MAX_CMDLINE_BYTES, decode_proc_cmdline
 from migcheck.facts.hostfiles import HOST_FILES
 from migcheck.facts.procfs import CPUINFO
+from migcheck.probe.answers import Answer, asked
 from migcheck.probe.raw import (
     CpuCompareAnswer,
     NameAnswer,
     NetworkInfo,
+    PathStat,
     PeerDomain,
     PoolInfo,
     RawDomain,
@@ -55,15 +57,9 @@ _LOG_START = re.compile(rb"^.*starting up libvirt version", re.M)
 
 def _fact(raw: RawHost, name: str, fn: Callable[[], object]) -> object | None:
     """Run one fact-gathering call; on failure record why under ``name``."""
-    try:
-        return fn()
-    except libvirt.libvirtError as exc:
-        raw.errors[name] = error_text(exc)
-    except (OSError, ValueError, SshError) as exc:
-        raw.errors[name] = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - an unexpected answer is an unknown fact
-        raw.errors[name] = f"{type(exc).__name__}: {exc}"
-    return None
+    answer = asked(name, fn)
+    raw.errors.update(answer.errors)
+    return answer.value
 
 
 def gather_host(session: HostSession, raw: RawHost) -> None:
@@ -376,24 +372,27 @@ def _gather_running_qemu(session: HostSession, raw: RawHost, rd: RawDomain) -> N
     rd.log_head = _fact(raw, "qemu_log", log_tail)
 
 
-def gather_domcaps(session: HostSession, raw: RawHost, dom: Domain) -> None:
+def ask_domcaps(session: HostSession, dom: Domain) -> Answer[str]:
     """Domain capabilities for the guest's emulator/arch/machine/virt type (falls back to the defaults)."""
     key = domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type)
     try:
         conn = session.query_conn
     except LibvirtError as exc:
-        raw.errors[f"domcaps:{key}"] = str(exc)
-        return
+        return Answer(None, {f"domcaps:{key}": str(exc)})
     try:
-        raw.domcaps_xml[key] = conn.getDomainCapabilities(dom.emulator, dom.arch, dom.machine, dom.virt_type, 0)
-        return
+        return Answer(conn.getDomainCapabilities(dom.emulator, dom.arch, dom.machine, dom.virt_type, 0))
     except libvirt.libvirtError as exc:
         first = error_text(exc)
     try:  # e.g. the machine type or emulator does not exist here: the defaults still tell the CPU
-        raw.domcaps_xml[key] = conn.getDomainCapabilities(None, dom.arch, None, dom.virt_type, 0)
-        raw.errors["domcaps_exact"] = first
+        return Answer(conn.getDomainCapabilities(None, dom.arch, None, dom.virt_type, 0), {"domcaps_exact": first})
     except libvirt.libvirtError as exc:
-        raw.errors[f"domcaps:{key}"] = f"{first}; with defaults: {error_text(exc)}"
+        return Answer(None, {f"domcaps:{key}": f"{first}; with defaults: {error_text(exc)}"})
+
+
+def gather_domcaps(session: HostSession, raw: RawHost, dom: Domain) -> None:
+    """ask_domcaps, put into the record (under the guest's domcaps key)."""
+    key = domcaps_key(dom.emulator, dom.arch, dom.machine, dom.virt_type)
+    ask_domcaps(session, dom).into(raw.domcaps_xml, key, raw.errors)
 
 
 _UNKNOWN_CPU_FEATURE = re.compile(r"unknown CPU feature:?\s*'?([\w.-]+)", re.I)
@@ -415,9 +414,8 @@ def expand_cpu(session: HostSession, dom: Domain, cpu_xml: str) -> str | None:
 
 def host_model_name(domcaps_xml: str | None) -> str | None:
     """The host's own host-model CPU name, from its domain capabilities (gather_domcaps)."""
-    text = domcaps_xml
     try:
-        hm = parse_domain_capabilities_xml(text).host_model if text else None
+        hm = parse_domain_capabilities_xml(domcaps_xml).host_model if domcaps_xml else None
     except ValueError:
         return None
     return hm.model if hm is not None and hm.model else None
@@ -428,8 +426,8 @@ def with_cpu_model(cpu_xml: str, model: str) -> str:
     return re.sub(r"(<model\b[^>]*>)[^<]*(</model>)", lambda m: f"{m.group(1)}{model}{m.group(2)}", cpu_xml, count=1)
 
 
-def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str, expanded: str | None = None,
-                own_model: str | None = None) -> None:
+def ask_cpu(session: HostSession, dom: Domain, cpu_xml: str, expanded: str | None = None,
+            own_model: str | None = None) -> Answer[CpuCompareAnswer]:
     """A host's own verdict on a CPU definition (what Nova asks).
 
     An older libvirt stops at the first feature name it does not know ("Unknown
@@ -444,8 +442,7 @@ def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str, e
     try:
         conn = session.query_conn
     except LibvirtError as exc:
-        raw.errors["cpu_compare"] = str(exc)
-        return
+        return Answer(None, {"cpu_compare": str(exc)})
     unknown: list[str] = []
     xml = cpu_xml
     while True:
@@ -471,7 +468,13 @@ def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str, e
         unknown.append(m.group(1))
         xml = without_cpu_feature(xml, m.group(1))
     answer.unknown_features = unknown
-    raw.cpu_compare[cpu_key(cpu_xml)] = answer
+    return Answer(answer)
+
+
+def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str, expanded: str | None = None,
+                own_model: str | None = None) -> None:
+    """ask_cpu, put into the record (under the definition's cpu_key)."""
+    ask_cpu(session, dom, cpu_xml, expanded, own_model).into(raw.cpu_compare, cpu_key(cpu_xml), raw.errors)
 
 
 def without_cpu_feature(cpu_xml: str, name: str) -> str:
@@ -496,15 +499,21 @@ def gather_peers(session: HostSession, raw: RawHost) -> None:
     raw.peers = _fact(raw, "peers", peers) or []
 
 
-def gather_paths(session: HostSession, raw: RawHost, paths: list[str]) -> None:
+def ask_path(session: HostSession, path: str) -> Answer[PathStat]:
+    """A path's stat on the host (exists, directory, size, ...)."""
     files = session.files
     if files is None:
-        raw.errors["paths"] = session.ssh_error or "no SSH access"
+        return Answer(None, {"paths": session.ssh_error or "no SSH access"})
+    return asked(f"path:{path}", lambda: files.stat(path))
+
+
+def gather_paths(session: HostSession, raw: RawHost, paths: list[str]) -> None:
+    """ask_path for each path, put into the record; without SSH, one error ("paths") for all of them."""
+    if session.files is None:
+        raw.errors.update(ask_path(session, "").errors)
         return
     for path in paths:
-        st = _fact(raw, f"path:{path}", lambda p=path: files.stat(p))
-        if st is not None:
-            raw.paths[path] = st
+        ask_path(session, path).into(raw.paths, path, raw.errors)
 
 
 def image_sources(dom: Domain) -> list[str]:
@@ -513,20 +522,26 @@ def image_sources(dom: Domain) -> list[str]:
     return [d.source for d in dom.disks if d.type in ("file", "block") and d.source]
 
 
-def gather_image_headers(session: HostSession, raw: RawHost, dom: Domain) -> None:
-    """The first bytes of each disk image that exists here (format, virtual size)."""
+def image_wanted(stat: PathStat | None) -> bool:
+    """An image's header is read only where its path exists and is not a directory."""
+    return stat is not None and stat.exists and not stat.is_dir
+
+
+def ask_image(session: HostSession, path: str, stat: PathStat | None) -> Answer[str]:
+    """The first bytes of a disk image (hex: format, virtual size), if ``stat`` says it is here; else no answer."""
     from migcheck.facts.image import HEADER_BYTES
 
     files = session.files
-    if files is None:
-        return
+    if files is None or not image_wanted(stat):
+        return Answer()
+    answer = asked(f"image:{path}", lambda: files.read(path, limit=HEADER_BYTES))
+    return Answer(answer.value.hex() if answer.value is not None else None, answer.errors)
+
+
+def gather_image_headers(session: HostSession, raw: RawHost, dom: Domain) -> None:
+    """ask_image for each disk image of the guest, by the stats already in the record."""
     for source in image_sources(dom):
-        st = raw.paths.get(source)
-        if st is None or not st.exists or st.is_dir:
-            continue
-        data = _fact(raw, f"image:{source}", lambda p=source: files.read(p, limit=HEADER_BYTES))
-        if data is not None:
-            raw.image_headers[source] = data.hex()
+        ask_image(session, source, raw.paths.get(source)).into(raw.image_headers, source, raw.errors)
 
 
 RESOLVE_TIMEOUT = 10.0  # seconds for one getent on a host (a resolver's own timeouts stay below: 5 s x 2)

@@ -5,9 +5,10 @@ connections (paramiko and libvirt only, :mod:`migcheck.probe.session`) and only
 then imports the fact models and gathering code.  ``migcheck SRC DST VM`` uses
 the time the SSH handshakes take to import the checks.
 
-The target waits for the source only where it must: for the guest's XML
-(before its guest-specific questions) and for the source's domain capabilities
-(before judging a host-passthrough CPU).
+Each side runs its stages in the order :mod:`migcheck.probe.stages` gives.
+The target waits for the source only where it must (``PAIR_WAITS``): for the
+guest's XML (before its guest-specific questions) and for the source's domain
+capabilities (before judging a host-passthrough CPU).
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ from migcheck.probe.session import (
     scrubbed,
     stage,
 )
+from migcheck.probe.stages import (
+    CPUS,
+    DOMCAPS,
+    GUEST,
+    GUEST_FILES,
+    HOST_FACTS,
+    HOST_FILES,
+    IMAGES,
+    PAIR_WAITS,
+    PATHS,
+    PEERS,
+    RESOLUTION,
+    SOURCE,
+    TARGET,
+    TARGET_OBJECTS,
+    Stop,
+    run_stages,
+    stages,
+)
 
 if TYPE_CHECKING:
     from migcheck.facts.models import Domain
@@ -43,6 +63,22 @@ class PairProbe:
 
 WAITING_FOR_TARGET = "waiting for the target's hostname"
 
+# what a worker says it is doing (named if it misses its deadline), on entering a stage of the order
+_SAYS = {
+    (SOURCE, HOST_FACTS): "gathering host facts",
+    (SOURCE, DOMCAPS): "asking for domain capabilities and CPU comparisons",
+    (SOURCE, HOST_FILES): "reading host files and paths",
+    (SOURCE, RESOLUTION): "resolving the target's migration address here",
+    (TARGET, HOST_FACTS): "gathering host facts",
+    (TARGET, GUEST_FILES): "asking for domain capabilities, paths and image headers",
+    (TARGET, CPUS): "comparing CPUs",
+}
+_WAITING = {  # ... and while it waits for the other side (PAIR_WAITS)
+    (SOURCE, RESOLUTION): WAITING_FOR_TARGET,
+    (TARGET, GUEST_FILES): "waiting for the source's answers",
+    (TARGET, CPUS): "waiting for the source's CPU",
+}
+
 
 class PendingPair:
     """Both hosts' probes, running; :meth:`result` waits for them (within the probe's deadline)."""
@@ -53,11 +89,12 @@ class PendingPair:
         self.source, self.target, self.vm, self.options = source, target, vm, options
         self.started = time.monotonic()
         self._src_raw: list[RawHost] = []
-        self._source_done = threading.Event()  # the guest's XML is known (or the source failed)
-        self._source_cpu_ready = threading.Event()  # the source's domain capabilities too
         self._src_domain: list[Domain] = []
-        self._target_named = threading.Event()  # the target's hostname and qemu.conf are known (or it failed)
         self._dst_raw: list[RawHost] = []
+        # a stage the other side waits for is done (or its side failed): the source's guest (its XML is
+        # known), the source's CPU comparisons (its domain capabilities too), the target's host files
+        # (its hostname and qemu.conf)
+        self._done = {waited: threading.Event() for waited in PAIR_WAITS.values()}
         self._sessions: list[HostSession] = []
         self._workers = [(HostWorker(self._work_source, "source"), source),
                          (HostWorker(self._work_target, "target"), target)]
@@ -68,6 +105,29 @@ class PendingPair:
         s = HostSession(target, self.options)
         self._sessions.append(s)
         return s.open()
+
+    def _release(self, role: str) -> None:
+        """This side is done or failed: nothing the other side waits for is still to come."""
+        for (r, _), event in self._done.items():
+            if r == role:
+                event.set()
+
+    def _run(self, role: str, steps: dict, skip: tuple[str, ...] = ()) -> None:
+        """Run this side's stages in their order (probe/stages.py), waiting for the other side where it must."""
+        def before(name: str) -> None:
+            waited = PAIR_WAITS.get((role, name))
+            if waited is not None:
+                stage(_WAITING[(role, name)])
+                self._done[waited].wait(self.options.timeout)
+            if (role, name) in _SAYS:
+                stage(_SAYS[(role, name)])
+
+        def after(name: str) -> None:
+            if (role, name) in self._done:
+                self._done[(role, name)].set()
+
+        run_stages(stages(role, skip=skip), steps, before, after)
+        stage("done")
 
     def _work_source(self) -> RawHost:
         try:
@@ -80,34 +140,32 @@ class PendingPair:
 
             raw = g.RawHost(spec=self.source.spec, uri=redact(self.source.uri))
             self._src_raw.append(raw)
-            stage("gathering host facts")
-            g.gather_host(s, raw)
-            g.gather_guest(s, raw, self.vm)
-            dom = g.parse_domain_xml(raw.domain.live_xml)
-            self._src_domain.append(dom)
-            self._source_done.set()  # the target can start its guest-specific work now
-            stage("asking for domain capabilities and CPU comparisons")
-            g.gather_domcaps(s, raw, dom)
-            for cpu_xml in plan.source_cpus(dom):  # the source's own view, to weigh the target's
-                g.compare_cpu(s, raw, dom, cpu_xml)
-            for cpu_xml in plan.target_cpus(dom, raw.domcaps_xml):  # for a target that does not know the model
-                if (expanded := g.expand_cpu(s, dom, cpu_xml)) is not None:
-                    raw.cpu_expanded[g.cpu_key(cpu_xml)] = expanded
-            self._source_cpu_ready.set()
-            stage("reading host files and paths")
-            g.gather_host_files(s, raw)
-            g.gather_paths(s, raw, plan.source_paths(dom, raw.files.get(QEMU_CONF)))
-            g.gather_image_headers(s, raw, dom)
-            if self.options.resolve_target:
-                stage(WAITING_FOR_TARGET)
-                self._target_named.wait(self.options.timeout)
-                stage("resolving the target's migration address here")
-                self._resolve_target(g, s, raw)
-            stage("done")
+
+            def guest() -> None:
+                g.gather_guest(s, raw, self.vm)
+                self._src_domain.append(g.parse_domain_xml(raw.domain.live_xml))
+
+            def cpus() -> None:  # the source's own view, to weigh the target's
+                dom = self._src_domain[0]
+                for cpu_xml in plan.source_cpus(dom):
+                    g.compare_cpu(s, raw, dom, cpu_xml)
+                for cpu_xml in plan.target_cpus(dom, raw.domcaps_xml):  # for a target that does not know the model
+                    if (expanded := g.expand_cpu(s, dom, cpu_xml)) is not None:
+                        raw.cpu_expanded[g.cpu_key(cpu_xml)] = expanded
+
+            self._run(SOURCE, {
+                HOST_FACTS: lambda: g.gather_host(s, raw),
+                GUEST: guest,
+                DOMCAPS: lambda: g.gather_domcaps(s, raw, self._src_domain[0]),
+                CPUS: cpus,
+                HOST_FILES: lambda: g.gather_host_files(s, raw),
+                PATHS: lambda: g.gather_paths(s, raw, plan.source_paths(self._src_domain[0], raw.files.get(QEMU_CONF))),
+                IMAGES: lambda: g.gather_image_headers(s, raw, self._src_domain[0]),
+                RESOLUTION: lambda: self._resolve_target(g, s, raw),
+            }, skip=() if self.options.resolve_target else (RESOLUTION,))
             return raw
         finally:
-            self._source_done.set()
-            self._source_cpu_ready.set()
+            self._release(SOURCE)
 
     def _resolve_target(self, g, s: HostSession, raw: RawHost) -> None:
         """The source's resolver on the name its QEMU will connect to (checks: network.migration-address)."""
@@ -123,49 +181,47 @@ class PendingPair:
     def _work_target(self) -> RawHost:
         try:
             s = self._open(self.target)
-        except BaseException:
-            self._target_named.set()
-            raise
-        stage("waiting for the fact models to be imported")
-        from migcheck.facts.hostfiles import QEMU_CONF, TCP_FILES
-        from migcheck.probe import gather as g
+            stage("waiting for the fact models to be imported")
+            from migcheck.facts.hostfiles import QEMU_CONF, TCP_FILES
+            from migcheck.probe import gather as g
 
-        plan = self.options.plan()
-        raw = g.RawHost(spec=self.target.spec, uri=redact(self.target.uri))
-        self._dst_raw.append(raw)
-        stage("gathering host facts")
-        try:
-            g.gather_host(s, raw)
-            g.gather_peers(s, raw)
-            g.gather_host_files(s, raw)
+            plan = self.options.plan()
+            raw = g.RawHost(spec=self.target.spec, uri=redact(self.target.uri))
+            self._dst_raw.append(raw)
+            doms: list[Domain] = []  # what the target is asked about
+
+            def guest_files() -> None:
+                if not self._src_domain:
+                    raise Stop  # the source failed; its error is reported
+                dom = self._src_domain[0]
+                if self.options.target_xml:  # --xml: the target runs that definition, its paths are what it needs
+                    dom = g.parse_domain_xml(self.options.target_xml)
+                doms.append(dom)
+                if g.needs_tcp_listeners(dom):
+                    g.gather_host_files(s, raw, TCP_FILES)
+                if g.needs_usb_devices(dom):
+                    g.gather_usb_devices(s, raw)
+
+            def cpus() -> None:  # the guest's CPU as the source runs it (not --xml's)
+                src_raw, src_dom = self._src_raw[0], self._src_domain[0]
+                own_model = g.host_model_name(next(iter(raw.domcaps_xml.values()), None))
+                for cpu_xml in plan.target_cpus(src_dom, src_raw.domcaps_xml):
+                    g.compare_cpu(s, raw, src_dom, cpu_xml, src_raw.cpu_expanded.get(g.cpu_key(cpu_xml)), own_model)
+
+            self._run(TARGET, {
+                HOST_FACTS: lambda: g.gather_host(s, raw),
+                PEERS: lambda: g.gather_peers(s, raw),
+                HOST_FILES: lambda: g.gather_host_files(s, raw),
+                TARGET_OBJECTS: lambda: g.gather_target_objects(s, raw),
+                GUEST_FILES: guest_files,
+                DOMCAPS: lambda: g.gather_domcaps(s, raw, doms[0]),
+                PATHS: lambda: g.gather_paths(s, raw, plan.target_paths(doms[0], raw.files.get(QEMU_CONF), raw.networks)),
+                IMAGES: lambda: g.gather_image_headers(s, raw, doms[0]),
+                CPUS: cpus,
+            })
+            return raw
         finally:
-            self._target_named.set()
-        g.gather_target_objects(s, raw)
-        stage("waiting for the source's answers")
-        self._source_done.wait(self.options.timeout)
-        if not self._src_domain:
-            return raw  # the source failed; its error is reported
-        dom = self._src_domain[0]
-        if self.options.target_xml:  # --xml: the target runs that definition, its paths are what it needs
-            dom = g.parse_domain_xml(self.options.target_xml)
-        stage("asking for domain capabilities, paths and image headers")
-        if g.needs_tcp_listeners(dom):
-            g.gather_host_files(s, raw, TCP_FILES)
-        if g.needs_usb_devices(dom):
-            g.gather_usb_devices(s, raw)
-        g.gather_domcaps(s, raw, dom)
-        g.gather_paths(s, raw, plan.target_paths(dom, raw.files.get(QEMU_CONF), raw.networks))
-        g.gather_image_headers(s, raw, dom)
-        stage("waiting for the source's CPU")
-        self._source_cpu_ready.wait(self.options.timeout)
-        stage("comparing CPUs")
-        src_raw, src_dom = self._src_raw[0], self._src_domain[0]
-        own_model = g.host_model_name(raw.domcaps_xml.get(g.domcaps_key(src_dom.emulator, src_dom.arch,
-                                                                          src_dom.machine, src_dom.virt_type)))
-        for cpu_xml in plan.target_cpus(src_dom, src_raw.domcaps_xml):
-            g.compare_cpu(s, raw, src_dom, cpu_xml, src_raw.cpu_expanded.get(g.cpu_key(cpu_xml)), own_model)
-        stage("done")
-        return raw
+            self._release(TARGET)
 
     def result(self) -> PairProbe:
         """Both hosts' raw facts; ProbeError (one line naming the host) if either could not be probed."""
