@@ -30,7 +30,9 @@ from typing import Callable
 
 from migcheck.audit.fleet import GuestProbe, HostProbe, source_raw, target_raw
 from migcheck.checks.registry import (FREE_READS, SOURCE_STATUS, Check, CheckContext, all_checks, merge_unavailable,
-                                     run_check)
+                                     reads_for, run_check)
+from migcheck.facts.models import Domain
+from migcheck.facts.procfs import mount_of
 from migcheck.facts.host import (GuestFacts, HostFacts, answers_of, build_host_facts, file_facts_of,
                                  tpm_migrates_shared_storage)
 from migcheck.facts.hostfiles import CPU_ONLINE, MEMINFO, NODE_ONLINE, QEMU_CONF
@@ -50,18 +52,20 @@ PROFILE_FILES = (QEMU_CONF, CPU_ONLINE, NODE_ONLINE)
 # definitions, image headers, domain capabilities); qemu.conf and the online CPUs and nodes are
 # PROFILE_FILES; the errors are the probe's.
 IN_KEY = frozenset({"errors", "libvirt_version", "qemu_version", "caps", "domcaps", "guest", "cpu_compare", "paths",
-                    "image_headers", "networks", "nwfilters", "secrets", "qemu_conf", "cpus_online", "nodes_online"})
+                    "image_headers", "networks", "nwfilters", "secrets", "qemu_conf", "cpus_online", "nodes_online",
+                    "cpuinfo"})
 # the views of checks.registry.VIEWS the key holds (memory~fits only while the guest fits: see target_key)
-VIEWS_IN_KEY = frozenset({"caps.uuid~source", "hostname~localhost", "peers~guest", "pools~layout", "memory~fits"})
+VIEWS_IN_KEY = frozenset({"caps.uuid~source", "hostname~localhost", "peers~guest", "pools~layout", "memory~fits",
+                          "mounts~disks", "boot_id~source"})
 
 GUEST, CLASS, MEMBER = "guest", "class", "member"
 
 
-def scope_of(chk: Check) -> str:
-    """How often a check runs for a guest, from what it declares it reads of the target (@check(reads=)):
-    once (it reads nothing of the target), once per class of targets (only what the key holds), or once per
-    target (any other fact: free memory, huge pages, addresses, a hostname, ...)."""
-    target_reads = chk.reads - FREE_READS - {SOURCE_STATUS}
+def scope_of(chk: Check, dom: Domain | None, flags: MigrationFlags, target: HostFacts | None = None) -> str:
+    """How often a check runs for a guest, from what it declares it reads of the target (@check(reads=), its
+    conditional reads for this guest and flags): once (it reads nothing of the target), once per class of
+    targets (only what the key holds), or once per target (any other fact: free memory, addresses, ...)."""
+    target_reads = reads_for(chk, dom, flags, target) - FREE_READS - {SOURCE_STATUS}
     if not target_reads:
         return GUEST
     return CLASS if target_reads <= IN_KEY | VIEWS_IN_KEY else MEMBER
@@ -300,7 +304,7 @@ class _TargetInfo:
     """What the class key needs of a host as a target, computed once per host."""
 
     __slots__ = ("profile", "uuid", "hostname_key", "peers_by_name", "peers_by_uuid", "peers", "mem", "mem_text",
-                 "dc", "cpu", "paths", "images", "conf", "networks")
+                 "dc", "cpu", "paths", "images", "conf", "networks", "cpuinfo", "mounts", "boot_id", "_mounts_of")
 
     def __init__(self, host: HostProbe, cache: FactCache, intern: Callable[[object], int]):
         from migcheck.facts.procfs import parse_meminfo
@@ -335,6 +339,18 @@ class _TargetInfo:
         self.images = {k: intern(("image", a.value, tuple(a.errors.items()))) for k, a in host.images.items()}
         self.conf = b.files.get(QEMU_CONF)
         self.networks = b.networks
+        files = cache.file_facts(b.files, dict(host.e_files))
+        self.cpuinfo = intern(("cpuinfo", _fp(files["cpuinfo"])))
+        self.mounts, self.boot_id = files["mounts"], files["boot_id"]
+        self._mounts_of: dict[tuple[str, ...], object] = {}
+
+    def mounts_of(self, paths: tuple[str, ...]) -> object:
+        """The mounts~disks view: the mount holding each of these paths (None: mountinfo not read)."""
+        hit = self._mounts_of.get(paths)
+        if hit is None:
+            hit = self._mounts_of[paths] = (None if self.mounts is None else
+                                            tuple(_fp(mount_of(p, self.mounts)) for p in paths))
+        return hit
 
 
 def _fp(value: object) -> object:
@@ -354,7 +370,7 @@ def _fp(value: object) -> object:
 class _GuestInfo:
     """What the class key needs of a guest, computed once per guest."""
 
-    __slots__ = ("needs", "hugepages", "name", "uuid", "g", "cpu_qs", "key", "disks")
+    __slots__ = ("needs", "hugepages", "name", "uuid", "g", "cpu_qs", "key", "disks", "disk_sources")
 
     def __init__(self, g: GuestProbe, gf: GuestFacts | None, flags: MigrationFlags):
         doms = [d for d in ((gf.live, gf.inactive) if gf else ()) if d is not None]
@@ -364,6 +380,7 @@ class _GuestInfo:
         self.uuid = gf.uuid if gf else None
         self.g = g
         self.disks = g.disk_files()
+        self.disk_sources = tuple(dict.fromkeys(x.source for d in doms for x in d.disks if x.source))
         d = g.dom
         self.cpu_qs = [g.cpu_question(x) for x in g.cpu_defs] if d else []
         self.key = g.key
@@ -381,7 +398,7 @@ NO_MEMINFO = ("none",)  # resources.memory: "meminfo not available" and why (fro
 KEY_MEM = 8
 
 
-def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None) -> tuple:
+def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None, src_boot_id: str | None = None) -> tuple:
     """Equal for two targets when the checks cannot tell them apart for this guest, except through
     facts that make the checks reading them run per member (see scope_of)."""
     if gi.hugepages:
@@ -403,6 +420,9 @@ def target_key(ti: _TargetInfo, gi: _GuestInfo, src_uuid: str | None) -> tuple:
         ti.hostname_key,
         _peer_key(ti, gi),
         mem,
+        ti.cpuinfo,
+        ti.mounts_of(gi.disk_sources),
+        bool(src_boot_id) and ti.boot_id == src_boot_id,
     )
 
 
@@ -426,8 +446,9 @@ class Evaluator:
         self.plan = plan
         self.checks = checks if checks is not None else all_checks()
         self.cache = cache or FactCache()
-        self.scopes = {c.id: scope_of(c) for c in self.checks}
         self.parse_status = any(SOURCE_STATUS in c.reads for c in self.checks)
+        self.conditional = [c for c in self.checks if any("?" in r for r in c.reads)]
+        self.static_scopes = {c.id: scope_of(c, None, plan.flags) for c in self.checks if c not in self.conditional}
         self._intern: dict[object, int] = {}
         self._targets: dict[str, _TargetInfo] = {}
         self._src_caps: dict[str, tuple] = {}
@@ -499,7 +520,7 @@ class Evaluator:
             if th.error is not None or th.target_error is not None:
                 key: tuple = ("failed", t)
             else:
-                key = target_key(self.target_info(t), gi, src_uuid)
+                key = target_key(self.target_info(t), gi, src_uuid, src.boot_id)
             ci = classes.get(key)
             if ci is None:
                 ci = classes[key] = len(vm.classes)
@@ -507,13 +528,14 @@ class Evaluator:
                 keys.append(key)
             vm.classes[ci].members.append(t)
             vm.cell_class.append(ci)
+        dom = gfacts[0].live or gfacts[0].inactive if gfacts[0] is not None else None
         shared: dict[str, list[Finding]] = {}  # checks that never read the target
         for cr, key in zip(vm.classes, keys):
             rep = self.hosts[cr.members[0]]
             if rep.error is not None or rep.target_error is not None:
                 cr.error = f"{rep.spec}: {rep.error or rep.target_error}"
                 continue
-            self._evaluate_class(cr, key, src, g, flags, shared)
+            self._evaluate_class(cr, key, src, g, dom, flags, shared)
 
     def _target_facts(self, name: str, g: GuestProbe, spec: str | None) -> HostFacts:
         raw = target_raw(self.hosts[name], g)
@@ -522,14 +544,16 @@ class Evaluator:
         ti_caps = self.host_caps(name)
         return self.cache.assemble(raw, None, ti_caps)
 
-    def _evaluate_class(self, cr: ClassResult, key: tuple, src: HostFacts, g: GuestProbe, flags: MigrationFlags,
-                        shared: dict[str, list[Finding]]) -> None:
+    def _evaluate_class(self, cr: ClassResult, key: tuple, src: HostFacts, g: GuestProbe, dom: Domain | None,
+                        flags: MigrationFlags, shared: dict[str, list[Finding]]) -> None:
         dst = self._target_facts(cr.members[0], g, MARKER)
+        # a conditional read's condition may read only what the key holds: one member answers for the class
+        scopes = self.static_scopes | {c.id: scope_of(c, dom, flags, dst) for c in self.conditional}
         ctx = CheckContext(source=src, target=dst, flags=flags)
         fits = key[KEY_MEM] in (FITS, NO_MEMINFO)
         members: list[tuple[str, CheckContext]] | None = None
         for chk in self.checks:  # by_check keeps only checks with findings (or per-member ones), in order
-            scope = self.scopes[chk.id]
+            scope = scopes[chk.id]
             if scope == GUEST:
                 if chk.id not in shared:
                     self.stats.check_runs += 1
@@ -544,7 +568,7 @@ class Evaluator:
                     cr.by_check[chk.id] = found
                 continue
             # reads a fact the class key does not hold (or the numbers of a target short of memory): per target
-            k = f"{chk.id} {' '.join(sorted(chk.reads - IN_KEY - VIEWS_IN_KEY)) or 'memory'}"
+            k = f"{chk.id} {' '.join(sorted(reads_for(chk, None, flags) - IN_KEY - VIEWS_IN_KEY)) or 'memory'}"
             self.stats.uncovered[k] = self.stats.uncovered.get(k, 0) + 1
             if members is None:
                 members = [(m, CheckContext(source=src, target=self._target_facts(m, g, None), flags=flags))

@@ -48,6 +48,8 @@ class GuestProbe:
     cpu_expanded: dict[str, str] = field(default_factory=dict)  # cpu_key -> as the source expands it
     _tpaths: dict = field(default_factory=dict, repr=False, compare=False)  # qemu.conf -> paths
     _spaths: dict = field(default_factory=dict, repr=False, compare=False)
+    _cpu_qs: dict = field(default_factory=dict, repr=False, compare=False)  # (xml, expanded) -> cpu_question
+    _needs: tuple[bool, bool] | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -88,8 +90,19 @@ class GuestProbe:
     def cpu_question(self, xml: str, expanded: bool = True) -> tuple[str, str, str, str]:
         """The key of a CPU comparison: arch, virt type, the definition, and (for a target) the source's
         expansion of it, which a target that does not know the model is asked about instead."""
-        d = self.dom
-        return (d.arch or "", d.virt_type or "", xml, self.cpu_expanded.get(cpu_key(xml), "") if expanded else "")
+        hit = self._cpu_qs.get((xml, expanded))
+        if hit is None:
+            d = self.dom
+            hit = self._cpu_qs[(xml, expanded)] = (
+                d.arch or "", d.virt_type or "", xml, self.cpu_expanded.get(cpu_key(xml), "") if expanded else "")
+        return hit
+
+    def needs_target_tables(self) -> tuple[bool, bool]:
+        """Whether a target's TCP tables and USB devices matter for this guest (probe_pair reads them only then)."""
+        if self._needs is None:
+            d = self.dom
+            self._needs = (d is not None and needs_tcp_listeners(d), d is not None and needs_usb_devices(d))
+        return self._needs
 
     def source_cpu_defs(self) -> list[str]:
         """The guest's own CPU definition, which probe_pair also asks the source about."""
@@ -171,8 +184,7 @@ def target_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
     paths, path_errors = _paths(host, guest.target_paths(b.files.get(QEMU_CONF), b.networks))
     images, image_errors = _images(host, guest, paths)
     cpu, cpu_errors = _cpu(host, guest, guest.cpu_defs, expanded=True)
-    tcp = guest.dom is not None and needs_tcp_listeners(guest.dom)
-    usb = guest.dom is not None and needs_usb_devices(guest.dom)
+    tcp, usb = guest.needs_target_tables()
     return _raw(
         spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
         qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,

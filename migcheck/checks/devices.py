@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check, condition
 from migcheck.probe.plan import TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
@@ -40,9 +40,14 @@ def hostdev(ctx: CheckContext):
     return out
 
 
+@condition("usb-hostdevs")
+def _usb_hostdevs(dom, flags, target=None) -> bool:
+    return any(h.mode == "subsystem" and h.type == "usb" for h in dom.hostdevs)
+
+
 @check("devices.usb-device-missing", Severity.BLOCK,
        "a USB host device the guest uses is not on the target (or cannot be told apart there)",
-       reads=("usb_devices",))
+       reads=("usb_devices?usb-hostdevs",))
 def usb_device_missing(ctx: CheckContext):
     """libvirt allows USB host devices in a migration and looks the device up again on the target, by
     vendor/product and/or bus/device (virusb.c): none there fails "Did not find USB device VVVV:PPPP"

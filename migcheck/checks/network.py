@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
+from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, condition, path_not_checked
 from migcheck.probe.plan import TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
@@ -342,6 +342,18 @@ def migration_address(ctx: CheckContext):
     return []
 
 
+@condition("listen-address")
+def _listens_on_one_address(dom, flags, target=None) -> bool:
+    """A native migration whose incoming QEMU is told an address to listen on (--listen-address, or the
+    target's qemu.conf migration_address): network.migration-listen-address then reads the target's
+    addresses and hostname."""
+    if flags.offline or flags.tunnelled:
+        return False
+    if flags.listen_address or target is None or target.qemu_conf is None:
+        return True
+    return bool(target.qemu_conf.value("migration_address"))
+
+
 @check("network.migration-listen-address", Severity.BLOCK,
        "the target's QEMU is told to listen on an address it does not have (--listen-address, migration_address)",
        proven_by=(
@@ -351,7 +363,7 @@ def migration_address(ctx: CheckContext):
        ),
        explains={420: r"Failed to bind socket: Cannot assign requested address|"
                       r"unable to connect to server at '[^']*:\d+': Connection refused"},
-       reads=("addresses", "hostname", "qemu_conf"))
+       reads=("addresses?listen-address", "hostname?listen-address", "qemu_conf"))
 def migration_listen_address(ctx: CheckContext):
     """The incoming QEMU binds --listen-address, else the target's qemu.conf migration_address, else every
     address. One the target does not have fails its QEMU: "Failed to bind socket: Cannot assign requested

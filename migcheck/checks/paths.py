@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import posixpath
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
+from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, condition, path_not_checked
 from migcheck.facts.hostfiles import PROC_NET_UNIX, QemuConf
 from migcheck.facts.models import CharDev, Domain
 from migcheck.probe.plan import SOURCE_PATHS, TARGET_PATHS, Question
 from migcheck.report.model import Severity
 
 CHANNEL_TARGET_DIR = "/var/lib/libvirt/qemu/channel/target"  # qemu.conf channel_target_dir default
+
+
+@condition("unix-connect")
+def _unix_connect(dom, flags, target=None) -> bool:
+    """A unix chardev QEMU connects to (paths.chardev-directory asks whether something listens there)."""
+    return not flags.offline and any(c.type == "unix" and c.mode != "bind" for c in dom.chardevs)
 
 
 def chardev_needs(dom: Domain, channel_target_dir: str = CHANNEL_TARGET_DIR) -> list[tuple[CharDev, str, str]]:
@@ -66,7 +72,7 @@ _CHARDEV_ERRORS = {
        explains={390: r"Unable to open file: .*No such file|Unable to bind to UNIX socket path|unable to stat: .*No such file|"
                       r"Failed to connect to '"},
        asks=(Question(TARGET_PATHS, lambda dom, host: [p for _, p in chardev_dirs(dom)]),),
-       reads=("paths", "unix_sockets"))
+       reads=("paths", "unix_sockets?unix-connect"))
 def chardev_directory(ctx: CheckContext):
     """file and unix chardevs are opened by the target's libvirt/QEMU when the incoming guest starts.
 
@@ -246,6 +252,20 @@ LOCAL_ADDRS = {"0.0.0.0", "::", "127.0.0.1", "::1", "localhost", None, ""}
 _WILDCARDS = {"0.0.0.0", "::", None, ""}
 
 
+@condition("graphics-listen")
+def _graphics_bound(dom, flags, target=None) -> bool:
+    """VNC/SPICE on an address of its own, or on fixed ports: what paths.graphics-listen judges by the target's
+    addresses and listening ports."""
+    return not flags.offline and any(
+        g.type in ("vnc", "spice") and ((g.listen not in LOCAL_ADDRS and not g.listen_network) or g.fixed_ports)
+        for g in dom.graphics)
+
+
+@condition("tcp-bind")
+def _tcp_bind(dom, flags, target=None) -> bool:
+    return not flags.offline and any(c.type == "tcp" and c.mode == "bind" for c in dom.chardevs)
+
+
 @check("paths.graphics-listen", Severity.BLOCK,
        "a VNC/SPICE listen address the target does not have, or a fixed port already taken there",
        proven_by=(
@@ -257,7 +277,7 @@ _WILDCARDS = {"0.0.0.0", "::", None, ""}
        ), also=(Severity.RISK,),
        explains={410: r"Failed to bind socket: Cannot assign requested address|Failed to find an available port|"
                       r"no network with matching name"},
-       reads=("addresses", "networks", "tcp_listeners"))
+       reads=("addresses?graphics-listen", "networks", "tcp_listeners?graphics-listen"))
 def graphics_listen(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0, QEMU 7.2): VNC listening on the source's own address fails on the
     target with "qemu-system-x86_64: -vnc ADDR:0,...: Failed to bind socket: Cannot assign requested
@@ -313,7 +333,7 @@ def graphics_listen(ctx: CheckContext):
            "tests/lab/test_catalogue_network_state.py::test_tcp_serial_on_a_free_port_is_ok_and_migrates",
        ), also=(Severity.RISK,),
        explains={430: r"Failed to bind socket|Address already in use"},
-       reads=("addresses", "tcp_listeners"))
+       reads=("addresses?tcp-bind", "tcp_listeners?tcp-bind"))
 def chardev_tcp_bind(ctx: CheckContext):
     """QEMU on the target binds each `<serial type='tcp'><source mode='bind' host= service=>` when it starts.
 

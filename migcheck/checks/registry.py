@@ -155,7 +155,35 @@ VIEWS: dict[str, str] = {
     "peers~guest": "the target's domains of this guest's name or UUID, not its other domains",
     "pools~layout": "the pools' names, types, states and target paths, not their free space",
     "memory~fits": "whether the guest fits in the target's MemTotal and MemAvailable; the numbers if not",
+    "mounts~disks": "the target's mounts that hold the guest's disk paths, not its other mounts",
+    "boot_id~source": "whether the target runs on the source's kernel (the same boot_id), not the id",
 }
+
+# A read may also be conditional, "FACT?CONDITION": the check reads FACT only where the named condition holds
+# (@condition in the check's module: a predicate of the guest's definition, the migration flags and the
+# target's facts, of which it may read only what the audit's class key holds exactly: qemu.conf, versions,
+# capabilities, ...); elsewhere it reads nothing of FACT, and the audit need not tell targets apart by it.
+CONDITIONS: dict[str, Callable[[Domain, MigrationFlags, "HostFacts | None"], bool]] = {}
+
+
+def condition(name: str) -> Callable:
+    """Register a guest condition for conditional reads (see CONDITIONS)."""
+    def deco(fn: Callable[[Domain, MigrationFlags, "HostFacts | None"], bool]) -> Callable:
+        CONDITIONS[name] = fn
+        return fn
+
+    return deco
+
+
+def reads_for(chk: "Check", dom: Domain | None, flags: MigrationFlags, target: HostFacts | None = None) -> frozenset[str]:
+    """What a check reads for this guest (and target): its plain reads, and the conditional ones whose condition
+    holds (all of them when the guest is not known)."""
+    out = set()
+    for r in chk.reads:
+        fact, _, cond = r.partition("?")
+        if not cond or dom is None or CONDITIONS[cond](dom, flags, target):
+            out.add(fact)
+    return frozenset(out)
 # read by every check that names the target, and put back per target by the audit (findings quote it)
 FREE_READS = frozenset({"spec"})
 SOURCE_STATUS = "guest.status"  # the source guest's status XML (and its parse error), only parsed when read

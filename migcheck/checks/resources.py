@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check, condition
 from migcheck.facts.hostfiles import CPU_ONLINE, NODE_ONLINE
 from migcheck.facts.procfs import HUGEPAGE_FILES, IdSet, parse_id_list
 from migcheck.report.model import Severity
+
+
+@condition("hugepages")
+def _hugepages_guest(dom, flags, target=None) -> bool:
+    return bool(dom.hugepages) and not flags.offline
 
 
 def _live_only(ctx: CheckContext) -> None:
@@ -40,7 +45,7 @@ def memory(ctx: CheckContext):
            "tests/lab/test_catalogue_network_state.py::test_hugepages_without_hugetlbfs_on_target_is_blocked_and_fails",
        ),
        explains={310: r"hugetlbfs"},
-       reads=("hugepages_free", "memory", "mounts"))
+       reads=("hugepages_free?hugepages", "memory?hugepages", "mounts?hugepages"))
 def hugepages(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0) for the mount: a <hugepages/> guest migrates to a target with hugetlbfs
     mounted, and fails with 'internal error: hugetlbfs filesystem is not mounted or disabled by

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, path_not_checked
+from migcheck.checks.registry import CheckContext, Hit, NotApplicable, check, condition, path_not_checked
 from migcheck.facts.image import ImageInfo, image_info
 from migcheck.facts.models import Disk
 from migcheck.facts.procfs import CLUSTER_FS, SHARED_FS, Mount, mount_of
@@ -96,6 +96,11 @@ def _copied(ctx: CheckContext, d: Disk) -> bool:
     return ctx.flags.copies_disk(d.target) and d.device == "disk" and not d.readonly and not d.shareable
 
 
+@condition("copy-storage")
+def _copies_storage(dom, flags, target=None) -> bool:
+    return flags.copy_storage and not flags.offline
+
+
 def _writable_disks(ctx: CheckContext, dom=None):
     for d in (dom or ctx.domain).disks:
         if not d.source or d.readonly or d.transient:
@@ -126,7 +131,7 @@ def _format_mismatch(d: Disk, info: ImageInfo | None) -> str | None:
            "tests/lab/test_catalogue_storage_devices.py::test_transient_disk_is_blocked_and_fails",
        ),
        explains={210: r"Migration without shared storage is unsafe"},
-       reads=("boot_id", "mounts"))
+       reads=("boot_id~source", "mounts~disks"))
 def not_shared(ctx: CheckContext):
     """libvirt's qemuMigrationSrcIsSafe: a file disk on a filesystem that is not shared needs storage copy.
 
@@ -267,7 +272,7 @@ def missing_on_target(ctx: CheckContext):
            "tests/lab/test_catalogue_storage_devices.py::test_copy_onto_the_same_file_is_blocked_and_fails",
        ), also=(Severity.BLOCK, Severity.WARN),
        asks=(Question(TARGET_PATHS, disk_files),),
-       reads=("boot_id", "image_headers", "mounts", "paths"))
+       reads=("boot_id~source", "image_headers", "mounts~disks", "paths"))
 def stale_copy(ctx: CheckContext):
     """A same-path file on the target's own local disk is not the guest's disk: with --unsafe the guest would
     continue on stale data, with storage copy libvirt overwrites it.
@@ -323,7 +328,7 @@ def stale_copy(ctx: CheckContext):
                       r"Source and target image have different sizes|Image is not in qcow2 format|"
                       r"'block-export-add': Block node is read-only|Failed to get \"write\" lock"},
        asks=(Question(TARGET_PATHS, disk_files), Question(SOURCE_PATHS, disk_files)),
-       reads=("boot_id", "image_headers", "mounts", "paths", "pools"))
+       reads=("boot_id~source", "image_headers", "mounts~disks", "paths", "pools?copy-storage"))
 def copy_precreate(ctx: CheckContext):
     """With --copy-storage-*, libvirt pre-creates missing disks on the target inside an active storage pool
     whose target path is the disk's directory; outside any (active) pool it fails. An image already at the

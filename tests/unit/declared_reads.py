@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 
-from migcheck.checks.registry import FREE_READS, SOURCE_STATUS, VIEWS, CheckContext, all_checks, run_check
+from migcheck.checks.registry import (CONDITIONS, FREE_READS, SOURCE_STATUS, VIEWS, CheckContext, all_checks,
+                                     reads_for, run_check)
 from migcheck.facts.host import build_host_facts
 
 _METHODS = {"domcaps_for": "domcaps", "error_about": "errors"}  # a method of HostFacts -> the fact it reads
@@ -130,8 +131,11 @@ class _TracedGuest(_Traced):
         return getattr(self._obj, name)
 
 
-def allowed_reads(declared: frozenset[str]) -> set[str]:
-    """What a check that declares these may read: a view allows its fact; any read allows the errors."""
+def allowed_reads(chk, dom=None, flags=None, target=None) -> set[str]:
+    """What a check may read for this guest: its reads (a view allows its fact, a conditional read only where its
+    condition holds for the guest and flags); any read allows the errors."""
+    declared = (reads_for(chk, dom, flags, target) if dom is not None
+                else frozenset(r.partition("?")[0] for r in chk.reads))
     out = set(FREE_READS) | {d.split("~")[0] for d in declared}
     if out - FREE_READS - {SOURCE_STATUS}:
         out.add("errors")  # why a declared fact is missing
@@ -142,6 +146,10 @@ def traced_reads(source_raw, target_raw, flags, migration_xml=None) -> dict[str,
     """check id -> the facts it read, each check run alone on traced facts (findings compared with a plain run)."""
     src, dst = build_host_facts(source_raw), build_host_facts(target_raw)
     out: dict[str, set[str]] = {}
+    try:
+        dom = CheckContext(source=src, target=dst, flags=flags, migration_xml=migration_xml).domain
+    except Exception:  # no guest definition: every check stops at it
+        dom = None
     for chk in all_checks():
         plain = run_check(chk, CheckContext(source=src, target=dst, flags=flags, migration_xml=migration_xml))
         log: set[str] = set()
@@ -150,18 +158,21 @@ def traced_reads(source_raw, target_raw, flags, migration_xml=None) -> dict[str,
         traced = run_check(chk, ctx)
         assert traced == plain, f"{chk.id}: the traced run found {traced}, the plain one {plain}"
         out[chk.id] = log
+    out["_domain"] = dom  # type: ignore[assignment]  # what the conditions are judged on
+    out["_target"] = dst  # type: ignore[assignment]
     return out
 
 
 def assert_reads_declared(source_raw, target_raw, flags, migration_xml=None) -> None:
     reads = traced_reads(source_raw, target_raw, flags, migration_xml)
+    dom, dst = reads.pop("_domain"), reads.pop("_target")
     collect = os.environ.get("MIGCHECK_COLLECT_READS")
     if collect:
         with open(collect, "a") as fh:
             fh.writelines(f"{cid} {fact}\n" for cid, facts in reads.items() for fact in sorted(facts))
         return
     checks = {c.id: c for c in all_checks()}
-    undeclared = {cid: sorted(facts - allowed_reads(checks[cid].reads)) for cid, facts in reads.items()}
+    undeclared = {cid: sorted(facts - allowed_reads(checks[cid], dom, flags, dst)) for cid, facts in reads.items()}
     undeclared = {cid: facts for cid, facts in undeclared.items() if facts}
     assert not undeclared, f"checks read target facts they do not declare (@check(reads=...)): {undeclared}"
 
@@ -170,4 +181,5 @@ def known_reads() -> set[str]:
     """Every name a declaration may use."""
     from migcheck.facts.host import HostFacts
 
-    return (set(HostFacts.model_fields) - {"raw", "spec"}) | {"caps.uuid", "domcaps", SOURCE_STATUS} | set(VIEWS)
+    facts = (set(HostFacts.model_fields) - {"raw", "spec"}) | {"caps.uuid", "domcaps", SOURCE_STATUS}
+    return facts | set(VIEWS) | {f"{f}?{c}" for f in facts for c in CONDITIONS}

@@ -69,7 +69,7 @@ def test_a_new_check_reading_an_identity_fact_runs_per_member() -> None:
     _with_check("zz.test-free-memory", _reads_free_memory, reads=("free_memory",))
     try:
         ev = _compare(small_fleet(seed=5), ["--live"])
-        assert ev.scopes["zz.test-free-memory"] == E.MEMBER
+        assert E.scope_of(REGISTRY["zz.test-free-memory"], None, parse_flags(["--live"])) == E.MEMBER
         assert ev.stats.per_member_runs > 0
         assert any(k.startswith("zz.test-free-memory") for k in ev.stats.uncovered)
     finally:
