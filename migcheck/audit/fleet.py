@@ -164,8 +164,7 @@ def source_raw(host: HostProbe, guest: GuestProbe) -> RawHost:
         spec=b.spec, uri=b.uri, hostname=b.hostname, libvirt_version=b.libvirt_version,
         qemu_version=b.qemu_version, capabilities_xml=b.capabilities_xml,
         domcaps_xml={key: dc.value} if dc is not None and dc.value is not None else {},
-        cpu_compare=cpu, cpu_expanded=dict(guest.cpu_expanded), domain=guest.raw, files=_host_files(b.files, tcp=False),
-        paths=paths, image_headers=images,
+        cpu_compare=cpu, domain=guest.raw, files=_host_files(b.files, tcp=False), paths=paths, image_headers=images,
         resolved=host.resolved,
         errors=_in_order(SOURCE, {
             HOST_FACTS: host.e_host, GUEST: guest.errors, DOMCAPS: dc.errors if dc else {}, CPUS: cpu_errors,

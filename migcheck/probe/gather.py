@@ -426,7 +426,7 @@ def with_cpu_model(cpu_xml: str, model: str) -> str:
     return re.sub(r"(<model\b[^>]*>)[^<]*(</model>)", lambda m: f"{m.group(1)}{model}{m.group(2)}", cpu_xml, count=1)
 
 
-def ask_cpu(session: HostSession, dom: Domain, cpu_xml: str, expanded: str | None = None,
+def ask_cpu(session: HostSession, dom: Domain, cpu_xml: str, expanded: str | Callable[[], str | None] | None = None,
             own_model: str | None = None) -> Answer[CpuCompareAnswer]:
     """A host's own verdict on a CPU definition (what Nova asks).
 
@@ -456,6 +456,8 @@ def ask_cpu(session: HostSession, dom: Domain, cpu_xml: str, expanded: str | Non
             answer = CpuCompareAnswer(result=0 if code == libvirt.VIR_ERR_CPU_INCOMPATIBLE else -1,
                                       message=error_text(exc))
         model = _UNKNOWN_CPU_MODEL.search(answer.message) if answer.result < 0 else None
+        if callable(expanded) and model is not None and own_model:
+            expanded = expanded()  # asked only now, the model being unknown here
         if model is not None and expanded and own_model and model.group(1) not in unknown:
             unknown.append(model.group(1))
             xml = with_cpu_model(expanded, own_model)
@@ -471,8 +473,8 @@ def ask_cpu(session: HostSession, dom: Domain, cpu_xml: str, expanded: str | Non
     return Answer(answer)
 
 
-def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str, expanded: str | None = None,
-                own_model: str | None = None) -> None:
+def compare_cpu(session: HostSession, raw: RawHost, dom: Domain, cpu_xml: str,
+                expanded: str | Callable[[], str | None] | None = None, own_model: str | None = None) -> None:
     """ask_cpu, put into the record (under the definition's cpu_key)."""
     ask_cpu(session, dom, cpu_xml, expanded, own_model).into(raw.cpu_compare, cpu_key(cpu_xml), raw.errors)
 

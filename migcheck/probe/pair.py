@@ -96,6 +96,7 @@ class PendingPair:
         # (its hostname and qemu.conf)
         self._done = {waited: threading.Event() for waited in PAIR_WAITS.values()}
         self._sessions: list[HostSession] = []
+        self._src_session: list[HostSession] = []  # the source's, once open (the target may ask it one thing)
         self._workers = [(HostWorker(self._work_source, "source"), source),
                          (HostWorker(self._work_target, "target"), target)]
         for w, _ in self._workers:
@@ -132,6 +133,7 @@ class PendingPair:
     def _work_source(self) -> RawHost:
         try:
             s = self._open(self.source)
+            self._src_session.append(s)
             stage("waiting for the fact models to be imported")
             from migcheck.facts.hostfiles import QEMU_CONF  # pydantic and the parsers: imported while the handshakes ran
             from migcheck.probe import gather as g
@@ -149,9 +151,6 @@ class PendingPair:
                 dom = self._src_domain[0]
                 for cpu_xml in plan.source_cpus(dom):
                     g.compare_cpu(s, raw, dom, cpu_xml)
-                for cpu_xml in plan.target_cpus(dom, raw.domcaps_xml):  # for a target that does not know the model
-                    if (expanded := g.expand_cpu(s, dom, cpu_xml)) is not None:
-                        raw.cpu_expanded[g.cpu_key(cpu_xml)] = expanded
 
             self._run(SOURCE, {
                 HOST_FACTS: lambda: g.gather_host(s, raw),
@@ -205,8 +204,19 @@ class PendingPair:
             def cpus() -> None:  # the guest's CPU as the source runs it (not --xml's)
                 src_raw, src_dom = self._src_raw[0], self._src_domain[0]
                 own_model = g.host_model_name(next(iter(raw.domcaps_xml.values()), None))
+
+                def expanded(cpu_xml: str) -> str | None:
+                    """Asked of the source only when this target does not know the model (its session is open
+                    until both sides are done); kept in its record."""
+                    key = g.cpu_key(cpu_xml)
+                    if key not in src_raw.cpu_expanded and self._src_session:
+                        text = g.expand_cpu(self._src_session[0], src_dom, cpu_xml)
+                        if text is not None:
+                            src_raw.cpu_expanded[key] = text
+                    return src_raw.cpu_expanded.get(key)
+
                 for cpu_xml in plan.target_cpus(src_dom, src_raw.domcaps_xml):
-                    g.compare_cpu(s, raw, src_dom, cpu_xml, src_raw.cpu_expanded.get(g.cpu_key(cpu_xml)), own_model)
+                    g.compare_cpu(s, raw, src_dom, cpu_xml, lambda x=cpu_xml: expanded(x), own_model)
 
             self._run(TARGET, {
                 HOST_FACTS: lambda: g.gather_host(s, raw),
