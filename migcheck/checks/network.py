@@ -243,15 +243,7 @@ def _native(ctx: CheckContext) -> None:
 
 def _target_conf(ctx: CheckContext) -> str | None:
     """The target's qemu.conf text ('' when it has none); FactMissing when it could not be read."""
-    from migcheck.checks.registry import FactMissing
-
-    from migcheck.facts.hostfiles import QEMU_CONF
-
-    t = ctx.target
-    if t.qemu_conf is None:
-        raise FactMissing(f"{QEMU_CONF} of {t.spec}: "
-                          + (t.errors.get("host_files") or t.errors.get(f"file:{QEMU_CONF}", "not read")))
-    return t.qemu_conf.text
+    return ctx.qemu_conf(ctx.target).text
 
 
 def _incoming(ctx: CheckContext):

@@ -275,3 +275,36 @@ def name_collision(ctx: CheckContext):
                            fix="add --persistent to replace the target's stored definition with the source's",
                            severity=Severity.WARN))
     return out
+
+
+LOCK_MANAGER_DEFAULT = "nop"  # qemu.conf lock_manager unset: libvirt's "nop" plugin
+SANLOCK = "sanlock"  # the lock manager that carries state in the migration cookie
+
+
+def _lock_manager(ctx: CheckContext, host) -> str:
+    return ctx.qemu_conf(host).value("lock_manager") or LOCK_MANAGER_DEFAULT
+
+
+@check("platform.lock-manager", Severity.BLOCK,
+       "sanlock on one host and another lock manager on the other (qemu.conf lock_manager)", also=(Severity.RISK,),
+       explains={445: r"Source host lock driver \S+ different from target|Missing \S+ lock state for migration cookie"},
+       reads=("qemu_conf",))
+def lock_manager(ctx: CheckContext):
+    """The source's migration cookie carries its lock state and lock manager's name when it holds state; the
+    target's Prepare refuses a name that is not its own, and a manager that needs state (sanlock) refuses a
+    cookie without it (qemuMigrationCookieXMLParse). nop and lockd send no state (lab, libvirt 9.0: lockd to
+    nop and nop to lockd migrate, live and offline), so only sanlock on one side fails."""
+    src, dst = _lock_manager(ctx, ctx.source), _lock_manager(ctx, ctx.target)
+    if src == dst or SANLOCK not in (src, dst):
+        return []
+    evidence = [f"{ctx.source.spec}: qemu.conf lock_manager = {src}{' (unset)' if src == LOCK_MANAGER_DEFAULT else ''}",
+                f"{ctx.target.spec}: qemu.conf lock_manager = {dst}{' (unset)' if dst == LOCK_MANAGER_DEFAULT else ''}"]
+    fix = ("use sanlock on every host guests move between (or on none), restart libvirtd there, or choose a target "
+           "with the source's lock manager")
+    if dst == SANLOCK:
+        return [Hit(message=f"the target's libvirt locks disks with sanlock, which needs the source's lock state, and "
+                            f"the source's ({src}) sends none: the target refuses with 'Missing sanlock lock state "
+                            "for migration cookie'", evidence=evidence, fix=fix)]
+    return [Hit(message=f"the source's libvirt holds the guest's disk leases with sanlock, the target's uses {dst}: "
+                        f"a guest with leases is refused with 'Source host lock driver sanlock different from target "
+                        f"{dst}'", evidence=evidence, fix=fix, severity=Severity.RISK)]

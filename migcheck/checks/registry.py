@@ -14,6 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 from migcheck.facts.host import GuestFacts, HostFacts
+from migcheck.facts.hostfiles import QEMU_CONF, QemuConf
 from migcheck.facts.models import Domain
 from migcheck.flags import MigrationFlags
 from migcheck.probe.plan import ProbePlan, Question
@@ -68,6 +69,13 @@ class CheckContext:
                 raise FactMissing(f"{fact} of {host.spec} not available{why}")
             raise FactMissing(f"{fact} not available")
         return value
+
+    def qemu_conf(self, host: HostFacts) -> QemuConf:
+        """The host's qemu.conf (empty when it has none), or FactMissing saying why it could not be read."""
+        if host.qemu_conf is None:
+            raise FactMissing(f"{QEMU_CONF} of {host.spec}: "
+                              + (host.errors.get("host_files") or host.errors.get(f"file:{QEMU_CONF}", "not read")))
+        return host.qemu_conf
 
     @property
     def guest(self) -> GuestFacts:

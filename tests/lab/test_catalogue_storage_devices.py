@@ -882,3 +882,38 @@ def test_migcheck_json_names_the_lab_hosts(lab):
         code, report, stderr = migcheck(a.name, b.name, "sto-sanity", ["--live"])
         assert (report.get("source"), report.get("target")) == ("sto-a", "sto-b"), (code, report, stderr)
         assert report["verdict"] == "ok", report.get("findings")
+
+
+# ------------------------------------------------------------------ lock manager (platform.lock-manager)
+
+LOCKD = 'lock_manager = "lockd"\n'
+
+
+@contextlib.contextmanager
+def virtlockd(lab: Lab) -> Iterator[None]:
+    """virtlockd in every host (libvirt's lockd plugin talks to it over /run/libvirt/virtlockd-sock); each host's
+    own /run holds its pid file, so stopping it touches no other host's."""
+    try:
+        for h in lab.hosts:
+            h.run(["sh", "-c", "virtlockd -d -p /run/virtlockd.pid </dev/null >/dev/null 2>&1"], check=True)
+        yield
+    finally:
+        for h in lab.hosts:
+            h.run(["sh", "-c", "test -e /run/virtlockd.pid && kill \"$(cat /run/virtlockd.pid)\"; true"])
+
+
+def test_lock_manager_lockd_on_one_host_only_migrates(lab):
+    """lock_manager = "lockd" (virtlockd running) on one host, the default (nop) on the other, both ways, live
+    and offline: ok, and it migrates: neither sends lock state in the migration cookie, so libvirt's check of
+    the source's lock driver never fires (only sanlock's state does: platform.lock-manager, fixtures only, this
+    machine has no sanlock). Then lockd on both: ok, migrates."""
+    a, b = hosts(lab)
+    with virtlockd(lab):
+        for n, (src, dst, conf) in enumerate(((a, b, {b.name: LOCKD}), (a, b, {a.name: LOCKD}),
+                                              (a, b, {a.name: LOCKD, b.name: LOCKD}))):
+            with qemu_conf(lab, conf):
+                for flags in (["--live"], ["--offline", "--persistent"]):
+                    vm = f"sto-lock{n}{len(flags)}"
+                    with guest(lab, src, vm, lab.guest_xml(vm)):
+                        out = pair(lab, src, dst, vm, flags, expect="ok")
+                        assert "platform.lock-manager" not in out.rules()

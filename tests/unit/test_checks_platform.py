@@ -5,7 +5,7 @@ import pytest
 from migcheck.checks.registry import REGISTRY, all_checks, check
 from migcheck.probe.raw import PathStat, PeerDomain
 from migcheck.report.model import Severity, Verdict
-from tests.unit.factories import argv, caps, guest_xml, rules_of, run, source, target
+from tests.unit.factories import argv, caps, guest_xml, rules_of, run, source, target, unknown_checks
 
 UUID = "6d1c3a5e-0000-4000-8000-000000000001"
 
@@ -208,3 +208,35 @@ def test_completed_job_stats_that_failed_to_gather_are_unknown():
     src = clean_source(state=3, reason=1)
     src.errors["completed_job"] = "timed out"
     assert "state.postmigrate-paused" in rules_of(run(src, target()), "unknown")
+
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+
+
+@pytest.mark.parametrize("src_conf, dst_conf, severity, text", [
+    (None, None, None, None),  # both unset: nop on both
+    (None, 'lock_manager = "lockd"\n', None, None),  # lab: nop and lockd send no lock state, and migrate
+    ('lock_manager = "lockd"\n', None, None, None),
+    ('lock_manager = "sanlock"\n', 'lock_manager = "sanlock"\n', None, None),
+    (None, 'lock_manager = "sanlock"\n', Severity.BLOCK, "Missing sanlock lock state for migration cookie"),
+    ('lock_manager = "lockd"\n', 'lock_manager = "sanlock"\n', Severity.BLOCK, "Missing sanlock lock state"),
+    ('lock_manager = "sanlock"\n', '# lock_manager = "sanlock"\n', Severity.RISK,  # commented out: nop
+     "Source host lock driver sanlock different from target nop"),
+])
+def test_lock_manager_sanlock_on_one_side_only(src_conf, dst_conf, severity, text) -> None:
+    src, dst = clean_source(), target()
+    for raw, conf in ((src, src_conf), (dst, dst_conf)):
+        if conf is not None:
+            raw.files[QEMU_CONF] = conf
+    found = [f for f in run(src, dst).findings if f.rule == "platform.lock-manager"]
+    assert [f.severity for f in found] == ([severity] if severity else [])
+    if text:
+        assert text in found[0].message
+
+
+def test_lock_manager_unknown_without_the_targets_qemu_conf() -> None:
+    dst = target()
+    dst.errors["host_files"] = "SSH: connection refused"
+    r = run(clean_source(), dst)
+    assert "platform.lock-manager" in unknown_checks(r)
+    assert r.verdict == Verdict.UNKNOWN
