@@ -24,7 +24,6 @@ this with, on generated fleets and on real data.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,12 +32,10 @@ from migcheck.checks.registry import (FREE_READS, SOURCE_STATUS, Check, CheckCon
                                      reads_for, run_check)
 from migcheck.facts.models import Domain
 from migcheck.facts.procfs import mount_of
-from migcheck.facts.host import (GuestFacts, HostFacts, answers_of, build_host_facts, file_facts_of,
-                                 tpm_migrates_shared_storage)
+from migcheck.facts.cache import FactCache
+from migcheck.facts.host import GuestFacts, HostFacts, build_host_facts
 from migcheck.facts.hostfiles import CPU_ONLINE, MEMINFO, NODE_ONLINE, QEMU_CONF
-from migcheck.facts.models import Version
 from migcheck.flags import MigrationFlags
-from migcheck.probe.raw import RawHost
 from migcheck.report.model import SEVERITY_ORDER, Finding, Report, Severity, Verdict, verdict_of
 
 MARKER = "\x00migcheck-audit-target\x00"  # never in host data: XML and the names cannot hold NUL
@@ -72,129 +69,6 @@ def scope_of(chk: Check, dom: Domain | None, flags: MigrationFlags, target: Host
 
 
 # ---------------------------------------------------------------- fact caches
-
-_UUID_IN_CAPS = re.compile(r"(<host>\s*<uuid>)([0-9A-Fa-f-]{36})(</uuid>)")
-_PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-class FactCache:
-    """Parsed facts, each distinct text parsed once (with migcheck's own build_host_facts)."""
-
-    def __init__(self) -> None:
-        self._caps: dict[str, tuple] = {}
-        self._domcaps: dict[str, tuple] = {}
-        self._versions: dict[int, Version] = {}
-        self._facts_template: HostFacts | None = None
-        self._files: dict[tuple, tuple[dict[str, object], dict[str, str]]] = {}
-        self.parses = 0
-
-    def caps(self, text: str):
-        """(HostCapabilities | None, parse error | None) for a capabilities XML."""
-        key, uuid = text, None
-        m = _UUID_IN_CAPS.search(text)
-        if m and text.count("<uuid>") == 1:
-            key, uuid = text[: m.start(2)] + _PLACEHOLDER_UUID + text[m.end(2):], m.group(2)
-        hit = self._caps.get(key)
-        if hit is None:
-            self.parses += 1
-            f = build_host_facts(RawHost(spec="", uri="", capabilities_xml=key))
-            hit = (f.caps, f.errors.get("capabilities"))
-            self._caps[key] = hit
-        caps, err = hit
-        if err is not None and uuid is not None:  # exotic: parse the real text, errors and all
-            f = build_host_facts(RawHost(spec="", uri="", capabilities_xml=text))
-            return f.caps, f.errors.get("capabilities")
-        if caps is not None and uuid is not None:
-            caps = caps.model_copy(update={"uuid": uuid})
-        return caps, err
-
-    def domcaps(self, text: str):
-        hit = self._domcaps.get(text)
-        if hit is None:
-            self.parses += 1
-            f = build_host_facts(RawHost(spec="", uri="", domcaps_xml={"k": text}))
-            hit = (f.domcaps.get("k"), f.errors.get("domcaps:k"))
-            self._domcaps[text] = hit
-        return hit
-
-    def version(self, number: int | None) -> Version | None:
-        if not number:
-            return None
-        v = self._versions.get(number)
-        if v is None:
-            v = self._versions[number] = Version(number=number)
-        return v
-
-    def guest(self, raw: RawHost, lazy: bool = False, live=None) -> tuple[GuestFacts | None, dict[str, str]]:
-        """A guest's facts and the errors parsing it added, parsed once per guest.
-
-        live: the live XML's Domain when the probe has parsed it already (GuestProbe.dom, from the
-        very text in raw): it is used instead of parsing the text a second time.
-        lazy: leave the status XML (/run/libvirt/qemu/NAME.xml) unparsed: it is large, and parsed only
-        when a check declares it reads it (checks.registry.SOURCE_STATUS).
-        """
-        self.parses += 1
-        rd = raw.domain
-        if lazy and rd is not None and rd.status_xml is not None:
-            rd = rd.model_copy(update={"status_xml": None})
-        if live is not None and rd is not None and rd.live_xml is not None:
-            rd = rd.model_copy(update={"live_xml": None})  # parsed already: put back below
-        f = build_host_facts(_bare_raw(raw.spec, raw.uri, rd))
-        if f.guest is not None:  # the facts of the texts left unparsed above, from the texts themselves
-            f.guest.live_xml = raw.domain.live_xml
-            f.guest.tpm_migrates_shared_storage = tpm_migrates_shared_storage(raw.domain.status_xml)
-        if live is not None and f.guest is not None and raw.domain.live_xml is not None:
-            f.guest.live = live
-        return f.guest, f.errors
-
-    def file_facts(self, files: dict[str, str], errors: dict[str, str]) -> dict[str, object]:
-        """file_facts_of(files, errors), parsed once per distinct set of files (a host's, as every target)."""
-        context = {k: errors[k] for k in ("host_files", f"file:{QEMU_CONF}") if k in errors}
-        key = (tuple(files.items()), tuple(context.items()))
-        hit = self._files.get(key)
-        if hit is None:
-            self.parses += 1
-            added = dict(context)
-            facts = file_facts_of(files, added)
-            hit = self._files[key] = (facts, {k: v for k, v in added.items() if k not in context})
-        facts, parse_errors = hit
-        errors.update(parse_errors)
-        return facts
-
-    def assemble(self, raw: RawHost, guest: tuple[GuestFacts | None, dict[str, str]] | None = None,
-                 caps: tuple | None = None) -> HostFacts:
-        """build_host_facts(raw), from cached parses (tests check that both are equal)."""
-        errors = dict(raw.errors)
-        caps_parsed = None
-        if raw.capabilities_xml is not None:
-            caps_parsed, err = caps if caps is not None else self.caps(raw.capabilities_xml)
-            if err is not None:
-                errors["capabilities"] = err
-        domcaps = {}
-        for key, text in raw.domcaps_xml.items():
-            parsed, err = self.domcaps(text)
-            if err is not None:
-                errors[f"domcaps:{key}"] = err
-            elif parsed is not None:
-                domcaps[key] = parsed
-        g = None
-        if raw.domain is not None:
-            g, gerrors = guest if guest is not None else self.guest(raw)
-            errors.update(gerrors)
-        if self._facts_template is None:
-            self._facts_template = HostFacts(spec="", uri="", raw=RawHost(spec="", uri=""))
-        files = self.file_facts(raw.files, errors)
-        return self._facts_template.model_copy(update=dict(
-            spec=raw.spec, uri=raw.uri, hostname=raw.hostname,
-            libvirt_version=self.version(raw.libvirt_version), qemu_version=self.version(raw.qemu_version),
-            caps=caps_parsed, domcaps=domcaps, guest=g, raw=raw, errors=errors, **answers_of(raw), **files))
-
-
-def _bare_raw(spec: str, uri: str, domain) -> RawHost:
-    from migcheck.audit.fleet import _raw
-
-    return _raw(spec=spec, uri=uri, domain=domain)
-
 
 @dataclass
 class ClassResult:
@@ -339,7 +213,7 @@ class _TargetInfo:
         self.images = {k: intern(("image", a.value, tuple(a.errors.items()))) for k, a in host.images.items()}
         self.conf = b.files.get(QEMU_CONF)
         self.networks = b.networks
-        files = cache.file_facts(b.files, dict(host.e_files))
+        files = cache.files(b.files, dict(host.e_files))
         self.cpuinfo = intern(("cpuinfo", _fp(files["cpuinfo"])))
         self.mounts, self.boot_id = files["mounts"], files["boot_id"]
         self._mounts_of: dict[tuple[str, ...], object] = {}
@@ -502,8 +376,8 @@ class Evaluator:
             return vm
         src_raw = source_raw(host, g)
         # the status XML is large and parsed only when a check declares it reads it (checks.registry.SOURCE_STATUS)
-        gfacts = self.cache.guest(src_raw, lazy=not self.parse_status, live=g.dom)
-        src = self.cache.assemble(src_raw, gfacts, self.host_caps(host.name))
+        gfacts = self.cache.guest(src_raw.domain, live=g.dom, lazy=not self.parse_status)
+        src = build_host_facts(src_raw, self.cache, gfacts, self.host_caps(host.name))
         self._evaluate_targets(vm, host, g, gfacts, src, flags)
         self.stats.classes += len(vm.classes)
         return vm
@@ -542,7 +416,7 @@ class Evaluator:
         if spec is not None:
             raw = raw.model_copy(update={"spec": spec})
         ti_caps = self.host_caps(name)
-        return self.cache.assemble(raw, None, ti_caps)
+        return build_host_facts(raw, self.cache, caps=ti_caps)
 
     def _evaluate_class(self, cr: ClassResult, key: tuple, src: HostFacts, g: GuestProbe, dom: Domain | None,
                         flags: MigrationFlags, shared: dict[str, list[Finding]]) -> None:

@@ -18,8 +18,8 @@ from migcheck.facts.domain_xml import parse_domain_xml
 from migcheck.facts.hostfiles import HostFileFacts, parse_host_files
 from migcheck.facts.models import Domain, DomainCapabilities, HostCapabilities, QemuCommandLine, Version
 from migcheck.facts.qemu_cmdline import parse_qemu_argv
-from migcheck.probe.raw import (CpuCompareAnswer, NameAnswer, NetworkInfo, PathStat, PeerDomain, PoolInfo, RawHost,
-                                SecretInfo, UsbDevice, domcaps_key)
+from migcheck.probe.raw import (CpuCompareAnswer, NameAnswer, NetworkInfo, PathStat, PeerDomain, PoolInfo, RawDomain,
+                                RawHost, SecretInfo, UsbDevice, domcaps_key)
 
 T = TypeVar("T")
 
@@ -100,58 +100,101 @@ def _guard(errors: dict[str, str], fact: str, fn: Callable[[], T]) -> T | None:
         return None
 
 
-def build_host_facts(raw: RawHost) -> HostFacts:
+class Parses:
+    """Each kind of raw answer parsed into its fact, with the errors of a malformed one: the one place
+    build_host_facts gets its facts from. The audit's FactCache (facts/cache.py) is this, each distinct text
+    parsed once."""
+
+    def caps(self, text: str) -> tuple[HostCapabilities | None, str | None]:
+        errors: dict[str, str] = {}
+        return _guard(errors, "capabilities", lambda: parse_capabilities_xml(text)), errors.get("capabilities")
+
+    def domcaps(self, text: str) -> tuple[DomainCapabilities | None, str | None]:
+        errors: dict[str, str] = {}
+        return _guard(errors, "domcaps", lambda: parse_domain_capabilities_xml(text)), errors.get("domcaps")
+
+    def version(self, number: int | None) -> Version | None:
+        return Version(number=number) if number else None
+
+    def guest(self, rd: RawDomain, live: Domain | None = None,
+              lazy: bool = False) -> tuple[GuestFacts, dict[str, str]]:
+        """The guest's facts and the errors parsing them met. live: its live XML already parsed (from this very
+        text); lazy: leave the status XML unparsed (nothing reads it)."""
+        return guest_facts(rd, live, lazy)
+
+    def files(self, files: dict[str, str], errors: dict[str, str]) -> dict[str, object]:
+        return file_facts_of(files, errors)
+
+
+_PLAIN = Parses()
+_TEMPLATE: list[HostFacts] = []
+
+
+def build_host_facts(raw: RawHost, parses: Parses = _PLAIN,
+                     guest: tuple[GuestFacts, dict[str, str]] | None = None,
+                     caps: tuple[HostCapabilities | None, str | None] | None = None) -> HostFacts:
+    """The typed facts of one host. parses: where each answer is parsed (the audit passes its cache); guest,
+    caps: the guest's and the capabilities' facts when the caller has them already."""
     errors = dict(raw.errors)
-    facts = HostFacts(
-        spec=raw.spec,
-        uri=raw.uri,
-        hostname=raw.hostname,
-        libvirt_version=Version(number=raw.libvirt_version) if raw.libvirt_version else None,
-        qemu_version=Version(number=raw.qemu_version) if raw.qemu_version else None,
-        raw=raw,
-        **answers_of(raw),
-        **file_facts_of(raw.files, errors),
-    )
+    caps_parsed = None
     if raw.capabilities_xml is not None:
-        facts.caps = _guard(errors, "capabilities", lambda: parse_capabilities_xml(raw.capabilities_xml))
+        caps_parsed, err = caps if caps is not None else parses.caps(raw.capabilities_xml)
+        if err is not None:
+            errors["capabilities"] = err
+    domcaps = {}
     for key, text in raw.domcaps_xml.items():
-        parsed = _guard(errors, f"domcaps:{key}", lambda: parse_domain_capabilities_xml(text))
-        if parsed is not None:
-            facts.domcaps[key] = parsed
+        parsed, err = parses.domcaps(text)
+        if err is not None:
+            errors[f"domcaps:{key}"] = err
+        elif parsed is not None:
+            domcaps[key] = parsed
+    g = None
     if raw.domain is not None:
-        rd = raw.domain
-        g = GuestFacts(
-            name=rd.name,
-            uuid=rd.uuid,
-            state=rd.state,
-            state_reason=rd.state_reason,
-            persistent=rd.persistent,
-            exe_link=rd.exe_link,
-            job_type=rd.job_type,
-            completed_job=rd.completed_job,
-            qmp_status=rd.qmp_status,
-            block_jobs=rd.block_jobs,
-            snapshot_count=rd.snapshot_count,
-            qmp_blocked_reasons=rd.qmp_blocked_reasons,
-            live_xml=rd.live_xml,
-            tpm_migrates_shared_storage=tpm_migrates_shared_storage(rd.status_xml),
-        )
-        if rd.live_xml is not None:
-            g.live = _guard(errors, "domain_xml", lambda: parse_domain_xml(rd.live_xml))
-        if rd.inactive_xml is not None:
-            g.inactive = _guard(errors, "domain_inactive_xml", lambda: parse_domain_xml(rd.inactive_xml))
-        if rd.status_xml is not None:
-            g.status = _guard(errors, "status_xml", lambda: _parse_status_xml(rd.status_xml))
-        if rd.cmdline is not None:
-            g.cmdline = _guard(errors, "cmdline", lambda: parse_qemu_argv(rd.cmdline))
-        if rd.log_head:
-            m = _LOG_VERSIONS.search(rd.log_head)
-            if m:
-                g.started_libvirt = Version.parse(m.group(1))
-                g.started_qemu = Version.parse(m.group(2))
-        facts.guest = g
-    facts.errors = errors
-    return facts
+        g, gerrors = guest if guest is not None else parses.guest(raw.domain)
+        errors.update(gerrors)
+    files = parses.files(raw.files, errors)
+    if not _TEMPLATE:
+        _TEMPLATE.append(HostFacts(spec="", uri="", raw=RawHost(spec="", uri="")))
+    # a copy of an empty HostFacts with every field set: what the probe validated is not validated again
+    return _TEMPLATE[0].model_copy(update=dict(
+        spec=raw.spec, uri=raw.uri, hostname=raw.hostname, libvirt_version=parses.version(raw.libvirt_version),
+        qemu_version=parses.version(raw.qemu_version), caps=caps_parsed, domcaps=domcaps, guest=g, raw=raw,
+        errors=errors, **answers_of(raw), **files))
+
+
+def guest_facts(rd: RawDomain, live: Domain | None = None, lazy: bool = False) -> tuple[GuestFacts, dict[str, str]]:
+    """A guest's facts from its raw answers, and the errors of those that did not parse."""
+    errors: dict[str, str] = {}
+    g = GuestFacts(
+        name=rd.name,
+        uuid=rd.uuid,
+        state=rd.state,
+        state_reason=rd.state_reason,
+        persistent=rd.persistent,
+        exe_link=rd.exe_link,
+        job_type=rd.job_type,
+        completed_job=rd.completed_job,
+        qmp_status=rd.qmp_status,
+        block_jobs=rd.block_jobs,
+        snapshot_count=rd.snapshot_count,
+        qmp_blocked_reasons=rd.qmp_blocked_reasons,
+        live_xml=rd.live_xml,
+        tpm_migrates_shared_storage=tpm_migrates_shared_storage(rd.status_xml),
+    )
+    if rd.live_xml is not None:
+        g.live = live if live is not None else _guard(errors, "domain_xml", lambda: parse_domain_xml(rd.live_xml))
+    if rd.inactive_xml is not None:
+        g.inactive = _guard(errors, "domain_inactive_xml", lambda: parse_domain_xml(rd.inactive_xml))
+    if rd.status_xml is not None and not lazy:
+        g.status = _guard(errors, "status_xml", lambda: _parse_status_xml(rd.status_xml))
+    if rd.cmdline is not None:
+        g.cmdline = _guard(errors, "cmdline", lambda: parse_qemu_argv(rd.cmdline))
+    if rd.log_head:
+        m = _LOG_VERSIONS.search(rd.log_head)
+        if m:
+            g.started_libvirt = Version.parse(m.group(1))
+            g.started_qemu = Version.parse(m.group(2))
+    return g, errors
 
 
 ANSWERS = ("cpu_compare", "peers", "paths", "image_headers", "networks", "nwfilters", "secrets", "pools",

@@ -133,7 +133,7 @@ def test_a_check_reading_the_source_errors_whole_declares_the_status() -> None:
 
 
 def test_assembled_facts_equal_build_host_facts() -> None:
-    """The cached fact assembly is build_host_facts, for sources and targets, malformed answers included."""
+    """build_host_facts with the audit's cache is build_host_facts, for sources and targets, malformed answers included."""
     fleet = small_fleet(seed=8)
     cache = E.FactCache()
     n = 0
@@ -144,20 +144,20 @@ def test_assembled_facts_equal_build_host_facts() -> None:
             if g.raw is None or g.error:
                 continue
             sr = source_raw(host, g)
-            assert cache.assemble(sr) == build_host_facts(sr)
+            assert build_host_facts(sr, cache) == build_host_facts(sr)
             for t in fleet.candidates()[host.name]:
                 th = fleet.hosts[t]
                 if th.ok:
                     tr = target_raw(th, g)
-                    assert cache.assemble(tr) == build_host_facts(tr)
+                    assert build_host_facts(tr, cache) == build_host_facts(tr)
                     n += 1
     assert n > 100
     bad = source_raw(*_first(fleet))
     for text in ("<capabilities><host><uuid>12345678-1234-1234-1234-123456789abc</uuid></host>",  # truncated
                  "<domain/>", "not xml"):
         raw = bad.model_copy(update={"capabilities_xml": text, "domcaps_xml": {"k|x||kvm": text}})
-        assert cache.assemble(raw) == build_host_facts(raw)
-        assert "capabilities" in cache.assemble(raw).errors
+        assert build_host_facts(raw, cache) == build_host_facts(raw)
+        assert "capabilities" in build_host_facts(raw, cache).errors
 
 
 def _first(fleet):
