@@ -40,6 +40,11 @@ def hostdev(ctx: CheckContext):
     return out
 
 
+@condition("tpm-emulator")
+def _tpm_emulator(dom, flags, target=None) -> bool:
+    return not flags.offline and any(t.backend == "emulator" for t in dom.tpm_devices)
+
+
 @condition("usb-hostdevs")
 def _usb_hostdevs(dom, flags, target=None) -> bool:
     return any(h.mode == "subsystem" and h.type == "usb" for h in dom.hostdevs)
@@ -260,7 +265,7 @@ def snapshots(ctx: CheckContext):
        explains={370: r"TPM version '.*' is not supported|TPM backend type|TPM model '.*' is not supported|"
                       r"swtpm does not support migration with shared storage"},
        asks=(Question(TARGET_PATHS, lambda dom, host: SWTPM_PATHS if "emulator" in dom.tpms else ()),),
-       reads=("domcaps", "paths"))
+       reads=("domcaps?tpm-emulator", "paths?tpm-emulator"))
 def tpm_emulator(ctx: CheckContext):
     """The TPM state migrates with the guest (lab: a tpm-crb 2.0 guest with its state under the private
     /var/lib/libvirt/swtpm migrates), but the target's libvirt must start a swtpm for it.

@@ -3,7 +3,7 @@ the flags need, and the --xml / --persistent-xml files."""
 
 from __future__ import annotations
 
-from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check
+from migcheck.checks.registry import CheckContext, FactMissing, Hit, NotApplicable, check, condition
 from migcheck.facts.hostfiles import QEMU_CONF, QemuConf
 from migcheck.flags import rejected_combinations
 from migcheck.probe.plan import SOURCE_PATHS, TARGET_PATHS, Question
@@ -138,6 +138,11 @@ def _target_verifies_clients(target) -> bool:
     return value != "0"
 
 
+@condition("tls")
+def _tls(dom, flags, target=None) -> bool:
+    return flags.tls
+
+
 @check("flags.tls-certificates", Severity.BLOCK, "--tls without the migration certificates on both hosts",
        proven_by=(
            "tests/lab/test_catalogue_storage_devices.py::test_tls_without_certificates_is_blocked_and_fails",
@@ -146,7 +151,7 @@ def _target_verifies_clients(target) -> bool:
        explains={330: r"Unable to access credentials"},
        asks=(Question(TARGET_PATHS, lambda dom, host: tls_paths(host.qemu_conf, "target")),
              Question(SOURCE_PATHS, lambda dom, host: tls_paths(host.qemu_conf, "source"))),
-       reads=("paths", "qemu_conf"))
+       reads=("paths?tls", "qemu_conf?tls"))
 def tls_certificates(ctx: CheckContext):
     """The target QEMU (TLS server) needs ca-cert, server-cert and server-key; the source QEMU (client) needs
     ca-cert, and client-cert/client-key unless the target sets migrate_tls_x509_verify = 0. Files are looked

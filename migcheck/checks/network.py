@@ -215,7 +215,7 @@ def _handed_out_missing(ctx: CheckContext, i, net) -> list[Hit]:
            "tests/lab/test_catalogue_network_state.py::test_nwfilter_missing_on_target_is_blocked_and_fails",
        ),
        explains={300: r"nwfilter|filter '.*' not found|referenced filter '.*' is missing"},
-       reads=("nwfilters",))
+       reads=("nwfilters?filterref",))
 def nwfilter_missing(ctx: CheckContext):
     """Proven in the lab (libvirt 9.0): the target instantiates the filter when it plugs the interface in,
     and a filter defined only on the source fails the migration with
@@ -332,6 +332,11 @@ def migration_address(ctx: CheckContext):
                     fix=fix_name + "; behind NAT, where the target does not own the address it is reached by, this "
                                    "finding is wrong: pass --migrateuri with that address")]
     return []
+
+
+@condition("filterref")
+def _filtered(dom, flags, target=None) -> bool:
+    return not flags.offline and any(i.filterref for i in dom.interfaces)
 
 
 @condition("listen-address")

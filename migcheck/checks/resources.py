@@ -8,6 +8,16 @@ from migcheck.facts.procfs import HUGEPAGE_FILES, IdSet, parse_id_list
 from migcheck.report.model import Severity
 
 
+@condition("numatune")
+def _numatune(dom, flags, target=None) -> bool:
+    return not flags.offline and bool(dom.numatune_nodeset)
+
+
+@condition("pinning")
+def _pinned(dom, flags, target=None) -> bool:
+    return not flags.offline and bool(dom.vcpu_cpuset or any(dom.vcpupin_cpusets) or dom.emulatorpin_cpuset)
+
+
 @condition("hugepages")
 def _hugepages_guest(dom, flags, target=None) -> bool:
     return bool(dom.hugepages) and not flags.offline
@@ -117,7 +127,7 @@ def vcpus(ctx: CheckContext):
 
 
 @check("resources.cpu-pinning", Severity.BLOCK, "vCPU/emulator pinning names CPUs the target does not have",
-       reads=("cpus_online",))
+       reads=("cpus_online?pinning",))
 def cpu_pinning(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain
@@ -149,7 +159,7 @@ def _some(ids: IdSet, n: int = 16) -> str:
 
 
 @check("resources.numa-nodeset", Severity.BLOCK, "<numatune> names NUMA nodes the target does not have",
-       reads=("caps", "nodes_online"))
+       reads=("caps?numatune", "nodes_online?numatune"))
 def numa_nodeset(ctx: CheckContext):
     _live_only(ctx)
     dom = ctx.domain
