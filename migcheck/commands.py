@@ -38,6 +38,22 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from migcheck import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print migcheck's version and exit (as 'migcheck version')"),
+) -> None:
+    pass
+
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 _SOURCE = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI")
 _TARGET = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI")
