@@ -1,8 +1,7 @@
 """The ``migcheck`` command line.
 
 ``migcheck SRC DST VM [virsh migrate flags]`` is short for ``migcheck check ...``.
-Exit codes: 0 ok, 1 blocked, 2 usage error, 3 could not check, 4 risky.
-With --format nagios (a monitoring plugin): 0 ok, 1 risky, 2 blocked, 3 unknown or bad input.
+Exit codes: migcheck.report.exit_codes (what each means, as `migcheck check --help` lists them).
 The commands only: their output streams and the ending of the process are in migcheck.console.
 """
 

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import migcheck
+from migcheck.cli import SUBCOMMANDS
+from migcheck.report.exit_codes import MEANING, ExitCode
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -29,3 +35,65 @@ def test_dash_dash_version_prints_the_version_and_exits_0() -> None:
     assert out.stderr == ""
     same = run("version")
     assert same.returncode == 0 and same.stdout == out.stdout
+
+
+def _commands() -> list[str]:
+    from typer.main import get_command
+
+    from migcheck.commands import app
+
+    return sorted(get_command(app).commands)
+
+
+# a Python type where a value's name belongs: typer's <bool>, <float>, <list[Path]>, <table|json|nagios>,
+# click's TEXT/FLOAT/PATH/BOOLEAN columns
+TYPE_NAME = re.compile(r"<[A-Za-z_|\[\], ]+>|\b(TEXT|FLOAT|INTEGER|BOOLEAN|PATH)\b")
+
+
+def test_every_subcommand_is_in_the_help_walk() -> None:
+    assert set(_commands()) == SUBCOMMANDS
+
+
+@pytest.mark.parametrize("command", ["", *sorted(SUBCOMMANDS)])
+def test_no_help_output_shows_a_python_type_name(command: str) -> None:
+    for width in ("80", "200"):
+        out = run(*([command] if command else []), "--help", env={"COLUMNS": width})
+        assert out.returncode == 0, out.stderr
+        assert "Usage: migcheck" in out.stdout
+        found = TYPE_NAME.findall(out.stdout)
+        assert not TYPE_NAME.search(out.stdout), f"migcheck {command} --help shows type names: {found}"
+
+
+def test_every_option_and_argument_has_a_help_text() -> None:
+    from typer.main import get_command
+
+    from migcheck.commands import app
+
+    group = get_command(app)
+    missing = []
+    for name, command in [("migcheck", group), *sorted(group.commands.items())]:
+        ctx = command.make_context(name, ["--help"], resilient_parsing=True)
+        for param in command.get_params(ctx):
+            if not (getattr(param, "help", None) or "").strip():
+                missing.append(f"{name} {param.name}")
+        if name != "migcheck":
+            assert (command.help or "").strip(), f"{name} has no help"
+    assert missing == []
+
+
+def test_check_help_lists_every_exit_code_from_exit_codes_py() -> None:
+    out = run("check", "--help", env={"COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    for code in (ExitCode.OK, ExitCode.BLOCKED, ExitCode.USAGE, ExitCode.UNKNOWN, ExitCode.RISKY):
+        assert f"{int(code)} {MEANING[code]}" in text, code
+
+
+def test_the_readme_exit_code_table_says_what_exit_codes_py_says() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Verdicts and exit codes", 1)[1].split("\n\n", 2)[1]
+    rows = {int(cells[1]): cells[2] for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:])}
+    assert set(rows) == {0, 1, 2, 3, 4}
+    for code, meaning in rows.items():
+        assert MEANING[ExitCode(code)].endswith(meaning.replace(": one line", "; one line")), (code, meaning)
