@@ -282,7 +282,8 @@ def rules(
     if fmt == Format.json:
         import json
 
-        typer.echo(json.dumps([{"id": c.id, "severity": c.severity.value, "also": [v.value for v in c.also], "title": c.title, "family": c.family,
+        # "rule": the key a finding names its check by in the pair and audit reports (report.model.Finding)
+        typer.echo(json.dumps([{"rule": c.id, "severity": c.severity.value, "also": [v.value for v in c.also], "title": c.title, "family": c.family,
                                 "proven_by_lab": c.proven_by_lab} for c in checks], indent=2))
         return
     from tabulate import tabulate

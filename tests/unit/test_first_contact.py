@@ -8,6 +8,7 @@ ones a user meets.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
@@ -97,3 +98,33 @@ def test_the_readme_exit_code_table_says_what_exit_codes_py_says() -> None:
     assert set(rows) == {0, 1, 2, 3, 4}
     for code, meaning in rows.items():
         assert MEANING[ExitCode(code)].endswith(meaning.replace(": one line", "; one line")), (code, meaning)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "snapshots"
+
+
+def _finding_keys(findings: list[dict]) -> set[str]:
+    return {k for f in findings for k in f}
+
+
+def test_one_key_names_a_check_in_rules_json_and_in_the_reports(tmp_path) -> None:
+    """'rule' in `rules --format json`, in a pair's JSON report and in an audit's: a script joins them on it."""
+    listed = json.loads(run("rules", "--format", "json").stdout)
+    assert listed and all("rule" in c and "id" not in c for c in listed)
+    ids = {c["rule"] for c in listed}
+
+    pair = run("check", "--from-snapshot", str(EXAMPLES / "invtsc-blocked"), "--format", "json")
+    assert pair.returncode in (0, 1, 3, 4), pair.stderr
+    findings = json.loads(pair.stdout)["findings"]
+    assert findings and _finding_keys(findings) >= {"rule"} and "id" not in _finding_keys(findings)
+    assert "cpu.invtsc-without-tsc-frequency" in {f["rule"] for f in findings} <= ids | {"probe.failed",
+                                                                                       "facts.unavailable"}
+
+    from tests.unit.test_audit_reports import _run
+    from tests.unit.fleetgen import small_fleet
+
+    _run(tmp_path, small_fleet(seed=1))
+    audit = json.loads((tmp_path / "out" / "audit.json").read_text())
+    found = [f for g in audit["guests"] for t in g["targets"] for f in t["findings"]]
+    assert found and "id" not in _finding_keys(found)
+    assert {f["rule"] for f in found} & ids
