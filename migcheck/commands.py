@@ -294,12 +294,16 @@ def rules(
 @app.command(cls=_Command)
 def explain(rule: str = typer.Argument(..., metavar="CHECK-ID", help="a check ID, as 'migcheck rules' lists them")) -> None:
     """Show a check's documentation."""
-    from migcheck.checks.registry import all_checks
+    from migcheck.checks.registry import NOT_CHECKS, all_checks, not_check_doc
 
     by_id = {c.id: c for c in all_checks()}
     chk = by_id.get(rule)
+    if chk is None and rule in NOT_CHECKS:  # a finding of the probe or the engine, not of a check
+        typer.echo(f"{rule} (unknown): {NOT_CHECKS[rule]}\n")
+        typer.echo(not_check_doc(rule))
+        return
     if chk is None:
-        near = [i for i in by_id if rule.split(".")[-1] in i]
+        near = [i for i in [*by_id, *NOT_CHECKS] if rule.split(".")[-1] in i]
         raise _fail(f"no check '{rule}'" + (f"; did you mean {', '.join(near[:3])}?" if near else
                                             "; 'migcheck rules' lists them"), ExitCode.USAGE)
     typer.echo(f"{chk.id} ({chk.severity_label}): {chk.title}\n")

@@ -128,3 +128,67 @@ def test_one_key_names_a_check_in_rules_json_and_in_the_reports(tmp_path) -> Non
     found = [f for g in audit["guests"] for t in g["targets"] for f in t["findings"]]
     assert found and "id" not in _finding_keys(found)
     assert {f["rule"] for f in found} & ids
+
+
+@pytest.mark.parametrize("rule", ["probe.failed", "facts.unavailable"])
+def test_explain_knows_the_findings_that_name_no_check(rule: str) -> None:
+    from migcheck.checks.registry import NOT_CHECKS, not_check_doc
+
+    out = run("explain", rule)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{rule} (unknown): {NOT_CHECKS[rule]}\n")
+    assert not_check_doc(rule).strip() in out.stdout and "## How to fix" in out.stdout
+
+
+def test_every_finding_id_the_code_writes_is_explained() -> None:
+    """The literal IDs of findings made outside a check (engine, audit) are in NOT_CHECKS."""
+    from migcheck.checks.registry import NOT_CHECKS, UNAVAILABLE
+
+    src = Path(migcheck.__file__).parent
+    literal = {m for p in src.rglob("*.py") for m in re.findall(r'Finding\(rule="([a-z.-]+)"', p.read_text())}
+    assert literal and literal | {UNAVAILABLE} <= set(NOT_CHECKS)
+
+
+_NO_CONTACT = """
+import socket, sys
+tried = []
+def refuse(*a, **k):
+    tried.append(a[:2])
+    raise OSError("a test refused this network call")
+socket.getaddrinfo = refuse
+socket.socket.connect = lambda self, *a: refuse(*a)
+socket.create_connection = refuse
+from migcheck.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("EXIT", code, "TRIED", len(tried), "PROBE", "migcheck.probe.pair" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args, near", [(["rulse"], "rules"), (["rulse", "a", "b"], "rules"),
+                                        (["chek", "mc-a", "mc-b", "vm"], "check"), (["verison"], "version"),
+                                        (["Probe", "h"], "probe"), (["expalin", "probe.failed"], "explain")])
+def test_a_mistyped_subcommand_is_not_taken_for_a_host(args: list[str], near: str) -> None:
+    out = subprocess.run([sys.executable, "-c", _NO_CONTACT, *args], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    lines = out.stderr.splitlines()
+    assert lines[-1] == "EXIT 2 TRIED 0 PROBE False", out.stderr  # usage; no host looked up or contacted
+    assert len(lines) == 2 and out.stdout == ""
+    assert lines[0].startswith(f"migcheck: {args[0]!r} is not a command; did you mean 'migcheck {near}'?")
+
+
+@pytest.mark.parametrize("word", ["mc-a", "g1-h03", "host1", "src", "localhost", "lab-a", "h.example.com",
+                                  "root@rulse", "qemu:///system"])
+def test_host_names_still_mean_a_check(word: str) -> None:
+    from migcheck.cli import mistyped_subcommand
+
+    assert mistyped_subcommand(word) is None
+
+
+def test_a_host_named_like_a_command_is_checked_after_check() -> None:
+    out = subprocess.run([sys.executable, "-c", _NO_CONTACT, "check", "rulse", "b", "vm", "--timeout", "2"],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "is not a command" not in out.stderr
+    assert out.stderr.splitlines()[-1].startswith("EXIT 3 TRIED") and " TRIED 0 " not in out.stderr  # it was tried
