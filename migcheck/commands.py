@@ -286,9 +286,10 @@ def rules(
         typer.echo(json.dumps([{"rule": c.id, "severity": c.severity.value, "also": [v.value for v in c.also], "title": c.title, "family": c.family,
                                 "proven_by_lab": c.proven_by_lab} for c in checks], indent=2))
         return
-    from tabulate import tabulate
+    from migcheck.report.render import fitted_list, terminal_width
 
-    typer.echo(tabulate([[c.id, c.severity_label, c.title] for c in checks], headers=["check", "severity", "finds"]))
+    typer.echo(fitted_list([[c.id, c.severity_label, c.title] for c in checks], ["check", "severity", "finds"],
+                           terminal_width()))
 
 
 @app.command(cls=_Command)

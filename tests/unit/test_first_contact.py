@@ -192,3 +192,36 @@ def test_a_host_named_like_a_command_is_checked_after_check() -> None:
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert "is not a command" not in out.stderr
     assert out.stderr.splitlines()[-1].startswith("EXIT 3 TRIED") and " TRIED 0 " not in out.stderr  # it was tried
+
+
+def _widest(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+@pytest.mark.parametrize("columns", [60, 200])
+def test_the_table_fits_columns(columns: int, monkeypatch) -> None:
+    from migcheck.report.model import Finding, Report, Severity, Verdict
+    from migcheck.report.render import render_table
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    long_word = "qemu+ssh://root@a-host-with-a-very-long-name.example.com/system?keyfile=/root/.ssh/id_ed25519" * 2
+    report = Report(verdict=Verdict.UNKNOWN, source="src-" + "s" * 70, target="dst", domain="vm", flags=["--live"],
+                    findings=[Finding(rule="network.a-check-id-that-is-longer-than-thirty-four", severity=Severity.UNKNOWN,
+                                      message="could not check: " + long_word + " and then some words " * 20,
+                                      evidence=["evidence " * 30], fix="fix it " * 30)], checks_run=3)
+    for verbose in (False, True):
+        out = render_table(report, verbose)
+        assert _widest(out) <= columns, out
+        assert "verdict: UNKNOWN" in out and "3 checks run" in out
+    if columns == 200:  # room enough: nothing cut that needs no cutting
+        assert "network.a-check-id-that-is-longer-than-thirty-four"[:34] in out.replace("│", "")
+
+
+@pytest.mark.parametrize("columns", ["60", "200"])
+@pytest.mark.parametrize("command", [["rules"], ["check", "--from-snapshot", str(EXAMPLES / "invtsc-blocked"), "-v"]])
+def test_the_command_line_tables_fit_columns(columns: str, command: list[str]) -> None:
+    out = run(*command, env={"COLUMNS": columns})
+    assert out.returncode in (0, 1, 3, 4), out.stderr
+    assert out.stdout and _widest(out.stdout) <= int(columns)
+    if columns == "60":
+        assert _widest(out.stdout) >= 50  # the width is used, not a fixed narrow table
