@@ -1,8 +1,7 @@
 """The ``migcheck`` command line.
 
 ``migcheck SRC DST VM [virsh migrate flags]`` is short for ``migcheck check ...``.
-Exit codes: 0 ok, 1 blocked, 2 usage error, 3 could not check, 4 risky.
-With --format nagios (a monitoring plugin): 0 ok, 1 risky, 2 blocked, 3 unknown or bad input.
+Exit codes: migcheck.report.exit_codes (what each means, as `migcheck check --help` lists them).
 The commands only: their output streams and the ending of the process are in migcheck.console.
 """
 
@@ -391,13 +390,39 @@ def _help_among_operands(args: list[str]) -> bool:
     return any(not w.startswith("-") for w in words[1:])
 
 
+def _edits(a: str, b: str) -> int:
+    """The optimal string alignment distance: insertions, deletions, substitutions, swaps of neighbours."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def mistyped_subcommand(word: str) -> str | None:
+    """The subcommand ``word`` is a typo of (one or two edits, one for a word of four letters or fewer), or None.
+
+    A word that holds what only a host spec holds (a dot, '@', ':', '/') is a host. A host whose
+    name is one typo from a subcommand is named after 'check': ``migcheck check probes DST VM``.
+    """
+    if len(word) > 12 or any(c in word for c in ".@:/") or not word.isascii():
+        return None
+    lowered = word.lower()
+    best = min(sorted(SUBCOMMANDS), key=lambda s: _edits(lowered, s))
+    allowed = 1 if len(word) <= 4 else 2
+    return best if _edits(lowered, best) <= allowed else None
+
+
 def main(argv: list[str] | None = None) -> None:
     # pydantic scans every installed package's metadata for plugins on its first model (~10 ms);
     # migcheck uses none. Set it yourself to have yours loaded.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not args[0].startswith("-") and args[0] not in SUBCOMMANDS:
-        args.insert(0, "check")
+        if mistyped_subcommand(args[0]) is None:  # else 'migcheck rulse': _run_command_line says so
+            args.insert(0, "check")
     # a monitoring plugin: stdout only, exit 0-3 and a status line whatever happens
     start_plugin_mode(plugin_requested(args))
     scrub_secrets(args)
@@ -406,6 +431,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run_command_line(args: list[str]) -> None:
     """A plain check without typer, anything else through the typer application."""
+    if args and not args[0].startswith("-") and args[0] not in SUBCOMMANDS:  # main left a mistyped command
+        from migcheck.connectors.libvirt_conn import one_line
+
+        word = one_line(args[0])
+        echo(f"migcheck: {word!r} is not a command; did you mean 'migcheck {mistyped_subcommand(args[0])}'? "
+             f"(for a host of that name: migcheck check {word} DST VM)", err=True)
+        sys.exit(int(ExitCode.USAGE))
     cluster = _short_option_cluster(args)
     if cluster is not None:
         from migcheck.connectors.libvirt_conn import one_line

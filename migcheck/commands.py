@@ -27,32 +27,86 @@ from migcheck.cli import (  # noqa: F401 - SUBCOMMANDS and MAX_TIMEOUT: kept imp
     _parse_flags_or_fail,
     run_check,
 )
-from migcheck.report.exit_codes import ExitCode
+from migcheck.report.exit_codes import ExitCode, exit_codes_help
+
+class _Command(typer.core.TyperCommand):
+    """A subcommand whose --help names what a value is (SECONDS, DIR), not the Python type behind it.
+
+    typer (0.2x) prints each parameter's annotation (<bool>, <float>, <list[Path]>) in the help;
+    an option that takes a value says what it wants with its metavar, a flag and an argument
+    (whose name is its metavar) say nothing more. An option without a metavar keeps typer's
+    type name, which tests/unit/test_first_contact.py finds in the help.
+    """
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            _plain_type(param)
+        return params
+
+
+class _Group(typer.core.TyperGroup):
+    """The top level (``migcheck --help``), with the same help columns as its subcommands."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            _plain_type(param)
+        return params
+
+
+def _plain_type(param) -> None:
+    takes_value = isinstance(param, typer.core.TyperOption) and not param.is_flag and not param.count
+    if isinstance(param, typer.core.TyperArgument) or not takes_value:
+        param.display_type_rich = lambda ctx: None
+    elif param.metavar is not None:
+        param.display_type_rich = lambda ctx, name=param.metavar: name
+
 
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Will this libvirt/QEMU migration work? If not, exactly why and how to fix it.\n\n"
-    "migcheck SRC DST VM [virsh migrate flags] is short for 'migcheck check SRC DST VM ...'.",
+    "'migcheck SRC DST VM FLAGS...' is short for 'migcheck check SRC DST VM FLAGS...' (FLAGS: virsh migrate's, "
+    "such as --live).",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from migcheck import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print migcheck's version and exit (as 'migcheck version')"),
+) -> None:
+    pass
+
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-_SOURCE = typer.Argument(None, help="source host: NAME, USER@NAME or a libvirt URI")
-_TARGET = typer.Argument(None, help="target host: NAME, USER@NAME or a libvirt URI")
-_VM = typer.Argument(None, help="the guest (domain) name on the source")
-_FORMAT = typer.Option(ReportFormat.table, "--format", "-f", help="table, json, or nagios (an Icinga/Nagios "
+_SOURCE = typer.Argument(None, metavar="SRC", help="source host: NAME, USER@NAME or a libvirt URI")
+_TARGET = typer.Argument(None, metavar="DST", help="target host: NAME, USER@NAME or a libvirt URI")
+_VM = typer.Argument(None, metavar="VM", help="the guest (domain) name on the source")
+_FORMAT = typer.Option(ReportFormat.table, "--format", "-f", metavar="FORMAT", help="table, json, or nagios (an Icinga/Nagios "
                        "plugin: one status line, perfdata, exit 0 ok, 1 risky, 2 blocked, 3 unknown or bad input)")
 _VERBOSE = typer.Option(False, "--verbose", "-v", help="show the evidence of each finding")
-_TIMEOUT = typer.Option(30.0, "--timeout", help="seconds allowed for probing each host")
+_TIMEOUT = typer.Option(30.0, "--timeout", metavar="SECONDS", help="seconds allowed for probing each host")
 _NO_SSH = typer.Option(False, "--no-ssh", help="use libvirt only (checks needing the QEMU command line say unknown)")
-_SSH_CONFIG = typer.Option(None, "--ssh-config", help="SSH config file (default ~/.ssh/config)")
+_SSH_CONFIG = typer.Option(None, "--ssh-config", metavar="FILE", help="SSH config file (default ~/.ssh/config)")
 _QMP = typer.Option(False, "--qmp", help="also ask the running QEMU for its migration blockers (query-migrate); "
                     "libvirt then marks the guest 'tainted: custom-monitor'")
 
 
-@app.command(context_settings=_EXTRA_ARGS)
+@app.command(cls=_Command, context_settings=_EXTRA_ARGS, help="Check whether VM can migrate from SRC to DST. Extra "
+             "arguments are virsh migrate flags (--live, ...).\n\n" + exit_codes_help() + "\n\nWith --format nagios: "
+             "0 ok, 1 risky, 2 blocked, 3 unknown or bad input.")
 def check(
     ctx: typer.Context,
     source: Optional[str] = _SOURCE,
@@ -64,16 +118,15 @@ def check(
     no_ssh: bool = _NO_SSH,
     ssh_config: Optional[str] = _SSH_CONFIG,
     qmp: bool = _QMP,
-    save: Optional[Path] = typer.Option(None, "--save", help="also save the probe of both hosts to this directory"),
+    save: Optional[Path] = typer.Option(None, "--save", metavar="DIR", help="also save the probe of both hosts to this directory"),
     from_snapshot: Optional[list[Path]] = typer.Option(
-        None, "--from-snapshot", help="replay offline: a pair snapshot (from --save), or a source and a target "
+        None, "--from-snapshot", metavar="DIR", help="replay offline: a pair snapshot (from --save), or a source and a target "
         "probe (from 'migcheck probe --save'); give the option once or twice"),
 ) -> None:
-    """Check whether VM can migrate from SOURCE to TARGET. Extra arguments are virsh migrate flags (--live, ...)."""
     run_check(list(ctx.args), source, target, vm, fmt, verbose, timeout, no_ssh, ssh_config, qmp, save, from_snapshot)
 
 
-@app.command(context_settings=_EXTRA_ARGS)
+@app.command(cls=_Command, context_settings=_EXTRA_ARGS)
 def migrate(
     ctx: typer.Context,
     source: Optional[str] = _SOURCE,
@@ -85,9 +138,9 @@ def migrate(
     ssh_config: Optional[str] = _SSH_CONFIG,
     qmp: bool = _QMP,
     allow_risky: bool = typer.Option(False, "--allow-risky", help="also migrate when the verdict is risky"),
-    misses: Path = typer.Option(DEFAULT_MISSES, "--misses-dir",
+    misses: Path = typer.Option(DEFAULT_MISSES, "--misses-dir", metavar="DIR",
                                 help="where to record a migration that failed although migcheck allowed it"),
-    migrate_timeout: float = typer.Option(3600.0, "--migrate-timeout", help="seconds allowed for virsh migrate"),
+    migrate_timeout: float = typer.Option(3600.0, "--migrate-timeout", metavar="SECONDS", help="seconds allowed for virsh migrate"),
 ) -> None:
     """Check, and only if the verdict is ok (or risky with --allow-risky) run the real virsh migrate with the same flags.
 
@@ -117,14 +170,14 @@ def migrate(
     raise typer.Exit(int(ExitCode.MIGRATION_FAILED))
 
 
-@app.command()
+@app.command(cls=_Command)
 def probe(
-    host: str = typer.Argument(..., help="NAME, USER@NAME or a libvirt URI"),
-    vm: Optional[str] = typer.Argument(None, help="also gather this guest's facts"),
-    save: Optional[Path] = typer.Option(None, "--save", help="write the probe to this directory"),
-    timeout: float = typer.Option(30.0, "--timeout"),
-    no_ssh: bool = typer.Option(False, "--no-ssh"),
-    ssh_config: Optional[str] = typer.Option(None, "--ssh-config"),
+    host: str = typer.Argument(..., metavar="HOST", help="NAME, USER@NAME or a libvirt URI"),
+    vm: Optional[str] = typer.Argument(None, metavar="VM", help="also gather this guest's facts"),
+    save: Optional[Path] = typer.Option(None, "--save", metavar="DIR", help="write the probe to this directory"),
+    timeout: float = typer.Option(30.0, "--timeout", metavar="SECONDS", help="seconds allowed for probing the host"),
+    no_ssh: bool = _NO_SSH,
+    ssh_config: Optional[str] = _SSH_CONFIG,
 ) -> None:
     """Gather one host's facts (and a guest's); print them as JSON or save them for offline replay."""
     import json
@@ -153,28 +206,28 @@ def probe(
             typer.echo(f"migcheck: {target.spec}: could not gather {fact}: {why}", err=True)
 
 
-@app.command(context_settings=_EXTRA_ARGS)
+@app.command(cls=_Command, context_settings=_EXTRA_ARGS)
 def audit(
     ctx: typer.Context,
-    inventory: str = typer.Argument(..., help="inventory: migcheck YAML (groups:), or an Ansible inventory (INI or YAML)"),
-    group: Optional[list[str]] = typer.Option(None, "--group", "-g", help="migration group(s) to use, each with the "
+    inventory: str = typer.Argument(..., metavar="INVENTORY", help="inventory: migcheck YAML (groups:), or an Ansible inventory (INI or YAML)"),
+    group: Optional[list[str]] = typer.Option(None, "--group", "-g", metavar="GROUP", help="migration group(s) to use, each with the "
                                               "hosts of its children (default: every group that lists hosts)"),
-    jobs: int = typer.Option(16, "--jobs", "-j", help="hosts probed at the same time"),
-    timeout: float = typer.Option(120.0, "--timeout", help="seconds allowed for each host, in each probe phase"),
+    jobs: int = typer.Option(16, "--jobs", "-j", metavar="N", help="hosts probed at the same time"),
+    timeout: float = typer.Option(120.0, "--timeout", metavar="SECONDS", help="seconds allowed for each host, in each probe phase"),
     no_ssh: bool = _NO_SSH,
     ssh_config: Optional[str] = _SSH_CONFIG,
-    inactive: str = typer.Option("offline", "--inactive", help="shut-off guests: offline (check --offline "
+    inactive: str = typer.Option("offline", "--inactive", metavar="MODE", help="shut-off guests: offline (check --offline "
                                  "--persistent), skip, or same (the given flags)"),
-    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table (text), json, or nagios (an "
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", metavar="FORMAT", help="table (text), json, or nagios (an "
                                      "Icinga/Nagios plugin: 2 stuck guests, 1 risky/unknown/hosts not probed, 3 "
                                      "nothing checked or bad input), on stdout"),
     matrix: bool = typer.Option(False, "--matrix", help="list every pair in the text report, not only problems"),
-    json_file: Optional[str] = typer.Option(None, "--json", help="also write the JSON report to this file"),
-    html_file: Optional[str] = typer.Option(None, "--html", help="also write a self-contained HTML report"),
-    prometheus: Optional[str] = typer.Option(None, "--prometheus", help="write node_exporter textfile metrics (atomically)"),
-    db: Optional[str] = typer.Option(None, "--db", help="history database (default ~/.local/state/migcheck/audit.sqlite)"),
+    json_file: Optional[str] = typer.Option(None, "--json", metavar="FILE", help="also write the JSON report to this file"),
+    html_file: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="also write a self-contained HTML report"),
+    prometheus: Optional[str] = typer.Option(None, "--prometheus", metavar="FILE", help="write node_exporter textfile metrics (atomically)"),
+    db: Optional[str] = typer.Option(None, "--db", metavar="FILE", help="history database (default ~/.local/state/migcheck/audit.sqlite)"),
     no_db: bool = typer.Option(False, "--no-db", help="keep no history (and show no changes)"),
-    keep_runs: int = typer.Option(60, "--keep-runs", help="runs of this inventory kept in the history"),
+    keep_runs: int = typer.Option(60, "--keep-runs", metavar="N", help="runs of this inventory kept in the history"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: when "
                                             "stderr is a terminal)"),
     allow_uri_commands: bool = typer.Option(False, "--allow-uri-commands", help="let the inventory's URIs run the "
@@ -214,9 +267,9 @@ def audit(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 def rules(
-    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", metavar="FORMAT", help="table or json"),
     markdown: bool = typer.Option(False, "--markdown", help="the README's check table"),
 ) -> None:
     """List every check: ID, severity, and what it finds."""
@@ -229,30 +282,36 @@ def rules(
     if fmt == Format.json:
         import json
 
-        typer.echo(json.dumps([{"id": c.id, "severity": c.severity.value, "also": [v.value for v in c.also], "title": c.title, "family": c.family,
+        # "rule": the key a finding names its check by in the pair and audit reports (report.model.Finding)
+        typer.echo(json.dumps([{"rule": c.id, "severity": c.severity.value, "also": [v.value for v in c.also], "title": c.title, "family": c.family,
                                 "proven_by_lab": c.proven_by_lab} for c in checks], indent=2))
         return
-    from tabulate import tabulate
+    from migcheck.report.render import fitted_list, terminal_width
 
-    typer.echo(tabulate([[c.id, c.severity_label, c.title] for c in checks], headers=["check", "severity", "finds"]))
+    typer.echo(fitted_list([[c.id, c.severity_label, c.title] for c in checks], ["check", "severity", "finds"],
+                           terminal_width()))
 
 
-@app.command()
-def explain(rule: str = typer.Argument(..., help="a check ID, as 'migcheck rules' lists them")) -> None:
+@app.command(cls=_Command)
+def explain(rule: str = typer.Argument(..., metavar="CHECK-ID", help="a check ID, as 'migcheck rules' lists them")) -> None:
     """Show a check's documentation."""
-    from migcheck.checks.registry import all_checks
+    from migcheck.checks.registry import NOT_CHECKS, all_checks, not_check_doc
 
     by_id = {c.id: c for c in all_checks()}
     chk = by_id.get(rule)
+    if chk is None and rule in NOT_CHECKS:  # a finding of the probe or the engine, not of a check
+        typer.echo(f"{rule} (unknown): {NOT_CHECKS[rule]}\n")
+        typer.echo(not_check_doc(rule))
+        return
     if chk is None:
-        near = [i for i in by_id if rule.split(".")[-1] in i]
+        near = [i for i in [*by_id, *NOT_CHECKS] if rule.split(".")[-1] in i]
         raise _fail(f"no check '{rule}'" + (f"; did you mean {', '.join(near[:3])}?" if near else
                                             "; 'migcheck rules' lists them"), ExitCode.USAGE)
     typer.echo(f"{chk.id} ({chk.severity_label}): {chk.title}\n")
     typer.echo(chk.doc)
 
 
-@app.command()
+@app.command(cls=_Command)
 def version() -> None:
     """Print migcheck's version."""
     from migcheck import __version__

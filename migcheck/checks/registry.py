@@ -263,6 +263,16 @@ def probe_plan(checks: Iterable[Check] | None = None) -> ProbePlan:
 COULD_NOT_CHECK = "could not check: "
 MISSING_FIX = "make the missing fact available (see -v) and run migcheck again"
 UNAVAILABLE = "facts.unavailable"  # several checks that could not run for one missing fact, as one finding
+PROBE_FAILED = "probe.failed"  # a host could not be probed: the one finding of its report
+
+# The findings that name no check (their pages are in checks/docs too; `migcheck explain` shows them)
+NOT_CHECKS = {PROBE_FAILED: "a host could not be probed, so nothing was checked",
+              UNAVAILABLE: "several checks could not run for one missing fact"}
+
+
+def not_check_doc(rule: str) -> str:
+    """The page of a finding that names no check (NOT_CHECKS)."""
+    return resources.files("migcheck.checks").joinpath("docs", f"{rule}.md").read_text()
 
 
 def merge_unavailable(findings: list[Finding]) -> list[Finding]:

@@ -377,11 +377,11 @@ def test_a_guest_whose_xml_cannot_be_parsed_is_one_finding_saying_why(tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["audit"], "Missing argument 'inventory'. (see: migcheck audit -h)"),
+    (["audit"], "Missing argument 'INVENTORY'. (see: migcheck audit -h)"),
     (["audit", "inv.yml", "--jobs", "x"], "Invalid value for '--jobs' / '-j'"),
     (["check", "a", "b", "vm", "--timeout", "x"], "Invalid value for '--timeout'"),
     (["a", "b", "vm", "-f", "xml"], "'xml' is not one of 'table', 'json', 'nagios'. (see: migcheck check -h)"),
-    (["probe"], "Missing argument 'host'. (see: migcheck probe -h)"),
+    (["probe"], "Missing argument 'HOST'. (see: migcheck probe -h)"),
     (["rules", "--format", "x"], "(see: migcheck rules -h)"),
 ], ids=["missing-argument", "bad-int", "bad-float", "bad-choice-plain-check", "probe-missing", "rules"])
 def test_typer_usage_errors_are_one_line(args, words):
