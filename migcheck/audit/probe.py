@@ -32,7 +32,7 @@ from migcheck.facts.hostfiles import HOST_FILES, QEMU_CONF, TCP_FILES
 from migcheck.facts.migration_address import names_to_resolve
 from migcheck.probe import gather
 from migcheck.probe.gather import ask_cpu, ask_domcaps, ask_image, ask_path, image_wanted
-from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
+from migcheck.probe.session import HostSession, ProbeError, ProbeOptions, trace
 from migcheck.probe.stages import (
     CPUS,
     DOMCAPS,
@@ -66,6 +66,11 @@ class _Task:
     error: str | None = None
     started: float = 0.0
     finished: bool = False
+
+    def note(self, what: str) -> None:
+        """What the task does now: named if it misses its deadline, and a MIGCHECK_TRACE=1 line."""
+        self.stage = what
+        trace(what)
 
 
 def run_bounded(tasks: list[_Task], jobs: int, timeout: float, progress: Progress | None = None,
@@ -137,7 +142,7 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     (the first pass of probe/stages.py: FLEET_FIRST)."""
     def stage(what: str) -> None:
         if task is not None:
-            task.stage = what
+            task.note(what)
 
     target = session.target
     stage("opening the libvirt and SSH connections")
@@ -264,14 +269,14 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
         todo = [(k, g) for k, g in q.domcaps.items() if k not in host.domcaps]
         for n, (k, g) in enumerate(todo, 1):
             if task:
-                task.stage = f"answering domain capabilities {n}/{len(todo)}"
+                task.note(f"answering domain capabilities {n}/{len(todo)}")
             out["domcaps"][k] = ask_domcaps(session, g.dom)
 
     def cpus() -> None:
         todo = [(k, g) for k, g in q.cpu.items() if k not in host.cpu]
         for n, (k, g) in enumerate(todo, 1):
             if task:
-                task.stage = f"comparing CPU definition {n}/{len(todo)}"
+                task.note(f"comparing CPU definition {n}/{len(todo)}")
             own = out["domcaps"].get(g.key) or host.domcaps.get(g.key)
             out["cpu"][k] = ask_cpu(session, g.dom, k[2], k[3] or None,
                                     gather.host_model_name(own.value if own is not None else None))
@@ -279,7 +284,7 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
     def paths() -> None:
         todo = [p for p in q.paths if p not in host.paths]
         if task:
-            task.stage = f"checking {len(todo)} path(s)"
+            task.note(f"checking {len(todo)} path(s)")
         for p in todo:
             out["paths"][p] = ask_path(session, p)
 
@@ -292,7 +297,7 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
     def resolution() -> None:
         if resolve is not None:
             if task:
-                task.stage = "resolving the candidate targets' migration addresses"
+                task.note("resolving the candidate targets' migration addresses")
             out["resolved"], out["e_resolve"] = resolve()
 
     run_stages(FLEET_SECOND, {DOMCAPS: domcaps, PATHS: paths, IMAGES: images, CPUS: cpus, RESOLUTION: resolution})
