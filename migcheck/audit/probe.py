@@ -222,7 +222,7 @@ def probe_guest(session: HostSession, target: HostTarget, name: str) -> GuestPro
     g = GuestProbe(name=name)
     raw = _stage_raw(target)
     try:
-        gather.gather_guest(session, raw, name)
+        g.identity = gather.gather_guest(session, raw, name)
         g.raw, g.errors = raw.domain, dict(raw.errors)
         g.dom = parse_domain_xml(raw.domain.live_xml)
     except ProbeError as exc:
@@ -305,6 +305,22 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
 
 
 # ------------------------------------------------------------------ the fleet
+
+
+def recheck_guests(session: HostSession, host: HostProbe, task: _Task | None = None) -> dict[str, str]:
+    """The last question of phase 2 to a host, as its guests' source: are they still the guests phase 1
+    read (one listAllDomains)? guest -> why not. A guest destroyed or migrated away mid-audit is unknown,
+    not judged on facts that no longer describe it."""
+    identities = {n: g.identity for n, g in host.guests.items() if g.error is None and g.identity is not None}
+    if not identities:
+        return {}
+    if task:
+        task.note("checking that its guests did not change")
+    try:
+        return gather.guests_changed(session.query_conn, identities)
+    except Exception as exc:  # noqa: BLE001 - libvirt's error, or no connection left: each guest says why
+        why = f"could not be checked again at the end of the audit: {one_line(str(exc))}"
+        return {n: f"the guest {n!r} {why}" for n in identities}
 
 
 def _scrub(host: HostProbe, target: HostTarget) -> None:
@@ -390,7 +406,9 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
             gather.gather_resolution(sessions[name], raw, list(dict.fromkeys(names)))
             return raw.resolved, raw.errors
 
-        return answer_as_target(sessions[name], host, q, task, resolve if options.resolve_target else None)
+        out = answer_as_target(sessions[name], host, q, task, resolve if options.resolve_target else None)
+        out["changed"] = recheck_guests(sessions[name], host, task)
+        return out
 
     tasks2 = [_Task(name, phase2) for name, h in hosts.items() if h.ok]
     run_bounded(tasks2, jobs, options.timeout, progress, "asking targets")
@@ -403,6 +421,8 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
             host.images.update(t.result["images"])
             if "resolved" in t.result:
                 host.resolved, host.e_resolve = t.result["resolved"], t.result["e_resolve"]
+            for vm, why in t.result.get("changed", {}).items():
+                host.guests[vm].error = why
         else:
             host.target_error = t.error or "probe failed"
             host.e_resolve = {"resolve": host.target_error}
