@@ -275,7 +275,8 @@ def guests_changed(conn, identities: dict[str, tuple[str, int, int]]) -> dict[st
         elif now[name][0] != uuid:
             out[name] = "changed while it was being probed (it is another guest now (other UUID))"
         elif now[name][1] != dom_id:
-            what = "it stopped" if now[name][1] < 0 else "it started" if dom_id < 0 else "it was restarted"
+            what = ("it is not running any more: stopped or migrated away" if now[name][1] < 0
+                    else "it started" if dom_id < 0 else "it was restarted")
             out[name] = f"changed while it was being probed ({what})"
     return {name: f"the guest {name!r} {why}: run the audit again" for name, why in out.items()}
 

@@ -308,13 +308,15 @@ def test_a_hung_host_times_out_alone(fake_fleet, monkeypatch) -> None:
 
 
 def _stop_after_guests_were_read(monkeypatch, fake_fleet, host: str, vm: str, module) -> None:
-    """The guest is destroyed right after its facts were read: at the first domain capabilities question."""
+    """The guest is destroyed right after its facts were read: at its host's first domain capabilities question
+    (the hosts are probed in parallel: another host's question must not destroy it before it is read)."""
     real = module.ask_domcaps
     dom = fake_fleet[host].domains[vm]
 
-    def destroy_then(*args, **kwargs):
-        dom.running = False
-        return real(*args, **kwargs)
+    def destroy_then(session, *args, **kwargs):
+        if session.target.spec == f"root@{host}":
+            dom.running = False
+        return real(session, *args, **kwargs)
 
     monkeypatch.setattr(module, "ask_domcaps", destroy_then)
 
@@ -326,7 +328,7 @@ def test_a_guest_destroyed_mid_audit_is_unknown_and_the_rest_goes_on(fake_fleet,
                                     jobs=3)
     assert all(h.ok and not h.target_error for h in fleet.values())
     a1 = fleet["root@fa"].guests["a1"]
-    assert a1.error == "the guest 'a1' changed while it was being probed (it stopped): run the audit again"
+    assert a1.error == "the guest 'a1' changed while it was being probed (it is not running any more: stopped or migrated away): run the audit again"
     others = [g for h in fleet.values() for g in h.guests.values() if g is not a1]
     assert len(others) == 6 and all(g.error is None for g in others), [(g.name, g.error) for g in others]
 
@@ -346,7 +348,7 @@ def test_guests_changed_names_each_way_a_guest_changes() -> None:
               "started": (u1, -1, 5), "gone": (u1, 4, 1)}
     got = gather.guests_changed(Conn(now), before)
     assert set(got) == {"stopped", "restarted", "other", "started", "gone"}
-    assert "(it stopped)" in got["stopped"] and "(it was restarted)" in got["restarted"]
+    assert "(it is not running any more: stopped or migrated away)" in got["stopped"] and "(it was restarted)" in got["restarted"]
     assert "(it started)" in got["started"] and "other UUID" in got["other"]
     assert "disappeared while it was being probed" in got["gone"]
 
