@@ -112,6 +112,23 @@ def daemon_pids(host, comm: str) -> list[int]:
     return out
 
 
+def _gone(host, comm: str, timeout: float = 5) -> bool:
+    """Wait until no live process of that name is left in the host (killed ones are reaped meanwhile)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        alive = []
+        for pid in daemon_pids(host, comm):
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(pid)
+            except OSError:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _signal(pids: list[int], sig: int) -> None:
     for pid in pids:
         try:
@@ -161,9 +178,9 @@ class Fault:
         h = self.lab.host(self.host)
         if self.stopped:
             _signal(self.stopped, signal.SIGCONT)
-        if self.killed and self.kind == "libvirtd-kill" and not daemon_pids(h, "libvirtd"):
+        if self.killed and self.kind == "libvirtd-kill" and _gone(h, "libvirtd"):
             h._daemon(["taskset", "-c", "0", "libvirtd", "-d"])
-        if self.killed and self.kind == "sshd-kill" and not daemon_pids(h, "sshd"):
+        if self.killed and self.kind == "sshd-kill" and _gone(h, "sshd"):
             h._daemon(["/usr/sbin/sshd", "-f", str(h.dir / "sshd_config"), "-E", str(h.dir / "sshd.log")])
         if self.kind == "link-down":
             subprocess.run(["ip", "link", "set", h.veth, "up"], check=True, timeout=10)
