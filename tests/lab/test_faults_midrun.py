@@ -8,6 +8,7 @@ behind (migcheck runs in a session of its own; none of that session may outlive 
 
     pair check  (--timeout PAIR_T):   bound PAIR_T + SLACK seconds
     audit       (--timeout AUDIT_T):  bound 2 * AUDIT_T + SLACK seconds (two phases, each with its deadline)
+    guest faults (--timeout GUEST_T): the same with GUEST_T (room for the migration while migcheck is held)
 
 plus, for the faults applied mid-run, the time migcheck was held still while the fault was applied
 (below). "During" means at a named stage: migcheck runs with MIGCHECK_TRACE=1, and when the trace
