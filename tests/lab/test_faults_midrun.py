@@ -290,7 +290,7 @@ def with_fault(fault: Fault, when: str, args: list[str], trigger: str) -> Run:
 
 def assert_common(run: Run, bound: float, what: str) -> None:
     print(f"\n  {what}: exit {run.code} in {run.seconds}s (bound {bound:g}s + held {run.held}s; "
-          f"fault at {run.fired_at}s): {run.stderr.strip()[:400]}")
+          f"fault {'before the run' if run.fired_at is None else f'at {run.fired_at}s'}): {run.stderr.strip()[:400]}")
     assert "Traceback" not in run.stdout + run.stderr + "\n".join(run.trace), run.stderr
     assert run.seconds < bound + run.held, f"took {run.seconds}s (bound {bound}s + {run.held}s held)"
     assert not run.outlived, f"outlived migcheck: {run.outlived}"
