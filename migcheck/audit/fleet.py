@@ -43,6 +43,7 @@ class GuestProbe:
     raw: RawDomain | None = None
     errors: dict[str, str] = field(default_factory=dict)  # what gather_guest recorded, in its order
     error: str | None = None  # the guest could not be probed (vanished, changed, unreadable XML)
+    identity: tuple[str, int, int] | None = None  # UUID, domain id, state when read (checked again in phase 2)
     dom: Domain | None = None  # its live XML, parsed: what the questions are asked about
     cpu_defs: list[str] = field(default_factory=list)  # CPU definitions a target must judge
     cpu_expanded: dict[str, str] = field(default_factory=dict)  # cpu_key -> as the source expands it

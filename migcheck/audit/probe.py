@@ -32,7 +32,7 @@ from migcheck.facts.hostfiles import HOST_FILES, QEMU_CONF, TCP_FILES
 from migcheck.facts.migration_address import names_to_resolve
 from migcheck.probe import gather
 from migcheck.probe.gather import ask_cpu, ask_domcaps, ask_image, ask_path, image_wanted
-from migcheck.probe.session import HostSession, ProbeError, ProbeOptions
+from migcheck.probe.session import HostSession, ProbeError, ProbeOptions, trace
 from migcheck.probe.stages import (
     CPUS,
     DOMCAPS,
@@ -66,6 +66,11 @@ class _Task:
     error: str | None = None
     started: float = 0.0
     finished: bool = False
+
+    def note(self, what: str) -> None:
+        """What the task does now: named if it misses its deadline, and a MIGCHECK_TRACE=1 line."""
+        self.stage = what
+        trace(what)
 
 
 def run_bounded(tasks: list[_Task], jobs: int, timeout: float, progress: Progress | None = None,
@@ -137,7 +142,7 @@ def probe_host_phase1(session: HostSession, host: HostProbe, task: _Task | None 
     (the first pass of probe/stages.py: FLEET_FIRST)."""
     def stage(what: str) -> None:
         if task is not None:
-            task.stage = what
+            task.note(what)
 
     target = session.target
     stage("opening the libvirt and SSH connections")
@@ -217,7 +222,7 @@ def probe_guest(session: HostSession, target: HostTarget, name: str) -> GuestPro
     g = GuestProbe(name=name)
     raw = _stage_raw(target)
     try:
-        gather.gather_guest(session, raw, name)
+        g.identity = gather.gather_guest(session, raw, name)
         g.raw, g.errors = raw.domain, dict(raw.errors)
         g.dom = parse_domain_xml(raw.domain.live_xml)
     except ProbeError as exc:
@@ -264,14 +269,14 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
         todo = [(k, g) for k, g in q.domcaps.items() if k not in host.domcaps]
         for n, (k, g) in enumerate(todo, 1):
             if task:
-                task.stage = f"answering domain capabilities {n}/{len(todo)}"
+                task.note(f"answering domain capabilities {n}/{len(todo)}")
             out["domcaps"][k] = ask_domcaps(session, g.dom)
 
     def cpus() -> None:
         todo = [(k, g) for k, g in q.cpu.items() if k not in host.cpu]
         for n, (k, g) in enumerate(todo, 1):
             if task:
-                task.stage = f"comparing CPU definition {n}/{len(todo)}"
+                task.note(f"comparing CPU definition {n}/{len(todo)}")
             own = out["domcaps"].get(g.key) or host.domcaps.get(g.key)
             out["cpu"][k] = ask_cpu(session, g.dom, k[2], k[3] or None,
                                     gather.host_model_name(own.value if own is not None else None))
@@ -279,7 +284,7 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
     def paths() -> None:
         todo = [p for p in q.paths if p not in host.paths]
         if task:
-            task.stage = f"checking {len(todo)} path(s)"
+            task.note(f"checking {len(todo)} path(s)")
         for p in todo:
             out["paths"][p] = ask_path(session, p)
 
@@ -292,7 +297,7 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
     def resolution() -> None:
         if resolve is not None:
             if task:
-                task.stage = "resolving the candidate targets' migration addresses"
+                task.note("resolving the candidate targets' migration addresses")
             out["resolved"], out["e_resolve"] = resolve()
 
     run_stages(FLEET_SECOND, {DOMCAPS: domcaps, PATHS: paths, IMAGES: images, CPUS: cpus, RESOLUTION: resolution})
@@ -300,6 +305,22 @@ def answer_as_target(session: HostSession, host: HostProbe, q: Questions, task: 
 
 
 # ------------------------------------------------------------------ the fleet
+
+
+def recheck_guests(session: HostSession, host: HostProbe, task: _Task | None = None) -> dict[str, str]:
+    """The last question of phase 2 to a host, as its guests' source: are they still the guests phase 1
+    read (one listAllDomains)? guest -> why not. A guest destroyed or migrated away mid-audit is unknown,
+    not judged on facts that no longer describe it."""
+    identities = {n: g.identity for n, g in host.guests.items() if g.error is None and g.identity is not None}
+    if not identities:
+        return {}
+    if task:
+        task.note("checking that its guests did not change")
+    try:
+        return gather.guests_changed(session.query_conn, identities)
+    except Exception as exc:  # noqa: BLE001 - libvirt's error, or no connection left: each guest says why
+        why = f"could not be checked again at the end of the audit: {one_line(str(exc))}"
+        return {n: f"the guest {n!r} {why}" for n in identities}
 
 
 def _scrub(host: HostProbe, target: HostTarget) -> None:
@@ -385,7 +406,9 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
             gather.gather_resolution(sessions[name], raw, list(dict.fromkeys(names)))
             return raw.resolved, raw.errors
 
-        return answer_as_target(sessions[name], host, q, task, resolve if options.resolve_target else None)
+        out = answer_as_target(sessions[name], host, q, task, resolve if options.resolve_target else None)
+        out["changed"] = recheck_guests(sessions[name], host, task)
+        return out
 
     tasks2 = [_Task(name, phase2) for name, h in hosts.items() if h.ok]
     run_bounded(tasks2, jobs, options.timeout, progress, "asking targets")
@@ -398,6 +421,8 @@ def probe_fleet(inv: Inventory, options: ProbeOptions, jobs: int = 16, progress:
             host.images.update(t.result["images"])
             if "resolved" in t.result:
                 host.resolved, host.e_resolve = t.result["resolved"], t.result["e_resolve"]
+            for vm, why in t.result.get("changed", {}).items():
+                host.guests[vm].error = why
         else:
             host.target_error = t.error or "probe failed"
             host.e_resolve = {"resolve": host.target_error}

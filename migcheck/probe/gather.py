@@ -213,7 +213,8 @@ def _tail_from_last_start(data: bytes) -> bytes:
     return data[starts[-1].start():][:16384] if starts else data[-16384:]
 
 
-def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
+def gather_guest(session: HostSession, raw: RawHost, name: str) -> tuple[str, int, int]:
+    """The guest's facts into raw.domain; its identity (for :func:`recheck_guest` at the end of the probe)."""
     conn = session.conn
     stage(f"gathering the guest {name!r}")
     try:
@@ -253,6 +254,31 @@ def gather_guest(session: HostSession, raw: RawHost, name: str) -> None:
             if rd.state == 3:
                 rd.qmp_status = _fact(raw, "qmp_status", lambda: query_status(session, name))
     _same_guest_or_fail(session, name, before)
+    return before
+
+
+def recheck_guest(session: HostSession, name: str, before: tuple[str, int, int]) -> None:
+    """At the end of the source's probe: the guest its facts describe is still there and the same
+    (destroyed, restarted or migrated away after its facts were read: ProbeError). One lookup, one state."""
+    stage(f"checking that the guest {name!r} did not change")
+    _same_guest_or_fail(session, name, before)
+
+
+def guests_changed(conn, identities: dict[str, tuple[str, int, int]]) -> dict[str, str]:
+    """The fleet's version of :func:`recheck_guest`, for all of a host's guests with one listAllDomains:
+    guest -> why it is not the guest that was probed (gone, another UUID, stopped or restarted)."""
+    now = {d.name(): (d.UUIDString(), d.ID()) for d in conn.listAllDomains(0)}
+    out = {}
+    for name, (uuid, dom_id, _state) in identities.items():
+        if name not in now:
+            out[name] = "disappeared while it was being probed (stopped or undefined meanwhile)"
+        elif now[name][0] != uuid:
+            out[name] = "changed while it was being probed (it is another guest now (other UUID))"
+        elif now[name][1] != dom_id:
+            what = ("it is not running any more: stopped or migrated away" if now[name][1] < 0
+                    else "it started" if dom_id < 0 else "it was restarted")
+            out[name] = f"changed while it was being probed ({what})"
+    return {name: f"the guest {name!r} {why}: run the audit again" for name, why in out.items()}
 
 
 def _identity(dom) -> tuple[str, int, int]:

@@ -143,8 +143,10 @@ class PendingPair:
             raw = g.RawHost(spec=self.source.spec, uri=redact(self.source.uri))
             self._src_raw.append(raw)
 
+            identity = []
+
             def guest() -> None:
-                g.gather_guest(s, raw, self.vm)
+                identity.append(g.gather_guest(s, raw, self.vm))
                 self._src_domain.append(g.parse_domain_xml(raw.domain.live_xml))
 
             def cpus() -> None:  # the source's own view, to weigh the target's
@@ -162,6 +164,9 @@ class PendingPair:
                 IMAGES: lambda: g.gather_image_headers(s, raw, self._src_domain[0]),
                 RESOLUTION: lambda: self._resolve_target(g, s, raw),
             }, skip=() if self.options.resolve_target else (RESOLUTION,))
+            if identity:  # destroyed or migrated away after its facts were read: not the guest they describe
+                g.recheck_guest(s, self.vm, identity[0])
+                stage("done")
             return raw
         finally:
             self._release(SOURCE)

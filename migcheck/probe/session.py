@@ -266,9 +266,11 @@ def trace(what: str) -> None:
 
         worker = threading.current_thread()
         who = getattr(worker, "host", None) or worker.name
-        print(f"migcheck trace {1000 * (time.perf_counter() - _TRACE_START):7.1f} ms  "
-              f"(cpu {1000 * time.process_time():5.0f} ms)  {who:<12} {what}",
-              file=sys.stderr, flush=True)
+        # one write per line: print() writes the text and its newline apart, and two threads tracing at
+        # once left a line holding both texts and an empty line after it
+        sys.stderr.write(f"migcheck trace {1000 * (time.perf_counter() - _TRACE_START):7.1f} ms  "
+                         f"(cpu {1000 * time.process_time():5.0f} ms)  {who:<12} {what}\n")
+        sys.stderr.flush()
 
 
 def deadline_join(workers: list[tuple[HostWorker, HostTarget]], timeout: float, started: float | None = None) -> None:

@@ -78,6 +78,8 @@ class FakeConn:
 
     def listAllDomains(self, flags=0):
         active = bool(flags & libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        if not flags & (libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE | libvirt.VIR_CONNECT_LIST_DOMAINS_INACTIVE):
+            return list(self.h.domains.values())  # as libvirt: no filter, every domain
         return [d for d in self.h.domains.values() if d.running == active]
 
     def listAllNetworks(self, flags=0): return [FakeNet(n) for n in self.h.profile.networks]
@@ -303,3 +305,67 @@ def test_a_hung_host_times_out_alone(fake_fleet, monkeypatch) -> None:
         release.set()
     assert "no complete answer within 2s" in (fleet["root@fb"].error or "")
     assert fleet["root@fa"].ok and fleet["root@fc"].ok  # the slot of the hung host went to the next one
+
+
+def _stop_after_guests_were_read(monkeypatch, fake_fleet, host: str, vm: str, module) -> None:
+    """The guest is destroyed right after its facts were read: at its host's first domain capabilities question
+    (the hosts are probed in parallel: another host's question must not destroy it before it is read)."""
+    real = module.ask_domcaps
+    dom = fake_fleet[host].domains[vm]
+
+    def destroy_then(session, *args, **kwargs):
+        if session.target.spec == f"root@{host}":
+            dom.running = False
+        return real(session, *args, **kwargs)
+
+    monkeypatch.setattr(module, "ask_domcaps", destroy_then)
+
+
+def test_a_guest_destroyed_mid_audit_is_unknown_and_the_rest_goes_on(fake_fleet, monkeypatch) -> None:
+    _stop_after_guests_were_read(monkeypatch, fake_fleet, "fa", "a1", audit_probe)
+    inv = parse_inventory("groups:\n  g: [root@fa, root@fb, root@fc]\n", "fleet.yml")
+    fleet = audit_probe.probe_fleet(inv, ProbeOptions(timeout=30, connect_timeout=5, tunnel=False, plan=probe_plan),
+                                    jobs=3)
+    assert all(h.ok and not h.target_error for h in fleet.values())
+    a1 = fleet["root@fa"].guests["a1"]
+    assert a1.error == "the guest 'a1' changed while it was being probed (it is not running any more: stopped or migrated away): run the audit again"
+    others = [g for h in fleet.values() for g in h.guests.values() if g is not a1]
+    assert len(others) == 6 and all(g.error is None for g in others), [(g.name, g.error) for g in others]
+
+
+def test_guests_changed_names_each_way_a_guest_changes() -> None:
+    class Conn:
+        def __init__(self, doms): self.doms = doms
+        def listAllDomains(self, flags=0):
+            assert flags == 0  # every domain, running or not
+            return self.doms
+
+    u1, u2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
+    now = [FakeDomain("same", u1, True, "", 5), FakeDomain("stopped", u1, False, "", 6),
+           FakeDomain("restarted", u1, True, "", 9), FakeDomain("other", u2, True, "", 7),
+           FakeDomain("started", u1, True, "", 3)]
+    before = {"same": (u1, 5, 1), "stopped": (u1, 6, 3), "restarted": (u1, 8, 1), "other": (u1, 7, 1),
+              "started": (u1, -1, 5), "gone": (u1, 4, 1)}
+    got = gather.guests_changed(Conn(now), before)
+    assert set(got) == {"stopped", "restarted", "other", "started", "gone"}
+    assert "(it is not running any more: stopped or migrated away)" in got["stopped"] and "(it was restarted)" in got["restarted"]
+    assert "(it started)" in got["started"] and "other UUID" in got["other"]
+    assert "disappeared while it was being probed" in got["gone"]
+
+
+def test_a_guest_destroyed_mid_pair_probe_is_unknown(fake_fleet, monkeypatch) -> None:
+    """probe_pair: the source checks at its end that the guest is the one whose facts it read."""
+    from migcheck.probe import gather as g
+
+    dom = fake_fleet["fa"].domains["a1"]
+    real = g.gather_domcaps
+
+    def destroy_then(*args, **kwargs):
+        dom.running = False
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(g, "gather_domcaps", destroy_then)
+    options = ProbeOptions(timeout=30, connect_timeout=5, tunnel=False, plan=probe_plan)
+    with pytest.raises(session.ProbeError, match=r"'a1' changed while it was being probed \(it was running, "
+                                                 r"now shut off\)"):
+        probe_pair(parse_host("root@fa"), parse_host("root@fb"), "a1", options)
