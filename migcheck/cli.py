@@ -404,10 +404,11 @@ def _edits(a: str, b: str) -> int:
 def mistyped_subcommand(word: str) -> str | None:
     """The subcommand ``word`` is a typo of (one or two edits, one for a word of four letters or fewer), or None.
 
-    A word that holds what only a host spec holds (a dot, '@', ':', '/') is a host. A host whose
-    name is one typo from a subcommand is named after 'check': ``migcheck check probes DST VM``.
+    Only a word of letters can be one: a word with a digit, a '-' or anything a host spec holds (a dot,
+    '@', ':', '/') is a host (aud-a is two edits from audit, and a host). A host whose name of letters
+    is a typo of a subcommand is named after 'check': ``migcheck check probes DST VM``.
     """
-    if len(word) > 12 or any(c in word for c in ".@:/") or not word.isascii():
+    if len(word) > 12 or not (word.isascii() and word.isalpha()):
         return None
     lowered = word.lower()
     best = min(sorted(SUBCOMMANDS), key=lambda s: _edits(lowered, s))

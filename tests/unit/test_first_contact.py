@@ -180,7 +180,7 @@ def test_a_mistyped_subcommand_is_not_taken_for_a_host(args: list[str], near: st
 
 
 @pytest.mark.parametrize("word", ["mc-a", "g1-h03", "host1", "src", "localhost", "lab-a", "h.example.com",
-                                  "root@rulse", "qemu:///system"])
+                                  "root@rulse", "qemu:///system", "aud-a", "probe1", "audit-2", "check_1"])
 def test_host_names_still_mean_a_check(word: str) -> None:
     from migcheck.cli import mistyped_subcommand
 
