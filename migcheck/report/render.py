@@ -42,8 +42,10 @@ def _wrap(text: str, width: int) -> str:
 
 
 def _fitted_table(rows: list[list[str]], width: int) -> str:
-    """The findings table no wider than width: long cells wrapped, words longer than a column cut across lines."""
-    check_width = min(max(len(r[1]) for r in rows), 34, max(12, (width - 16) // 3))
+    """The findings table no wider than width: long cells wrapped, words longer than a column cut across lines.
+    The finding column gives way first: a check's ID is what an operator greps for and hands to `explain`, so
+    it is cut only where even a finding column of 8 leaves no room for it (narrower than about 60)."""
+    check_width = max(len(r[1]) for r in rows)
     msg_width = max(8, width - check_width - 20)
     while True:
         table = tabulate(rows, headers=["severity", "check", "finding"], tablefmt="simple_grid",

@@ -198,6 +198,23 @@ def _widest(text: str) -> int:
     return max(len(line) for line in text.splitlines())
 
 
+@pytest.mark.parametrize("columns", [72, 80, 120, 200])
+def test_the_table_keeps_check_ids_whole(columns: int, monkeypatch) -> None:
+    """From 72 columns on, every real check ID stays on one line (a pipe into grep finds it), the finding wraps;
+    narrower, the longest IDs are cut only when the finding column is down to 8."""
+    from migcheck.checks.registry import all_checks
+    from migcheck.report.model import Finding, Report, Severity, Verdict
+    from migcheck.report.render import render_table
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    longest = max((c.id for c in all_checks()), key=len)
+    report = Report(verdict=Verdict.BLOCKED, source="src", target="dst", domain="vm", flags=["--live"],
+                    findings=[Finding(rule=longest, severity=Severity.BLOCK, message="word " * 60)], checks_run=1)
+    out = render_table(report)
+    assert longest in out, out
+    assert _widest(out) <= columns, out
+
+
 @pytest.mark.parametrize("columns", [60, 200])
 def test_the_table_fits_columns(columns: int, monkeypatch) -> None:
     from migcheck.report.model import Finding, Report, Severity, Verdict
